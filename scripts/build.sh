@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds every canister to wasm and copies the modules to target/wasm/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Canister crates (package names); each becomes target/wasm/<name>.wasm.
+CANISTERS=(
+  sim_probe
+)
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  echo "==> installing the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+packages=()
+for c in "${CANISTERS[@]}"; do packages+=(-p "$c"); done
+echo "==> building canister wasm: ${CANISTERS[*]}"
+cargo build --target wasm32-unknown-unknown --release --locked "${packages[@]}"
+
+mkdir -p target/wasm
+for c in "${CANISTERS[@]}"; do
+  cp "target/wasm32-unknown-unknown/release/$c.wasm" "target/wasm/$c.wasm"
+  printf '    %-24s %8d bytes\n' "$c.wasm" "$(stat -c %s "target/wasm/$c.wasm")"
+done

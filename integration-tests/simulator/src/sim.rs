@@ -767,6 +767,11 @@ impl Simulator {
         c.cycles
     }
 
+    /// Sets a balance directly (to test how canisters behave when poor).
+    pub fn set_cycles(&mut self, id: Principal, amount: u128) {
+        self.canisters.get_mut(&id).expect("set_cycles: no such canister").cycles = amount;
+    }
+
     /// Everything the canister printed (`ic0.debug_print`) and its traps.
     pub fn logs(&self, id: Principal) -> Vec<LogRecord> {
         self.canisters.get(&id).map(|c| c.logs.clone()).unwrap_or_default()

@@ -130,11 +130,7 @@ impl<T: TestEnv + ?Sized> TestEnvExt for T {}
 
 /// The simulator, or PocketIC when `POCKET_IC_BIN` is set.
 pub fn new_env() -> Box<dyn TestEnv> {
-    if std::env::var_os("POCKET_IC_BIN").is_some() {
-        Box::new(PocketIcEnv::new())
-    } else {
-        Box::new(SimEnv::new())
-    }
+    if std::env::var_os("POCKET_IC_BIN").is_some() { Box::new(PocketIcEnv::new()) } else { Box::new(SimEnv::new()) }
 }
 
 /// Where `scripts/build.sh` puts canister wasm (override with `WASM_DIR`).

@@ -109,7 +109,8 @@ impl TestEnv for PocketIcEnv {
         // PocketIC decodes the status into its own type; go through the raw
         // call so both backends return the same type.
         let arg = candid::encode_one(ic_sim::mgmt::CanisterIdRecord { canister_id: canister }).unwrap();
-        let bytes = self.pic.update_call(Principal::management_canister(), sender, "canister_status", arg).map_err(reject)?;
+        let bytes =
+            self.pic.update_call(Principal::management_canister(), sender, "canister_status", arg).map_err(reject)?;
         Ok(candid::decode_one(&bytes).expect("canister_status reply decodes"))
     }
 

@@ -152,7 +152,8 @@ fn a_one_way_call_is_delivered_without_a_callback() {
     let env = new_env();
     let a = install_probe(&*env, "a");
     let b = install_probe(&*env, "b");
-    let sent: bool = env.update_candid(user(1), a, "oneway", (b, "inc".to_string(), Encode!().unwrap())).map(|(x,)| x).unwrap();
+    let sent: bool =
+        env.update_candid(user(1), a, "oneway", (b, "inc".to_string(), Encode!().unwrap())).map(|(x,)| x).unwrap();
     assert!(sent);
     for _ in 0..5 {
         env.tick();
@@ -172,7 +173,10 @@ fn cycles_attached_to_a_call_are_accepted_or_refunded() {
     assert_eq!(reply, Forwarded::Reply(Encode!(&400_000_000u128).unwrap()));
     let (a1, b1) = (env.cycle_balance(a), env.cycle_balance(b));
     let a_paid = a0 - a1;
-    assert!(a_paid >= 400_000_000 && a_paid < 400_000_000 + 100_000_000, "A paid {a_paid}: the unaccepted 600M came back");
+    assert!(
+        a_paid >= 400_000_000 && a_paid < 400_000_000 + 100_000_000,
+        "A paid {a_paid}: the unaccepted 600M came back"
+    );
     let b_gained = b1 as i128 - b0 as i128;
     assert!(b_gained > 300_000_000 && b_gained <= 400_000_000, "B gained {b_gained}");
 }

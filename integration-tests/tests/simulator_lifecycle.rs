@@ -161,7 +161,15 @@ fn a_canister_creates_a_canister_and_pays_the_fee() {
     let p = install_probe(&*env, "factory");
     let arg = Encode!(&mgmt::CreateCanisterArgs { settings: None, sender_canister_version: None }).unwrap();
     let before = env.cycle_balance(p);
-    let created = match forward(&*env, p, Principal::management_canister(), "create_canister", arg.clone(), 2_000_000_000_000, None) {
+    let created = match forward(
+        &*env,
+        p,
+        Principal::management_canister(),
+        "create_canister",
+        arg.clone(),
+        2_000_000_000_000,
+        None,
+    ) {
         Forwarded::Reply(bytes) => candid::decode_one::<mgmt::CanisterIdRecord>(&bytes).unwrap().canister_id,
         r => panic!("{r:?}"),
     };

@@ -40,12 +40,18 @@ fn chunked_install_checks_the_module_hash() {
     let mut hashes = Vec::new();
     for chunk in wasm.chunks(300_000) {
         let args = mgmt::UploadChunkArgs { canister_id: target, chunk: chunk.to_vec() };
-        let h: mgmt::ChunkHash = env.update_one(admin(), Principal::management_canister(), "upload_chunk", args).unwrap();
+        let h: mgmt::ChunkHash =
+            env.update_one(admin(), Principal::management_canister(), "upload_chunk", args).unwrap();
         assert_eq!(h.hash, Sha256::digest(chunk).to_vec());
         hashes.push(h);
     }
     let stored: Vec<mgmt::ChunkHash> = env
-        .update_one(admin(), Principal::management_canister(), "stored_chunks", mgmt::CanisterIdRecord { canister_id: target })
+        .update_one(
+            admin(),
+            Principal::management_canister(),
+            "stored_chunks",
+            mgmt::CanisterIdRecord { canister_id: target },
+        )
         .unwrap();
     assert_eq!(stored.len(), hashes.len());
     let install = |module_hash: Vec<u8>| mgmt::InstallChunkedCodeArgs {
@@ -61,9 +67,21 @@ fn chunked_install_checks_the_module_hash() {
         .update_one::<_, ()>(admin(), Principal::management_canister(), "install_chunked_code", install(vec![0xAB; 32]))
         .unwrap_err();
     assert!(err.message.to_lowercase().contains("hash"), "{}", err.message);
-    let stranger = env.update_one::<_, ()>(user(66), Principal::management_canister(), "install_chunked_code", install(Sha256::digest(&wasm).to_vec()));
+    let stranger = env.update_one::<_, ()>(
+        user(66),
+        Principal::management_canister(),
+        "install_chunked_code",
+        install(Sha256::digest(&wasm).to_vec()),
+    );
     assert!(stranger.is_err(), "a stranger cannot install");
-    let _: () = env.update_one(admin(), Principal::management_canister(), "install_chunked_code", install(Sha256::digest(&wasm).to_vec())).unwrap();
+    let _: () = env
+        .update_one(
+            admin(),
+            Principal::management_canister(),
+            "install_chunked_code",
+            install(Sha256::digest(&wasm).to_vec()),
+        )
+        .unwrap();
     let label: String = env.query_one(user(1), target, "label", ()).unwrap();
     assert_eq!(label, "chunked");
 }
@@ -143,14 +161,19 @@ fn a_wasm64_module_runs() {
     let id = env.create_canister(admin());
     env.install(admin(), id, &wat::parse_str(WASM64_ECHO).unwrap(), vec![]).unwrap();
     assert_eq!(env.update(user(1), id, "echo", b"sixty-four".to_vec()).unwrap(), b"sixty-four");
-    assert_eq!(env.query(user(1), id, "caller_len", vec![]).unwrap(), 29u64.to_le_bytes(), "a self-authenticating id has 29 bytes");
+    assert_eq!(
+        env.query(user(1), id, "caller_len", vec![]).unwrap(),
+        29u64.to_le_bytes(),
+        "a self-authenticating id has 29 bytes"
+    );
 }
 
 #[test]
 fn a_wasm_memory_limit_makes_growth_fail() {
     let env = new_env();
     let p = install_probe(&*env, "p");
-    let settings = mgmt::CanisterSettings { wasm_memory_limit: Some(candid::Nat::from(64 * MIB)), ..Default::default() };
+    let settings =
+        mgmt::CanisterSettings { wasm_memory_limit: Some(candid::Nat::from(64 * MIB)), ..Default::default() };
     let args = mgmt::UpdateSettingsArgs { canister_id: p, settings, sender_canister_version: None };
     let _: () = env.update_one(admin(), Principal::management_canister(), "update_settings", args).unwrap();
     let _: u64 = env.update_one(user(1), p, "grow_and_keep", 8u32).unwrap();

@@ -15,9 +15,16 @@ use crate::types::{Reject, RejectCode};
 const CHUNKED_INSTALL_THRESHOLD: usize = 1_900_000;
 
 impl Simulator {
-    fn mgmt<A: CandidType, R: CandidType + DeserializeOwned>(&mut self, sender: Principal, method: &str, arg: &A) -> Result<R, Reject> {
+    fn mgmt<A: CandidType, R: CandidType + DeserializeOwned>(
+        &mut self,
+        sender: Principal,
+        method: &str,
+        arg: &A,
+    ) -> Result<R, Reject> {
         let bytes = self.update_call(sender, Principal::management_canister(), method, Encode!(arg).unwrap())?;
-        Decode!(&bytes, R).map_err(|e| Reject::new(RejectCode::CanisterError, "IC0503", format!("undecodable reply to {method}: {e}")))
+        Decode!(&bytes, R).map_err(|e| {
+            Reject::new(RejectCode::CanisterError, "IC0503", format!("undecodable reply to {method}: {e}"))
+        })
     }
 
     /// Creates an empty canister controlled by `controller`, with the default
@@ -34,13 +41,21 @@ impl Simulator {
             specified_id: None,
             sender_canister_version: None,
         };
-        let r: mgmt::CanisterIdRecord = self.mgmt(sender, "provisional_create_canister_with_cycles", &args).expect("provisional creation");
+        let r: mgmt::CanisterIdRecord =
+            self.mgmt(sender, "provisional_create_canister_with_cycles", &args).expect("provisional creation");
         r.canister_id
     }
 
     /// Installs, reinstalls or upgrades `wasm`, through the chunk store when
     /// the module does not fit in one message.
-    pub fn install_code(&mut self, sender: Principal, canister: Principal, wasm: &[u8], arg: Vec<u8>, mode: InstallMode) -> Result<(), Reject> {
+    pub fn install_code(
+        &mut self,
+        sender: Principal,
+        canister: Principal,
+        wasm: &[u8],
+        arg: Vec<u8>,
+        mode: InstallMode,
+    ) -> Result<(), Reject> {
         let mode = match mode {
             InstallMode::Install => mgmt::CanisterInstallMode::Install,
             InstallMode::Reinstall => mgmt::CanisterInstallMode::Reinstall,
@@ -50,7 +65,13 @@ impl Simulator {
             })),
         };
         if wasm.len() <= CHUNKED_INSTALL_THRESHOLD {
-            let args = mgmt::InstallCodeArgs { mode, canister_id: canister, wasm_module: wasm.to_vec(), arg, sender_canister_version: None };
+            let args = mgmt::InstallCodeArgs {
+                mode,
+                canister_id: canister,
+                wasm_module: wasm.to_vec(),
+                arg,
+                sender_canister_version: None,
+            };
             return self.mgmt(sender, "install_code", &args);
         }
         let clear = mgmt::CanisterIdRecord { canister_id: canister };
@@ -72,15 +93,33 @@ impl Simulator {
         self.mgmt(sender, "install_chunked_code", &args)
     }
 
-    pub fn install_canister(&mut self, sender: Principal, canister: Principal, wasm: &[u8], arg: Vec<u8>) -> Result<(), Reject> {
+    pub fn install_canister(
+        &mut self,
+        sender: Principal,
+        canister: Principal,
+        wasm: &[u8],
+        arg: Vec<u8>,
+    ) -> Result<(), Reject> {
         self.install_code(sender, canister, wasm, arg, InstallMode::Install)
     }
 
-    pub fn upgrade_canister(&mut self, sender: Principal, canister: Principal, wasm: &[u8], arg: Vec<u8>) -> Result<(), Reject> {
+    pub fn upgrade_canister(
+        &mut self,
+        sender: Principal,
+        canister: Principal,
+        wasm: &[u8],
+        arg: Vec<u8>,
+    ) -> Result<(), Reject> {
         self.install_code(sender, canister, wasm, arg, InstallMode::Upgrade { skip_pre_upgrade: false })
     }
 
-    pub fn reinstall_canister(&mut self, sender: Principal, canister: Principal, wasm: &[u8], arg: Vec<u8>) -> Result<(), Reject> {
+    pub fn reinstall_canister(
+        &mut self,
+        sender: Principal,
+        canister: Principal,
+        wasm: &[u8],
+        arg: Vec<u8>,
+    ) -> Result<(), Reject> {
         self.install_code(sender, canister, wasm, arg, InstallMode::Reinstall)
     }
 
@@ -96,11 +135,20 @@ impl Simulator {
         self.mgmt(sender, "delete_canister", &mgmt::CanisterIdRecord { canister_id: canister })
     }
 
-    pub fn canister_status(&mut self, sender: Principal, canister: Principal) -> Result<mgmt::CanisterStatusResult, Reject> {
+    pub fn canister_status(
+        &mut self,
+        sender: Principal,
+        canister: Principal,
+    ) -> Result<mgmt::CanisterStatusResult, Reject> {
         self.mgmt(sender, "canister_status", &mgmt::CanisterIdRecord { canister_id: canister })
     }
 
-    pub fn update_settings(&mut self, sender: Principal, canister: Principal, settings: mgmt::CanisterSettings) -> Result<(), Reject> {
+    pub fn update_settings(
+        &mut self,
+        sender: Principal,
+        canister: Principal,
+        settings: mgmt::CanisterSettings,
+    ) -> Result<(), Reject> {
         let args = mgmt::UpdateSettingsArgs { canister_id: canister, settings, sender_canister_version: None };
         self.mgmt(sender, "update_settings", &args)
     }

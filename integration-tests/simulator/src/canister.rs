@@ -13,7 +13,10 @@ use crate::types::{CallResult, LogRecord};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
     Ingress(crate::types::MessageId),
-    Canister { canister: Principal, callback: u64 },
+    Canister {
+        canister: Principal,
+        callback: u64,
+    },
     /// Timers and heartbeats: nobody waits for a reply.
     System,
 }

@@ -60,9 +60,9 @@ impl CanisterInstance {
         store.limiter(|ctx| ctx);
         // Start functions get the install budget; it is counted with init.
         store.set_fuel(u64::MAX / 2).map_err(|e| e.to_string())?;
-        let instance = linker.instantiate(&mut store, &module.module).map_err(|e| {
-            format!("Wasm module could not be instantiated: {e:#}")
-        })?;
+        let instance = linker
+            .instantiate(&mut store, &module.module)
+            .map_err(|e| format!("Wasm module could not be instantiated: {e:#}"))?;
         let memory = instance.get_memory(&mut store, "memory");
         store.data_mut().memory = memory;
         let table = if module.has_table { instance.get_table(&mut store, TABLE_EXPORT) } else { None };
@@ -148,10 +148,9 @@ impl CanisterInstance {
                 let func = match self.exports.get(name) {
                     Some(f) => f.clone(),
                     None => {
-                        let f = self
-                            .instance
-                            .get_typed_func::<(), ()>(&mut self.store, name)
-                            .map_err(|e| wasmtime::Error::new(TrapReason::SystemApi(format!("export `{name}`: {e}"))))?;
+                        let f = self.instance.get_typed_func::<(), ()>(&mut self.store, name).map_err(|e| {
+                            wasmtime::Error::new(TrapReason::SystemApi(format!("export `{name}`: {e}")))
+                        })?;
                         self.exports.insert(name.to_string(), f.clone());
                         f
                     }
@@ -159,7 +158,9 @@ impl CanisterInstance {
                 func.call(&mut self.store, ())
             }
             Invoke::Table { index, env } => {
-                let table = self.table.ok_or_else(|| wasmtime::Error::new(TrapReason::SystemApi("the module has no function table".into())))?;
+                let table = self.table.ok_or_else(|| {
+                    wasmtime::Error::new(TrapReason::SystemApi("the module has no function table".into()))
+                })?;
                 let func = match table.get(&mut self.store, index) {
                     Some(Ref::Func(Some(f))) => f,
                     _ => {

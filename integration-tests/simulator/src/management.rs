@@ -28,9 +28,9 @@ impl From<mgmt::CanisterInstallMode> for InstallMode {
         match m {
             mgmt::CanisterInstallMode::Install => InstallMode::Install,
             mgmt::CanisterInstallMode::Reinstall => InstallMode::Reinstall,
-            mgmt::CanisterInstallMode::Upgrade(flags) => InstallMode::Upgrade {
-                skip_pre_upgrade: flags.and_then(|f| f.skip_pre_upgrade).unwrap_or(false),
-            },
+            mgmt::CanisterInstallMode::Upgrade(flags) => {
+                InstallMode::Upgrade { skip_pre_upgrade: flags.and_then(|f| f.skip_pre_upgrade).unwrap_or(false) }
+            }
         }
     }
 }
@@ -142,7 +142,11 @@ impl Simulator {
                     return Err(reject(
                         RejectCode::CanisterReject,
                         "IC0406",
-                        format!("Wasm chunk of {} bytes exceeds the maximum of {} bytes", args.chunk.len(), limits.max_chunk_bytes),
+                        format!(
+                            "Wasm chunk of {} bytes exceeds the maximum of {} bytes",
+                            args.chunk.len(),
+                            limits.max_chunk_bytes
+                        ),
                     ));
                 }
                 let c = self.canisters.get_mut(&args.canister_id).unwrap();
@@ -151,7 +155,10 @@ impl Simulator {
                     return Err(reject(
                         RejectCode::CanisterReject,
                         "IC0406",
-                        format!("Wasm chunk store of canister {} is full ({} chunks)", args.canister_id, limits.max_chunks_in_store),
+                        format!(
+                            "Wasm chunk store of canister {} is full ({} chunks)",
+                            args.canister_id, limits.max_chunks_in_store
+                        ),
                     ));
                 }
                 c.chunks.insert(hash, args.chunk);
@@ -160,8 +167,11 @@ impl Simulator {
             "stored_chunks" => {
                 let args: mgmt::CanisterIdRecord = decode(method, payload)?;
                 self.controlled_or_self(sender, args.canister_id)?;
-                let hashes: Vec<mgmt::ChunkHash> =
-                    self.canisters[&args.canister_id].chunks.keys().map(|h| mgmt::ChunkHash { hash: h.to_vec() }).collect();
+                let hashes: Vec<mgmt::ChunkHash> = self.canisters[&args.canister_id]
+                    .chunks
+                    .keys()
+                    .map(|h| mgmt::ChunkHash { hash: h.to_vec() })
+                    .collect();
                 Ok(encode(&hashes))
             }
             "clear_chunk_store" => {
@@ -191,7 +201,11 @@ impl Simulator {
                     RunStatus::Stopping(w) => w,
                     _ => Vec::new(),
                 };
-                let cancelled = reject(RejectCode::CanisterError, "IC0510", "Canister started again while stopping: stop_canister cancelled");
+                let cancelled = reject(
+                    RejectCode::CanisterError,
+                    "IC0510",
+                    "Canister started again while stopping: stop_canister cancelled",
+                );
                 for origin in waiters {
                     self.respond(origin, Err(cancelled.clone()), 0);
                 }
@@ -336,7 +350,8 @@ impl Simulator {
     }
 
     fn heap_limit_for(&self, c: &Canister, wasm64: bool) -> u64 {
-        let arch = if wasm64 { self.config.limits.max_wasm64_heap_bytes } else { self.config.limits.max_wasm32_heap_bytes };
+        let arch =
+            if wasm64 { self.config.limits.max_wasm64_heap_bytes } else { self.config.limits.max_wasm32_heap_bytes };
         match c.settings.wasm_memory_limit {
             0 => arch,
             n => n.min(arch),
@@ -427,7 +442,14 @@ impl Simulator {
     }
 
     /// Installs, reinstalls or upgrades code; all or nothing.
-    pub(crate) fn install(&mut self, sender: Principal, id: Principal, wasm: &[u8], arg: Vec<u8>, mode: InstallMode) -> Result<(), Reject> {
+    pub(crate) fn install(
+        &mut self,
+        sender: Principal,
+        id: Principal,
+        wasm: &[u8],
+        arg: Vec<u8>,
+        mode: InstallMode,
+    ) -> Result<(), Reject> {
         let invalid = |e: String| reject(RejectCode::CanisterError, "IC0505", format!("Error from Canister {id}: {e}"));
         let compiled = self.modules.get(wasm).map_err(invalid)?;
         let c = self.canisters.get(&id).ok_or_else(|| not_found(id))?;
@@ -436,11 +458,17 @@ impl Simulator {
                 return Err(reject(
                     RejectCode::CanisterError,
                     "IC0538",
-                    format!("Canister {id} cannot be installed because the canister is not empty. Try installing with mode='reinstall' instead."),
+                    format!(
+                        "Canister {id} cannot be installed because the canister is not empty. Try installing with mode='reinstall' instead."
+                    ),
                 ));
             }
             InstallMode::Upgrade { .. } if c.instance.is_none() => {
-                return Err(reject(RejectCode::CanisterError, "IC0537", format!("Canister {id} is empty: there is nothing to upgrade")));
+                return Err(reject(
+                    RejectCode::CanisterError,
+                    "IC0537",
+                    format!("Canister {id} is empty: there is nothing to upgrade"),
+                ));
             }
             _ => {}
         }

@@ -76,8 +76,8 @@ impl ModuleCache {
                 }
             }
         }
-        let module = Module::new(&self.engine, wasm)
-            .map_err(|e| format!("Wasm module of canister is invalid: {e:#}"))?;
+        let module =
+            Module::new(&self.engine, wasm).map_err(|e| format!("Wasm module of canister is invalid: {e:#}"))?;
         if let (Some(path), Ok(bytes)) = (&cached_file, module.serialize()) {
             // Write then rename so a concurrent test process never reads half a file.
             let tmp = path.with_extension(format!("tmp{}", std::process::id()));
@@ -192,9 +192,8 @@ fn rewrite_exports(wasm: &[u8]) -> Result<Rewrite, String> {
     // where it was, or (if the module had none) before the first section that
     // must follow it (start 8, element 9, data count 12, code 10, data 11).
     let follows_exports = |id: u8| matches!(id, 8 | 9 | 10 | 11 | 12);
-    let insert_at = export_section_at.unwrap_or_else(|| {
-        sections.iter().position(|(id, _)| follows_exports(*id)).unwrap_or(sections.len())
-    });
+    let insert_at = export_section_at
+        .unwrap_or_else(|| sections.iter().position(|(id, _)| follows_exports(*id)).unwrap_or(sections.len()));
     let mut module = wasm_encoder::Module::new();
     for (i, (id, range)) in sections.iter().enumerate() {
         if i == insert_at {
@@ -286,10 +285,8 @@ mod tests {
 
     #[test]
     fn rewrite_adds_an_export_section_where_there_was_none() {
-        let wasm = wat::parse_str(
-            r#"(module (global (mut i64) (i64.const 0)) (table 1 funcref) (func) (start 0))"#,
-        )
-        .unwrap();
+        let wasm =
+            wat::parse_str(r#"(module (global (mut i64) (i64.const 0)) (table 1 funcref) (func) (start 0))"#).unwrap();
         let r = rewrite_exports(&wasm).unwrap();
         let m = Module::new(&Engine::default(), &r.wasm).unwrap();
         assert_eq!(m.exports().count(), 2);

@@ -227,7 +227,9 @@ impl Simulator {
                 }
             }
             let Some(c) = self.canisters.get(&id) else { continue };
-            if matches!(c.status, RunStatus::Running) && c.instance.as_ref().is_some_and(|i| i.has_export("canister_heartbeat")) {
+            if matches!(c.status, RunStatus::Running)
+                && c.instance.as_ref().is_some_and(|i| i.has_export("canister_heartbeat"))
+            {
                 self.run_system_task(id, EntryKind::Heartbeat, "canister_heartbeat");
             }
         }
@@ -281,7 +283,13 @@ impl Simulator {
     // ------------------------------------------------------------------
 
     /// Submits an ingress update; it is delivered on the next tick.
-    pub fn submit_update(&mut self, sender: Principal, canister: Principal, method: &str, arg: Vec<u8>) -> Result<MessageId, Reject> {
+    pub fn submit_update(
+        &mut self,
+        sender: Principal,
+        canister: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<MessageId, Reject> {
         let max = self.config.limits.max_message_bytes;
         if arg.len() > max {
             return Err(Reject::new(
@@ -339,7 +347,13 @@ impl Simulator {
     }
 
     /// Like [`update_call`](Self::update_call), with the instructions spent.
-    pub fn update_call_traced(&mut self, sender: Principal, canister: Principal, method: &str, arg: Vec<u8>) -> IngressOutcome {
+    pub fn update_call_traced(
+        &mut self,
+        sender: Principal,
+        canister: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> IngressOutcome {
         match self.submit_update(sender, canister, method, arg) {
             Ok(id) => self.await_update(id),
             Err(reject) => IngressOutcome { result: Err(reject), instructions: 0 },
@@ -351,7 +365,13 @@ impl Simulator {
         self.query_call_traced(sender, canister, method, arg).result
     }
 
-    pub fn query_call_traced(&mut self, sender: Principal, canister: Principal, method: &str, arg: Vec<u8>) -> IngressOutcome {
+    pub fn query_call_traced(
+        &mut self,
+        sender: Principal,
+        canister: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> IngressOutcome {
         let export = match self.check_receiver(canister, method, true) {
             Ok(e) => e,
             Err(reject) => return IngressOutcome { result: Err(reject), instructions: 0 },
@@ -374,7 +394,13 @@ impl Simulator {
     }
 
     /// Runs `canister_inspect_message`, if exported, before an ingress update is accepted.
-    fn inspect_message(&mut self, sender: Principal, canister: Principal, method: &str, arg: &[u8]) -> Result<(), Reject> {
+    fn inspect_message(
+        &mut self,
+        sender: Principal,
+        canister: Principal,
+        method: &str,
+        arg: &[u8],
+    ) -> Result<(), Reject> {
         let has = self.canisters[&canister].instance.as_ref().is_some_and(|i| i.has_export("canister_inspect_message"));
         if !has {
             return Ok(());
@@ -402,21 +428,34 @@ impl Simulator {
         match c.status {
             RunStatus::Running => {}
             RunStatus::Stopping(_) => {
-                return Err(Reject::new(RejectCode::CanisterError, "IC0509", format!("Canister {canister} is stopping")));
+                return Err(Reject::new(
+                    RejectCode::CanisterError,
+                    "IC0509",
+                    format!("Canister {canister} is stopping"),
+                ));
             }
             RunStatus::Stopped => {
-                return Err(Reject::new(RejectCode::CanisterError, "IC0508", format!("Canister {canister} is stopped")));
+                return Err(Reject::new(
+                    RejectCode::CanisterError,
+                    "IC0508",
+                    format!("Canister {canister} is stopped"),
+                ));
             }
         }
         let inst = c.instance.as_ref().ok_or_else(|| {
             Reject::new(
                 RejectCode::CanisterError,
                 "IC0537",
-                format!("Canister {canister}: attempted to execute a message, but the canister contains no Wasm module."),
+                format!(
+                    "Canister {canister}: attempted to execute a message, but the canister contains no Wasm module."
+                ),
             )
         })?;
-        let candidates: &[&str] =
-            if query { &["canister_query", "canister_composite_query"] } else { &["canister_update", "canister_query"] };
+        let candidates: &[&str] = if query {
+            &["canister_query", "canister_composite_query"]
+        } else {
+            &["canister_update", "canister_query"]
+        };
         for kind in candidates {
             let export = format!("{kind} {method}");
             if inst.has_export(&export) {
@@ -469,7 +508,8 @@ impl Simulator {
         if cb.deadline_ns != 0 {
             self.deadlines.remove(&(cb.deadline_ns, id, resp.callback));
         }
-        let result = if cb.deadline_ns != 0 && self.time_ns > cb.deadline_ns { Err(timeout_reject()) } else { resp.result };
+        let result =
+            if cb.deadline_ns != 0 && self.time_ns > cb.deadline_ns { Err(timeout_reject()) } else { resp.result };
         let Some(inst) = c.instance.as_ref() else {
             return self.callback_done(id, cb.context, None);
         };
@@ -714,7 +754,13 @@ impl Simulator {
         c.contexts.get_mut(&context).unwrap().outstanding_calls += 1;
         c.callbacks.insert(
             callback,
-            crate::canister::Callback { context, reply: call.reply, reject: call.reject, cleanup: call.cleanup, deadline_ns },
+            crate::canister::Callback {
+                context,
+                reply: call.reply,
+                reject: call.reject,
+                cleanup: call.cleanup,
+                deadline_ns,
+            },
         );
         if deadline_ns != 0 {
             self.deadlines.insert((deadline_ns, id, callback));

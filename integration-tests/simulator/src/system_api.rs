@@ -8,8 +8,8 @@
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-use wasmtime::Result;
 use candid::Principal;
+use wasmtime::Result;
 use wasmtime::{Caller, Linker, Memory, ResourceLimiter};
 
 use crate::cost::CostModel;
@@ -47,7 +47,13 @@ impl EntryKind {
     fn has_arg(self) -> bool {
         matches!(
             self,
-            Self::Init | Self::PostUpgrade | Self::Update | Self::ReplicatedQuery | Self::Query | Self::ReplyCallback | Self::InspectMessage
+            Self::Init
+                | Self::PostUpgrade
+                | Self::Update
+                | Self::ReplicatedQuery
+                | Self::Query
+                | Self::ReplyCallback
+                | Self::InspectMessage
         )
     }
     fn has_reject(self) -> bool {
@@ -180,7 +186,13 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(heap_limit_bytes: u64) -> Self {
-        Ctx { memory: None, stable: StableMemory::default(), env: MessageEnv::default(), effects: Effects::default(), heap_limit_bytes }
+        Ctx {
+            memory: None,
+            stable: StableMemory::default(),
+            env: MessageEnv::default(),
+            effects: Effects::default(),
+            heap_limit_bytes,
+        }
     }
 
     fn env(&self) -> &MessageEnv {
@@ -280,10 +292,9 @@ fn write_mem(c: &mut C, ptr: u64, bytes: &[u8]) -> Result<()> {
 
 /// The `*_copy(dst, offset, size)` pattern over a source the system holds.
 fn copy_out(c: &mut C, dst: u64, offset: u64, size: u64, source: &[u8], what: &str) -> Result<()> {
-    let end = offset
-        .checked_add(size)
-        .filter(|&e| e <= source.len() as u64)
-        .ok_or_else(|| api_trap(format!("{what}: offset {offset} + size {size} exceeds the source size {}", source.len())))?;
+    let end = offset.checked_add(size).filter(|&e| e <= source.len() as u64).ok_or_else(|| {
+        api_trap(format!("{what}: offset {offset} + size {size} exceeds the source size {}", source.len()))
+    })?;
     let bytes = source[offset as usize..end as usize].to_vec();
     write_mem(c, dst, &bytes)
 }
@@ -345,7 +356,9 @@ pub fn is_known(name: &str) -> bool {
 
 /// The cycles value the IC reports for a 32-bit legacy call: traps when it does not fit.
 fn legacy_u64(v: u128, name: &str) -> Result<i64> {
-    u64::try_from(v).map(|v| v as i64).map_err(|_| api_trap(format!("ic0.{name}: the value {v} does not fit in 64 bits")))
+    u64::try_from(v)
+        .map(|v| v as i64)
+        .map_err(|_| api_trap(format!("ic0.{name}: the value {v} does not fit in 64 bits")))
 }
 
 macro_rules! def {
@@ -392,7 +405,11 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
         copy_out(&mut c, dst.to_u64(), off.to_u64(), size.to_u64(), method.as_bytes(), "ic0.msg_method_name_copy")
     });
     def!(linker, names, "msg_reject_code", |c: C| -> Result<i32> {
-        require(&c, c.data().env().kind.has_reject() || c.data().env().kind == EntryKind::ReplyCallback, "msg_reject_code")?;
+        require(
+            &c,
+            c.data().env().kind.has_reject() || c.data().env().kind == EntryKind::ReplyCallback,
+            "msg_reject_code",
+        )?;
         Ok(c.data().env().reject_code as i32)
     });
     def!(linker, names, "msg_reject_msg_size", |c: C| -> Result<P> {
@@ -439,7 +456,9 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
         let v = available_cycles(&c);
         write_u128(&mut c, dst.to_u64(), v)
     });
-    def!(linker, names, "msg_cycles_available", |c: C| -> Result<i64> { legacy_u64(available_cycles(&c), "msg_cycles_available") });
+    def!(linker, names, "msg_cycles_available", |c: C| -> Result<i64> {
+        legacy_u64(available_cycles(&c), "msg_cycles_available")
+    });
     def!(linker, names, "msg_cycles_refunded128", |mut c: C, dst: P| -> Result<()> {
         require(&c, c.data().env().kind.is_callback(), "msg_cycles_refunded128")?;
         let v = c.data().env().cycles_refunded;
@@ -466,7 +485,9 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
         let v = c.data().balance();
         write_u128(&mut c, dst.to_u64(), v)
     });
-    def!(linker, names, "canister_cycle_balance", |c: C| -> Result<i64> { legacy_u64(c.data().balance(), "canister_cycle_balance") });
+    def!(linker, names, "canister_cycle_balance", |c: C| -> Result<i64> {
+        legacy_u64(c.data().balance(), "canister_cycle_balance")
+    });
     def!(linker, names, "canister_liquid_cycle_balance128", |mut c: C, dst: P| -> Result<()> {
         let v = c.data().liquid_balance();
         write_u128(&mut c, dst.to_u64(), v)
@@ -506,7 +527,8 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
     });
     def!(linker, names, "is_controller", |mut c: C, src: P, size: P| -> Result<i32> {
         let bytes = read_mem(&mut c, src.to_u64(), size.to_u64())?;
-        let p = Principal::try_from_slice(&bytes).map_err(|_| api_trap("ic0.is_controller: the argument is not a valid principal"))?;
+        let p = Principal::try_from_slice(&bytes)
+            .map_err(|_| api_trap("ic0.is_controller: the argument is not a valid principal"))?;
         Ok(c.data().env().controllers.contains(&p) as i32)
     });
     def!(linker, names, "in_replicated_execution", |c: C| -> Result<i32> {
@@ -514,34 +536,39 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
     });
 
     // --- inter-canister calls ---
-    def!(
-        linker,
-        names,
-        "call_new",
-        |mut c: C, callee_src: P, callee_size: P, name_src: P, name_size: P, reply_fun: P, reply_env: P, reject_fun: P, reject_env: P| -> Result<()> {
-            require(&c, c.data().env().kind.may_call(), "call_new")?;
-            let callee = read_mem(&mut c, callee_src.to_u64(), callee_size.to_u64())?;
-            let callee = Principal::try_from_slice(&callee).map_err(|_| api_trap("ic0.call_new: the callee is not a valid principal"))?;
-            let name = read_mem(&mut c, name_src.to_u64(), name_size.to_u64())?;
-            let method = String::from_utf8(name).map_err(|_| api_trap("ic0.call_new: the method name is not UTF-8"))?;
-            let e = &mut c.data_mut().effects;
-            // A call being built and not performed is discarded, with its cycles.
-            if let Some(old) = e.building.take() {
-                e.cycles_spent -= old.cycles;
-            }
-            e.building = Some(OutgoingCall {
-                callee,
-                method,
-                payload: Vec::new(),
-                cycles: 0,
-                reply: (reply_fun.to_u64(), reply_env.to_u64()),
-                reject: (reject_fun.to_u64(), reject_env.to_u64()),
-                cleanup: None,
-                timeout_seconds: None,
-            });
-            Ok(())
+    def!(linker, names, "call_new", |mut c: C,
+                                     callee_src: P,
+                                     callee_size: P,
+                                     name_src: P,
+                                     name_size: P,
+                                     reply_fun: P,
+                                     reply_env: P,
+                                     reject_fun: P,
+                                     reject_env: P|
+     -> Result<()> {
+        require(&c, c.data().env().kind.may_call(), "call_new")?;
+        let callee = read_mem(&mut c, callee_src.to_u64(), callee_size.to_u64())?;
+        let callee = Principal::try_from_slice(&callee)
+            .map_err(|_| api_trap("ic0.call_new: the callee is not a valid principal"))?;
+        let name = read_mem(&mut c, name_src.to_u64(), name_size.to_u64())?;
+        let method = String::from_utf8(name).map_err(|_| api_trap("ic0.call_new: the method name is not UTF-8"))?;
+        let e = &mut c.data_mut().effects;
+        // A call being built and not performed is discarded, with its cycles.
+        if let Some(old) = e.building.take() {
+            e.cycles_spent -= old.cycles;
         }
-    );
+        e.building = Some(OutgoingCall {
+            callee,
+            method,
+            payload: Vec::new(),
+            cycles: 0,
+            reply: (reply_fun.to_u64(), reply_env.to_u64()),
+            reject: (reject_fun.to_u64(), reject_env.to_u64()),
+            cleanup: None,
+            timeout_seconds: None,
+        });
+        Ok(())
+    });
     def!(linker, names, "call_on_cleanup", |mut c: C, fun: P, env: P| -> Result<()> {
         let call = building(&mut c, "call_on_cleanup")?;
         if call.cleanup.is_some() {
@@ -581,7 +608,8 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
     });
     def!(linker, names, "call_perform", |mut c: C| -> Result<i32> {
         charge(&mut c, CALL_PERFORM_COST)?;
-        let call = c.data_mut().effects.building.take().ok_or_else(|| api_trap("ic0.call_perform: no call is being built"))?;
+        let call =
+            c.data_mut().effects.building.take().ok_or_else(|| api_trap("ic0.call_perform: no call is being built"))?;
         let fee = c.data().env().costs.call_cost(call.method.len() as u64, call.payload.len() as u64);
         if c.data().liquid_balance() < fee {
             // The call is not made; the cycles attached to it come back.
@@ -638,13 +666,25 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
         c.data_mut().effects.certified_data = Some(bytes);
         Ok(())
     });
-    def!(linker, names, "data_certificate_present", |c: C| -> Result<i32> { Ok(c.data().env().certificate.is_some() as i32) });
+    def!(linker, names, "data_certificate_present", |c: C| -> Result<i32> {
+        Ok(c.data().env().certificate.is_some() as i32)
+    });
     def!(linker, names, "data_certificate_size", |c: C| -> Result<P> {
-        let cert = c.data().env().certificate.as_ref().ok_or_else(|| api_trap("ic0.data_certificate_size: no certificate is available here"))?;
+        let cert = c
+            .data()
+            .env()
+            .certificate
+            .as_ref()
+            .ok_or_else(|| api_trap("ic0.data_certificate_size: no certificate is available here"))?;
         Ok(P::from_u64(cert.len() as u64))
     });
     def!(linker, names, "data_certificate_copy", |mut c: C, dst: P, off: P, size: P| -> Result<()> {
-        let cert = c.data().env().certificate.clone().ok_or_else(|| api_trap("ic0.data_certificate_copy: no certificate is available here"))?;
+        let cert = c
+            .data()
+            .env()
+            .certificate
+            .clone()
+            .ok_or_else(|| api_trap("ic0.data_certificate_copy: no certificate is available here"))?;
         copy_out(&mut c, dst.to_u64(), off.to_u64(), size.to_u64(), &cert, "ic0.data_certificate_copy")
     });
     def!(linker, names, "root_key_size", |_c: C| -> Result<P> { Ok(P::from_u64(SIMULATED_ROOT_KEY.len() as u64)) });
@@ -655,7 +695,11 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
     // --- time, timers, counters ---
     def!(linker, names, "time", |c: C| -> Result<i64> { Ok(c.data().env().time_ns as i64) });
     def!(linker, names, "global_timer_set", |mut c: C, timestamp: i64| -> Result<i64> {
-        require(&c, !matches!(c.data().env().kind, EntryKind::Query | EntryKind::Cleanup | EntryKind::InspectMessage), "global_timer_set")?;
+        require(
+            &c,
+            !matches!(c.data().env().kind, EntryKind::Query | EntryKind::Cleanup | EntryKind::InspectMessage),
+            "global_timer_set",
+        )?;
         let previous = c.data().effects.global_timer.unwrap_or(c.data().env().global_timer);
         c.data_mut().effects.global_timer = Some(timestamp as u64);
         Ok(previous as i64)
@@ -709,12 +753,16 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
 
     // --- environment variables: the simulator sets none ---
     def!(linker, names, "env_var_count", |_c: C| -> Result<P> { Ok(P::from_u64(0)) });
-    def!(linker, names, "env_var_name_size", |_c: C, _i: P| -> Result<P> { Err(api_trap("ic0.env_var_name_size: index out of range")) });
+    def!(linker, names, "env_var_name_size", |_c: C, _i: P| -> Result<P> {
+        Err(api_trap("ic0.env_var_name_size: index out of range"))
+    });
     def!(linker, names, "env_var_name_copy", |_c: C, _i: P, _d: P, _o: P, _s: P| -> Result<()> {
         Err(api_trap("ic0.env_var_name_copy: index out of range"))
     });
     def!(linker, names, "env_var_name_exists", |_c: C, _s: P, _n: P| -> Result<i32> { Ok(0) });
-    def!(linker, names, "env_var_value_size", |_c: C, _s: P, _n: P| -> Result<P> { Err(api_trap("ic0.env_var_value_size: no such variable")) });
+    def!(linker, names, "env_var_value_size", |_c: C, _s: P, _n: P| -> Result<P> {
+        Err(api_trap("ic0.env_var_value_size: no such variable"))
+    });
     def!(linker, names, "env_var_value_copy", |_c: C, _s: P, _n: P, _d: P, _o: P, _z: P| -> Result<()> {
         Err(api_trap("ic0.env_var_value_copy: no such variable"))
     });
@@ -760,7 +808,11 @@ fn accept_cycles(c: &mut C, max: u128) -> Result<u128> {
 }
 
 fn building<'c>(c: &'c mut C, name: &str) -> Result<&'c mut OutgoingCall> {
-    c.data_mut().effects.building.as_mut().ok_or_else(|| api_trap(format!("ic0.{name}: no call is being built (call ic0.call_new first)")))
+    c.data_mut()
+        .effects
+        .building
+        .as_mut()
+        .ok_or_else(|| api_trap(format!("ic0.{name}: no call is being built (call ic0.call_new first)")))
 }
 
 fn add_call_cycles(c: &mut C, amount: u128, name: &str) -> Result<()> {
@@ -792,7 +844,8 @@ fn stable_read(c: &mut C, dst: u64, offset: u64, size: u64) -> Result<()> {
     charge(c, SYSCALL_BASE + size)?;
     let mem = memory(c)?;
     let (data, ctx) = mem.data_and_store_mut(&mut *c);
-    let end = dst.checked_add(size).filter(|&e| e <= data.len() as u64).ok_or_else(|| api_trap("heap out of bounds"))?;
+    let end =
+        dst.checked_add(size).filter(|&e| e <= data.len() as u64).ok_or_else(|| api_trap("heap out of bounds"))?;
     ctx.stable.read(offset, &mut data[dst as usize..end as usize]);
     Ok(())
 }

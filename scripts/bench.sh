@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs the benchmarks and writes their reports to benchmarks/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/build.sh
+mkdir -p benchmarks
+cargo run -q --locked -p integration-tests --example bench_simulator | tee benchmarks/simulator.md

@@ -5,7 +5,10 @@ cd "$(dirname "$0")/.."
 
 # Canister crates (package names); each becomes target/wasm/<name>.wasm.
 CANISTERS=(
+  game_state
+  mainer_controller
   sim_probe
+  test_llm
 )
 
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 
 pub use ic_sim::{Reject, RejectCode};
 
+pub mod deploy;
 mod pocket;
 mod sim_env;
 

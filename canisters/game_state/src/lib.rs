@@ -1,0 +1,165 @@
+//! The game state canister: registers mAIners, hands out challenges and
+//! keeps submissions with their evidence.
+//!
+//! This file holds only the endpoints: each one reads the caller and the
+//! time, then calls the logic in the modules, which run natively in tests.
+//! Access rules are documented in `game_state.did`.
+
+pub mod access;
+pub mod challenges;
+pub mod mainers;
+mod paging;
+pub mod records;
+pub mod state;
+pub mod submissions;
+mod timers;
+
+#[cfg(test)]
+mod testing;
+
+use candid::Principal;
+use mainer_types::game::{
+    Challenge, ChallengeId, GameCounts, GameError, GameStateArgs, MainerInfo, NewChallenge, RegisterMainerRequest,
+    Submission, SubmitRequest,
+};
+use mainer_types::{Page, PageRequest};
+
+use access::Caller;
+use state::{Config, mutate_state, read_state};
+
+fn caller() -> Caller {
+    let principal = ic_cdk::api::msg_caller();
+    Caller { principal, is_controller: ic_cdk::api::is_controller(&principal) }
+}
+
+fn now() -> u64 {
+    ic_cdk::api::time()
+}
+
+#[ic_cdk::init]
+fn init(args: GameStateArgs) {
+    let GameStateArgs::Init(init) = args else {
+        ic_cdk::trap("install needs GameStateArgs::Init");
+    };
+    let config = Config::from_init(init).unwrap_or_else(|e| ic_cdk::trap(format!("invalid init arguments: {e}")));
+    mutate_state(|s| s.set_config(config));
+    timers::arm();
+}
+
+/// Takes no argument, `(null)`, or `(opt GameStateArgs::Upgrade)`; only the
+/// fields that are `Some` change. Everything else is already in stable memory.
+#[ic_cdk::post_upgrade]
+fn post_upgrade() {
+    let bytes = ic_cdk::api::msg_arg_data();
+    let args: Option<GameStateArgs> = if bytes.is_empty() {
+        None
+    } else {
+        candid::decode_one(&bytes).unwrap_or_else(|e| ic_cdk::trap(format!("upgrade arguments do not decode: {e}")))
+    };
+    match args {
+        None => {}
+        Some(GameStateArgs::Upgrade(up)) => {
+            let config = read_state(|s| s.config().upgrade(up))
+                .unwrap_or_else(|e| ic_cdk::trap(format!("invalid upgrade arguments: {e}")));
+            mutate_state(|s| s.set_config(config));
+        }
+        Some(GameStateArgs::Init(_)) => ic_cdk::trap("upgrade needs GameStateArgs::Upgrade"),
+    }
+    // Open the state (and rebuild its cache) now: if that fails, the upgrade
+    // fails and is rolled back, instead of every later message.
+    read_state(|_| ());
+    timers::arm();
+}
+
+#[ic_cdk::update]
+fn register_mainer(req: RegisterMainerRequest) -> Result<MainerInfo, GameError> {
+    mutate_state(|s| mainers::register(s, &caller(), req, now()))
+}
+
+#[ic_cdk::update]
+fn unregister_mainer(mainer: Principal) -> Result<(), GameError> {
+    mutate_state(|s| mainers::unregister(s, &caller(), mainer))
+}
+
+#[ic_cdk::update]
+fn add_challenge(new: NewChallenge) -> Result<Challenge, GameError> {
+    mutate_state(|s| challenges::add(s, &caller(), new, now()))
+}
+
+#[ic_cdk::update]
+fn close_challenge(id: ChallengeId) -> Result<Challenge, GameError> {
+    mutate_state(|s| challenges::close(s, &caller(), id, now()))
+}
+
+#[ic_cdk::update]
+fn get_challenge() -> Result<Challenge, GameError> {
+    mutate_state(|s| challenges::take(s, &caller(), now()))
+}
+
+#[ic_cdk::query]
+fn is_challenge_open(id: ChallengeId) -> Result<bool, GameError> {
+    read_state(|s| challenges::is_open(s, id, now()))
+}
+
+#[ic_cdk::update]
+fn submit(req: SubmitRequest) -> Result<Submission, GameError> {
+    mutate_state(|s| submissions::submit(s, &caller(), req, now()))
+}
+
+#[ic_cdk::query]
+fn submissions_by_challenge(id: ChallengeId, page: PageRequest) -> Result<Page<Submission>, GameError> {
+    read_state(|s| submissions::by_challenge(s, &caller(), id, page))
+}
+
+#[ic_cdk::query]
+fn submissions_by_mainer(mainer: Principal, page: PageRequest) -> Result<Page<Submission>, GameError> {
+    read_state(|s| submissions::by_mainer(s, &caller(), mainer, page))
+}
+
+#[ic_cdk::query]
+fn list_challenges(page: PageRequest) -> Result<Page<Challenge>, GameError> {
+    read_state(|s| challenges::list(s, &caller(), page, now()))
+}
+
+#[ic_cdk::query]
+fn list_mainers(page: PageRequest) -> Result<Page<MainerInfo>, GameError> {
+    read_state(|s| mainers::list(s, &caller(), page))
+}
+
+#[ic_cdk::query]
+fn mainer_info(mainer: Principal) -> Result<MainerInfo, GameError> {
+    read_state(|s| mainers::info(s, &caller(), mainer))
+}
+
+#[ic_cdk::query]
+fn counts() -> GameCounts {
+    read_state(|s| s.counts())
+}
+
+#[ic_cdk::query]
+fn health() -> bool {
+    true
+}
+
+#[ic_cdk::query]
+fn whoami() -> Principal {
+    ic_cdk::api::msg_caller()
+}
+
+// Must follow every endpoint: it collects the interface they declared.
+#[cfg(test)]
+candid::export_service!();
+
+#[cfg(test)]
+mod interface_tests {
+    use candid_parser::utils::{CandidSource, service_equal};
+
+    #[test]
+    fn the_did_file_matches_the_endpoints() {
+        let did = include_str!("../game_state.did");
+        let actual = super::__export_service();
+        if let Err(e) = service_equal(CandidSource::Text(did), CandidSource::Text(&actual)) {
+            panic!("game_state.did differs from the Rust interface: {e}\n\nthe Rust interface:\n{actual}");
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Fixtures shared by the unit tests.
+
+use candid::Principal;
+use mainer_types::MainerRole;
+use mainer_types::game::{
+    ChallengeId, ClaimedEvidence, GameResult, GenerationSettings, NewChallenge, RegisterMainerRequest, Submission,
+    SubmitRequest,
+};
+
+use crate::access::Caller;
+use crate::state::{Config, DEFAULT_MAX_ANSWER_BYTES, State};
+
+pub const ADMIN: Principal = Principal::from_slice(&[1; 29]);
+pub const REGISTRAR: Principal = Principal::from_slice(&[2; 29]);
+
+/// A distinct principal per `n`.
+pub fn p(n: u8) -> Principal {
+    Principal::from_slice(&[n, n, 0xee])
+}
+
+pub fn admin() -> Caller {
+    Caller::user(ADMIN)
+}
+
+pub fn owner_of(mainer: Principal) -> Principal {
+    Principal::from_slice(&[mainer.as_slice()[0], 0x0f])
+}
+
+pub fn state() -> State {
+    State::for_tests(Config {
+        admins: vec![ADMIN],
+        registrars: vec![REGISTRAR],
+        max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
+    })
+}
+
+pub fn question(q: &str) -> NewChallenge {
+    NewChallenge {
+        question: q.into(),
+        settings: GenerationSettings::default(),
+        max_submissions: None,
+        deadline_ns: None,
+    }
+}
+
+pub fn evidence() -> ClaimedEvidence {
+    ClaimedEvidence {
+        prompt_sha256: "0123456789abcdef".repeat(4),
+        llm_canister: Principal::from_slice(&[7; 10]),
+        model_sha256: None,
+        llm_calls: 3,
+        prompt_tokens: Some(20),
+        generated_tokens: Some(12),
+    }
+}
+
+pub fn register_mainer(s: &mut State, mainer: Principal) {
+    let req = RegisterMainerRequest { mainer, role: MainerRole::Own, owner: owner_of(mainer) };
+    crate::mainers::register(s, &admin(), req, 1).unwrap();
+}
+
+pub fn submit_answer(
+    s: &mut State,
+    mainer: Principal,
+    challenge_id: ChallengeId,
+    now_ns: u64,
+) -> GameResult<Submission> {
+    let req = SubmitRequest { challenge_id, answer: format!("answer of {mainer}"), evidence: evidence() };
+    crate::submissions::submit(s, &Caller::user(mainer), req, now_ns)
+}

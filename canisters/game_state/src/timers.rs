@@ -1,0 +1,28 @@
+//! The periodic sweep: closes challenges at their deadline and expires stale
+//! hand-outs even when no call comes by to do it lazily.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use crate::challenges::sweep;
+use crate::state::mutate_state;
+
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// Items per kind one sweep handles; a larger backlog waits for the next.
+const SWEEP_LIMIT: usize = 1_000;
+
+thread_local! {
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Arms every timer; called from both `init` and `post_upgrade` (an upgrade
+/// drops timers with the heap). Arming twice is a no-op, so no duplicates.
+pub fn arm() {
+    if ARMED.with(|a| a.replace(true)) {
+        return;
+    }
+    // The task never awaits, so two runs cannot overlap.
+    ic_cdk_timers::set_timer_interval(SWEEP_INTERVAL, || async {
+        mutate_state(|s| sweep(s, ic_cdk::api::time(), SWEEP_LIMIT));
+    });
+}

@@ -1,0 +1,295 @@
+//! One conversation's inference state: the tokens seen so far and their
+//! keys and values (the KV cache, in f32). Tokens can be fed in any split —
+//! a prompt over several calls, then one token at a time — and the results
+//! are bit-identical to feeding everything at once.
+
+use crate::error::{Error, Result};
+use crate::kernels::{MatmulScratch, dense};
+use crate::model::ops::RopeAngles;
+use crate::model::{Layer, Model, ModelConfig};
+use crate::sampling::Sampler;
+
+/// The parts of a model's shape a session's cache depends on.
+#[derive(Clone, Debug, PartialEq)]
+struct CacheShape {
+    layers: usize,
+    kv_dim: usize,
+    embedding: usize,
+    vocab: usize,
+}
+
+impl CacheShape {
+    fn of(c: &ModelConfig) -> Self {
+        CacheShape { layers: c.block_count, kv_dim: c.kv_dim(), embedding: c.embedding_length, vocab: c.vocab_size }
+    }
+}
+
+pub struct Session {
+    shape: CacheShape,
+    capacity: usize,
+    tokens: Vec<u32>,
+    /// Position-major: position `p`, layer `l` starts at `(p * layers + l) * kv_dim`,
+    /// so the cache grows at the end as positions are added.
+    keys: Vec<f32>,
+    values: Vec<f32>,
+    /// Residual stream after the last block, for the last fed token.
+    last_hidden: Option<Vec<f32>>,
+    logits: Option<Vec<f32>>,
+    scratch: MatmulScratch,
+}
+
+impl Session {
+    /// A session holding at most `capacity` positions (at most the model's
+    /// context length). Cache memory is taken as positions are used:
+    /// `2 * layers * kv_dim * 4` bytes each.
+    pub fn new(model: &Model, capacity: usize) -> Result<Self> {
+        let context = model.config().context_length;
+        if capacity == 0 || capacity > context {
+            return Err(Error::InvalidArgument(format!(
+                "session capacity {capacity} must be between 1 and the context length {context}"
+            )));
+        }
+        Ok(Session {
+            shape: CacheShape::of(model.config()),
+            capacity,
+            tokens: Vec::new(),
+            keys: Vec::new(),
+            values: Vec::new(),
+            last_hidden: None,
+            logits: None,
+            scratch: MatmulScratch::default(),
+        })
+    }
+
+    /// Positions held (tokens fed so far).
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.capacity - self.tokens.len()
+    }
+
+    /// Every token fed so far, in order.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Forgets every position from `len` on (for example to rewind a
+    /// conversation). Logits are unavailable until the next feed.
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.tokens.len() {
+            return;
+        }
+        self.tokens.truncate(len);
+        let floats = len * self.shape.layers * self.shape.kv_dim;
+        self.keys.truncate(floats);
+        self.values.truncate(floats);
+        self.last_hidden = None;
+        self.logits = None;
+    }
+
+    pub fn clear(&mut self) {
+        self.truncate(0);
+    }
+
+    /// Runs `tokens` through the model at the next positions, extending the
+    /// cache. On error nothing changes.
+    pub fn feed(&mut self, model: &Model, tokens: &[u32]) -> Result<()> {
+        let c = model.config();
+        if CacheShape::of(c) != self.shape {
+            return Err(Error::SessionModelMismatch);
+        }
+        if tokens.len() > self.remaining() {
+            return Err(Error::ContextFull { capacity: self.capacity, used: self.len(), requested: tokens.len() });
+        }
+        if let Some(&token) = tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
+            return Err(Error::InvalidToken { token, vocab_size: c.vocab_size });
+        }
+        if tokens.is_empty() {
+            return Ok(());
+        }
+
+        let n = tokens.len();
+        let emb = c.embedding_length;
+        let mut x = vec![0f32; n * emb];
+        let embeddings = model.view(&model.token_embd);
+        for (row, &token) in x.chunks_exact_mut(emb).zip(tokens) {
+            embeddings.dequantize_row(token as usize, row);
+        }
+
+        let first = self.tokens.len();
+        self.grow_cache(first + n);
+        let angles: Vec<RopeAngles> =
+            (first..first + n).map(|p| RopeAngles::new(p, c.rope_dimensions, c.rope_freq_base)).collect();
+
+        let mut buffers = Buffers::new(c, n, first + n);
+        for (index, layer) in model.layers.iter().enumerate() {
+            self.attention_block(model, index, layer, first, &angles, &mut x, &mut buffers);
+            self.feed_forward_block(model, layer, &mut x, &mut buffers);
+        }
+
+        self.tokens.extend_from_slice(tokens);
+        self.last_hidden = Some(x[(n - 1) * emb..].to_vec());
+        self.logits = None;
+        Ok(())
+    }
+
+    /// Next-token logits after the last fed token (computed once, then kept
+    /// until the next feed).
+    pub fn logits(&mut self, model: &Model) -> Result<&[f32]> {
+        if CacheShape::of(model.config()) != self.shape {
+            return Err(Error::SessionModelMismatch);
+        }
+        if self.logits.is_none() {
+            let hidden = self.last_hidden.as_ref().ok_or(Error::NothingFed)?;
+            let c = model.config();
+            let mut normed = vec![0f32; c.embedding_length];
+            dense::rms_norm(hidden, &model.output_norm, c.rms_epsilon, &mut normed);
+            let mut logits = vec![0f32; c.vocab_size];
+            model.view(&model.output).matmul(&normed, &mut logits, &mut self.scratch);
+            self.logits = Some(logits);
+        }
+        Ok(self.logits.as_deref().expect("just computed"))
+    }
+
+    /// Samples the next token from the current logits. The token is not fed:
+    /// call `feed` with it to continue.
+    pub fn sample_next(&mut self, model: &Model, sampler: &mut Sampler) -> Result<u32> {
+        let logits = self.logits(model)?;
+        Ok(sampler.sample(logits))
+    }
+
+    /// Makes room for `positions` positions. Capacity grows by doubling (so
+    /// one-token feeds do not copy the cache each time) but never past the
+    /// session's capacity.
+    fn grow_cache(&mut self, positions: usize) {
+        let stride = self.shape.layers * self.shape.kv_dim;
+        let needed = positions * stride;
+        if needed > self.keys.capacity() {
+            let target = needed.max(2 * self.keys.capacity()).min(self.capacity * stride);
+            self.keys.reserve_exact(target - self.keys.len());
+            self.values.reserve_exact(target - self.values.len());
+        }
+        self.keys.resize(needed, 0.0);
+        self.values.resize(needed, 0.0);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn attention_block(
+        &mut self,
+        model: &Model,
+        layer_index: usize,
+        layer: &Layer,
+        first: usize,
+        angles: &[RopeAngles],
+        x: &mut [f32],
+        b: &mut Buffers,
+    ) {
+        let c = model.config();
+        let (emb, hd, q_dim, kv_dim) = (c.embedding_length, c.head_dim, c.q_dim(), c.kv_dim());
+        let n = angles.len();
+        for (xt, out) in x.chunks_exact(emb).zip(b.normed.chunks_exact_mut(emb)) {
+            dense::rms_norm(xt, &layer.attn_norm, c.rms_epsilon, out);
+        }
+        model.view(&layer.wq).matmul(&b.normed, &mut b.q, &mut self.scratch);
+        model.view(&layer.wk).matmul(&b.normed, &mut b.k, &mut self.scratch);
+        model.view(&layer.wv).matmul(&b.normed, &mut b.v, &mut self.scratch);
+        add_bias(&mut b.q, layer.bq.as_deref());
+        add_bias(&mut b.k, layer.bk.as_deref());
+        add_bias(&mut b.v, layer.bv.as_deref());
+
+        let style = c.architecture.rope_style();
+        let stride = self.shape.layers * kv_dim;
+        for (t, angles) in angles.iter().enumerate() {
+            angles.apply(&mut b.q[t * q_dim..(t + 1) * q_dim], hd, style);
+            angles.apply(&mut b.k[t * kv_dim..(t + 1) * kv_dim], hd, style);
+            let at = (first + t) * stride + layer_index * kv_dim;
+            self.keys[at..at + kv_dim].copy_from_slice(&b.k[t * kv_dim..(t + 1) * kv_dim]);
+            self.values[at..at + kv_dim].copy_from_slice(&b.v[t * kv_dim..(t + 1) * kv_dim]);
+        }
+
+        // Causal attention: position first + t sees positions 0..=first + t.
+        let scale = 1.0 / (hd as f32).sqrt();
+        let group = c.head_count / c.head_count_kv;
+        b.attended.fill(0.0);
+        for t in 0..n {
+            let visible = first + t + 1;
+            for h in 0..c.head_count {
+                let q = &b.q[t * q_dim + h * hd..][..hd];
+                let kv_offset = layer_index * kv_dim + (h / group) * hd;
+                let scores = &mut b.scores[..visible];
+                for (p, s) in scores.iter_mut().enumerate() {
+                    *s = dense::dot_f32(q, &self.keys[p * stride + kv_offset..][..hd]);
+                }
+                dense::scale_in_place(scores, scale);
+                dense::softmax(scores);
+                let out = &mut b.attended[t * q_dim + h * hd..][..hd];
+                for (p, &weight) in scores.iter().enumerate() {
+                    dense::axpy(out, weight, &self.values[p * stride + kv_offset..][..hd]);
+                }
+            }
+        }
+        model.view(&layer.wo).matmul(&b.attended, &mut b.projected, &mut self.scratch);
+        dense::add_in_place(x, &b.projected);
+    }
+
+    fn feed_forward_block(&mut self, model: &Model, layer: &Layer, x: &mut [f32], b: &mut Buffers) {
+        let c = model.config();
+        let emb = c.embedding_length;
+        for (xt, out) in x.chunks_exact(emb).zip(b.normed.chunks_exact_mut(emb)) {
+            dense::rms_norm(xt, &layer.ffn_norm, c.rms_epsilon, out);
+        }
+        model.view(&layer.w_gate).matmul(&b.normed, &mut b.gate, &mut self.scratch);
+        model.view(&layer.w_up).matmul(&b.normed, &mut b.up, &mut self.scratch);
+        dense::swiglu_in_place(&mut b.gate, &b.up);
+        model.view(&layer.w_down).matmul(&b.gate, &mut b.projected, &mut self.scratch);
+        dense::add_in_place(x, &b.projected);
+    }
+}
+
+fn add_bias(x: &mut [f32], bias: Option<&[f32]>) {
+    if let Some(bias) = bias {
+        for row in x.chunks_exact_mut(bias.len()) {
+            dense::add_in_place(row, bias);
+        }
+    }
+}
+
+/// Activations for a batch of `n` tokens.
+struct Buffers {
+    normed: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    attended: Vec<f32>,
+    projected: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    scores: Vec<f32>,
+}
+
+impl Buffers {
+    fn new(c: &ModelConfig, n: usize, max_visible: usize) -> Self {
+        let zeros = |len: usize| vec![0f32; n * len];
+        Buffers {
+            normed: zeros(c.embedding_length),
+            q: zeros(c.q_dim()),
+            k: zeros(c.kv_dim()),
+            v: zeros(c.kv_dim()),
+            attended: zeros(c.q_dim()),
+            projected: zeros(c.embedding_length),
+            gate: zeros(c.feed_forward_length),
+            up: zeros(c.feed_forward_length),
+            scores: vec![0f32; max_visible],
+        }
+    }
+}

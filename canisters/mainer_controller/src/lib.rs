@@ -1,0 +1,361 @@
+//! The mAIner controller canister: one wasm, three roles.
+//!
+//! - Own: pulls challenges from the game state, answers them with its own
+//!   LLM canisters and submits the answers.
+//! - ShareAgent: pulls challenges, forwards them to its ShareService and
+//!   submits the answers that come back.
+//! - ShareService: answers the challenges of its ShareAgents with its LLMs.
+//!
+//! This file holds the endpoints only: each checks its caller and calls the
+//! logic in the modules below.
+
+mod access;
+mod calls;
+mod pool;
+mod storage;
+mod tasks;
+mod timers;
+mod work;
+
+use candid::Principal;
+use ic_cdk::api::msg_caller;
+use ic_cdk::{init, post_upgrade, query, update};
+use mainer_types::controller::{
+    AnswerDelivery, ControllerArgs, ControllerConfigView, ControllerError, ControllerResult, ControllerSettings,
+    Counters, HealthReport, LlmCheck, LlmStatus, ServiceRequest, ServiceTicket, StepReport, WorkItem, WorkState,
+};
+use mainer_types::llama_cpp::StatusCodeRecordResult;
+use mainer_types::{MainerRole, Page, PageRequest};
+
+use crate::storage::Config;
+
+fn now() -> u64 {
+    ic_cdk::api::time()
+}
+
+// ----------------------------------------------------------------------
+// Lifecycle
+// ----------------------------------------------------------------------
+
+#[init]
+fn init(args: ControllerArgs) {
+    let ControllerArgs::Init(init) = args else { ic_cdk::trap("install needs ControllerArgs::Init") };
+    let settings = init.settings.unwrap_or_default();
+    if let Err(e) = settings.validate() {
+        ic_cdk::trap(format!("invalid settings: {e}"));
+    }
+    match (init.role, init.share_service) {
+        (MainerRole::ShareAgent, None) => ic_cdk::trap("a ShareAgent needs its share_service"),
+        (MainerRole::Own | MainerRole::ShareService, Some(_)) => ic_cdk::trap("only a ShareAgent has a share_service"),
+        _ => {}
+    }
+    let config = Config {
+        role: init.role,
+        game_state: init.game_state,
+        creator: init.creator,
+        owner: init.owner,
+        share_service: init.share_service,
+        settings,
+        paused: false,
+    };
+    storage::mutate(|s| s.config.set(storage::Stored(Some(config))));
+    timers::arm();
+}
+
+#[post_upgrade]
+fn post_upgrade(args: Option<ControllerArgs>) {
+    if let Some(ControllerArgs::Upgrade(up)) = args {
+        if let Some(settings) = up.settings {
+            if let Err(e) = settings.validate() {
+                ic_cdk::trap(format!("invalid settings: {e}"));
+            }
+            storage::mutate(|s| s.update_config(|c| c.settings = settings));
+        }
+    }
+    // No generation survives an upgrade: what was in flight with our LLMs goes back to the queue.
+    storage::mutate(|s| {
+        s.reclaim_in_flight(now(), true);
+        s.release_all_llms();
+    });
+    timers::arm();
+}
+
+// ----------------------------------------------------------------------
+// LLM pool and ShareAgents (admins and the creator)
+// ----------------------------------------------------------------------
+
+#[derive(candid::CandidType, serde::Deserialize)]
+pub struct AddLlmRequest {
+    pub canister: Principal,
+    /// SHA-256 (hex) of the model the LLM has loaded, reported as evidence.
+    pub model_sha256: Option<String>,
+}
+
+#[update]
+fn add_llm(req: AddLlmRequest) -> ControllerResult<LlmStatus> {
+    access::require_manager(&msg_caller())?;
+    access::require_role(&[MainerRole::Own, MainerRole::ShareService], "LLMs of its own")?;
+    storage::mutate(|s| {
+        s.add_llm(req.canister)?;
+        if let Some(sha) = req.model_sha256 {
+            let mut slot = s.llm(req.canister).unwrap();
+            slot.model_sha256 = Some(sha);
+            s.llms.insert(req.canister, storage::Stored(slot));
+        }
+        Ok(s.llm_status(req.canister, now()).unwrap())
+    })
+}
+
+#[update]
+fn remove_llm(canister: Principal) -> ControllerResult<()> {
+    access::require_manager(&msg_caller())?;
+    storage::mutate(|s| s.remove_llm(canister))
+}
+
+/// A draining LLM gets no new work; remove it once `in_flight` is empty.
+#[update]
+fn set_llm_draining(canister: Principal, draining: bool) -> ControllerResult<LlmStatus> {
+    access::require_manager(&msg_caller())?;
+    storage::mutate(|s| s.set_draining(canister, draining))
+}
+
+#[query]
+fn list_llms() -> ControllerResult<Vec<LlmStatus>> {
+    access::require_admin(&msg_caller())?;
+    Ok(storage::read(|s| s.llm_statuses(now())))
+}
+
+/// Asks every LLM whether it is ready and whether it lets us in.
+#[update]
+async fn check_llms() -> ControllerResult<Vec<LlmCheck>> {
+    access::require_admin(&msg_caller())?;
+    let llms: Vec<Principal> = storage::read(|s| s.llms.keys().collect());
+    let mut checks = Vec::new();
+    for llm in llms {
+        let ready = calls::call::<_, StatusCodeRecordResult>(llm, "ready", ()).await;
+        let access = calls::call::<_, StatusCodeRecordResult>(llm, "check_access", ()).await;
+        let (ok, detail) = match (ready, access) {
+            (Ok(StatusCodeRecordResult::Ok(_)), Ok(StatusCodeRecordResult::Ok(_))) => {
+                (true, "ready, access granted".into())
+            }
+            (Ok(StatusCodeRecordResult::Err(e)), _) => (false, format!("not ready: {e}")),
+            (_, Ok(StatusCodeRecordResult::Err(e))) => (false, format!("no access: {e}")),
+            (Err(e), _) | (_, Err(e)) => (false, format!("unreachable: {e}")),
+        };
+        checks.push(LlmCheck { canister: llm, ready: ok, detail });
+    }
+    Ok(checks)
+}
+
+#[update]
+fn add_share_agent(agent: Principal) -> ControllerResult<()> {
+    access::require_manager(&msg_caller())?;
+    access::require_role(&[MainerRole::ShareService], "ShareAgents")?;
+    storage::mutate(|s| s.agents.insert(agent, ()));
+    Ok(())
+}
+
+#[update]
+fn remove_share_agent(agent: Principal) -> ControllerResult<()> {
+    access::require_manager(&msg_caller())?;
+    storage::mutate(|s| s.agents.remove(&agent))
+        .map(|_| ())
+        .ok_or_else(|| ControllerError::NotFound(format!("ShareAgent {agent}")))
+}
+
+#[query]
+fn list_share_agents(page: PageRequest) -> ControllerResult<Page<Principal>> {
+    access::require_admin(&msg_caller())?;
+    Ok(storage::read(|s| Page::collect(s.agents.keys(), s.agents.len(), page)))
+}
+
+// ----------------------------------------------------------------------
+// Between ShareAgents and their ShareService
+// ----------------------------------------------------------------------
+
+/// ShareService: a ShareAgent asks for an answer. Accepted once per challenge.
+#[update]
+fn enqueue_challenge(request: ServiceRequest) -> ControllerResult<ServiceTicket> {
+    let caller = msg_caller();
+    access::require_role(&[MainerRole::ShareService], "ShareAgents")?;
+    access::require_agent(&caller)?;
+    if storage::read(|s| s.config().paused) {
+        return Err(ControllerError::Paused);
+    }
+    tasks::accept_from_agent(caller, request)
+}
+
+/// ShareAgent: the ShareService hands back an answer (or a failure).
+#[update]
+fn deliver_answer(delivery: AnswerDelivery) -> ControllerResult<()> {
+    access::require_role(&[MainerRole::ShareAgent], "a ShareService")?;
+    access::require_service(&msg_caller())?;
+    tasks::receive_delivery(delivery)
+}
+
+// ----------------------------------------------------------------------
+// Operating by hand (admins)
+// ----------------------------------------------------------------------
+
+#[update]
+async fn trigger_pull() -> ControllerResult<StepReport> {
+    access::require_admin(&msg_caller())?;
+    access::require_role(&[MainerRole::Own, MainerRole::ShareAgent], "a game state to pull from")?;
+    Ok(tasks::pull().await)
+}
+
+/// ShareAgent: forward queued challenges to the ShareService.
+#[update]
+async fn trigger_forward() -> ControllerResult<StepReport> {
+    access::require_admin(&msg_caller())?;
+    access::require_role(&[MainerRole::ShareAgent], "a ShareService")?;
+    Ok(tasks::forward().await)
+}
+
+#[update]
+async fn trigger_process() -> ControllerResult<StepReport> {
+    access::require_admin(&msg_caller())?;
+    access::require_role(&[MainerRole::Own, MainerRole::ShareService], "LLMs of its own")?;
+    Ok(tasks::process().await)
+}
+
+/// Submits (Own, ShareAgent) or delivers (ShareService) answered items.
+#[update]
+async fn trigger_submit() -> ControllerResult<StepReport> {
+    access::require_admin(&msg_caller())?;
+    Ok(tasks::hand_on().await)
+}
+
+#[update]
+fn pause() -> ControllerResult<()> {
+    access::require_admin(&msg_caller())?;
+    storage::mutate(|s| s.update_config(|c| c.paused = true));
+    Ok(())
+}
+
+#[update]
+fn resume() -> ControllerResult<()> {
+    access::require_admin(&msg_caller())?;
+    storage::mutate(|s| s.update_config(|c| c.paused = false));
+    Ok(())
+}
+
+#[update]
+fn set_settings(settings: ControllerSettings) -> ControllerResult<ControllerSettings> {
+    access::require_admin(&msg_caller())?;
+    settings.validate()?;
+    storage::mutate(|s| s.update_config(|c| c.settings = settings.clone()));
+    timers::arm();
+    Ok(settings)
+}
+
+// ----------------------------------------------------------------------
+// Diagnostics
+// ----------------------------------------------------------------------
+
+#[query]
+fn config() -> ControllerResult<ControllerConfigView> {
+    access::require_admin(&msg_caller())?;
+    let c = storage::read(|s| s.config());
+    Ok(ControllerConfigView {
+        role: c.role,
+        game_state: c.game_state,
+        creator: c.creator,
+        owner: c.owner,
+        share_service: c.share_service,
+        settings: c.settings,
+        paused: c.paused,
+    })
+}
+
+/// Unfinished work, oldest first.
+#[query]
+fn queue(page: PageRequest) -> ControllerResult<Page<WorkItem>> {
+    access::require_admin(&msg_caller())?;
+    Ok(storage::read(|s| Page::collect(s.queue.values().map(|v| v.0), s.queue.len(), page)))
+}
+
+/// Finished work (submitted, delivered, failed, dropped), newest first.
+#[query]
+fn recent_work(page: PageRequest) -> ControllerResult<Page<WorkItem>> {
+    access::require_admin(&msg_caller())?;
+    Ok(storage::read(|s| Page::collect(s.history.iter().rev().map(|e| e.value().0), s.history.len(), page)))
+}
+
+#[query]
+fn counters() -> ControllerResult<Counters> {
+    access::require_admin(&msg_caller())?;
+    Ok(storage::read(|s| s.counters()))
+}
+
+#[query]
+fn health() -> HealthReport {
+    storage::read(|s| {
+        let c = s.config();
+        let now = now();
+        let llms = s.llm_statuses(now);
+        let healthy_llms = llms.iter().filter(|l| l.healthy && !l.draining).count() as u64;
+        let mut problems = Vec::new();
+        if c.role.has_llms() && healthy_llms == 0 {
+            problems.push("no healthy LLM".to_string());
+        }
+        if c.role == MainerRole::ShareService && s.agents.is_empty() {
+            problems.push("no ShareAgent to serve".to_string());
+        }
+        if timers::armed() == 0 {
+            problems.push("timers are not armed".to_string());
+        }
+        HealthReport {
+            role: c.role,
+            paused: c.paused,
+            ready: problems.is_empty() && !c.paused,
+            problems,
+            queued: s.count_in(|st| *st == WorkState::Queued),
+            in_flight: s.count_in(|st| matches!(st, WorkState::InFlight { .. })),
+            answered: s.count_in(|st| *st == WorkState::Answered),
+            llms: llms.len() as u64,
+            healthy_llms,
+            cycles: ic_cdk::api::canister_cycle_balance(),
+            timers_armed: timers::armed() > 0,
+        }
+    })
+}
+
+#[query]
+fn ready() -> bool {
+    health().ready
+}
+
+#[query]
+fn role() -> MainerRole {
+    storage::read(|s| s.config().role)
+}
+
+#[query]
+fn am_i_controller() -> bool {
+    ic_cdk::api::is_controller(&msg_caller())
+}
+
+#[query]
+fn whoami() -> Principal {
+    msg_caller()
+}
+
+candid::export_service!();
+
+#[cfg(test)]
+mod did_tests {
+    use candid_parser::utils::{CandidSource, service_equal};
+
+    /// `UPDATE_DID=1 cargo test -p mainer_controller` rewrites the file from the code.
+    #[test]
+    fn the_did_file_matches_the_rust_interface() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/mainer_controller.did");
+        if std::env::var("UPDATE_DID").is_ok_and(|v| v == "1") {
+            std::fs::write(path, super::__export_service()).unwrap();
+        }
+        let did = std::fs::read_to_string(path).unwrap();
+        service_equal(CandidSource::Text(&did), CandidSource::Text(&super::__export_service()))
+            .expect("mainer_controller.did differs from the Rust interface");
+    }
+}

@@ -1,0 +1,164 @@
+//! Deploys the project's canisters into a [`TestEnv`] the way tests need them:
+//! the game state, test LLMs with a model loaded, controllers in each role.
+
+use std::time::Duration;
+
+use candid::{CandidType, Principal};
+use mainer_types::MainerRole;
+use mainer_types::controller::{
+    ControllerArgs, ControllerInit, ControllerResult, ControllerSettings, LlmStatus, PromptFormat,
+};
+use mainer_types::game::{
+    Challenge, GameResult, GameStateArgs, GameStateInit, GenerationSettings, MainerInfo, NewChallenge,
+    RegisterMainerRequest,
+};
+use mainer_types::llama_cpp::{
+    FileUploadInputRecord, FileUploadRecordResult, InputRecord, MaxTokensRecord, OutputRecordResult,
+    StatusCodeRecordResult,
+};
+use serde::Deserialize;
+
+use crate::{TestEnv, TestEnvExt, user, wasm};
+
+/// The admin of every deployed canister in tests.
+pub fn admin() -> Principal {
+    user(0)
+}
+
+/// The owner of the mAIners deployed in tests.
+pub fn owner() -> Principal {
+    user(5)
+}
+
+pub fn deploy_game_state(env: &dyn TestEnv) -> Principal {
+    let id = env.create_canister(admin());
+    let args = GameStateArgs::Init(GameStateInit { admins: vec![admin()], registrars: vec![], max_answer_bytes: None });
+    env.install(admin(), id, &wasm("game_state"), candid::encode_one(args).unwrap()).expect("game_state installs");
+    id
+}
+
+pub fn add_challenge(env: &dyn TestEnv, game: Principal, question: &str, max_tokens: u64) -> Challenge {
+    let challenge = NewChallenge {
+        question: question.to_string(),
+        settings: GenerationSettings { max_tokens, ..Default::default() },
+        max_submissions: None,
+        deadline_ns: None,
+    };
+    env.update_one::<_, GameResult<Challenge>>(admin(), game, "add_challenge", challenge)
+        .unwrap()
+        .expect("challenge added")
+}
+
+/// The fault switches of the test LLM fixture.
+#[derive(CandidType, Deserialize, Clone, Debug, Default)]
+pub struct Faults {
+    pub trap_next_calls: u32,
+    pub err_next_calls: u32,
+    pub refuse_access: bool,
+    pub fail_next_uploads: u32,
+}
+
+pub const TEST_MODEL_PATH: &str = "models/model.gguf";
+
+/// A test LLM with a (tiny, fake) model uploaded and loaded.
+pub fn deploy_test_llm(env: &dyn TestEnv, max_tokens_update: u64) -> Principal {
+    let id = env.create_canister(admin());
+    env.install(admin(), id, &wasm("test_llm"), candid::encode_args(()).unwrap()).expect("test_llm installs");
+    let model = b"not really a model, but bytes to upload".to_vec();
+    let chunk = FileUploadInputRecord {
+        filename: TEST_MODEL_PATH.into(),
+        chunksize: model.len() as u64,
+        chunk: model,
+        offset: 0,
+    };
+    let r: FileUploadRecordResult = env.update_one(admin(), id, "file_upload_chunk", chunk).unwrap();
+    assert!(matches!(r, FileUploadRecordResult::Ok(_)), "{r:?}");
+    let load = InputRecord::new(["--model", TEST_MODEL_PATH]);
+    let r: OutputRecordResult = env.update_one(admin(), id, "load_model", load).unwrap();
+    assert!(matches!(r, OutputRecordResult::Ok(_)), "{r:?}");
+    let limits = MaxTokensRecord { max_tokens_update, max_tokens_query: 0 };
+    let r: StatusCodeRecordResult = env.update_one(admin(), id, "set_max_tokens", limits).unwrap();
+    assert!(matches!(r, StatusCodeRecordResult::Ok(_)), "{r:?}");
+    id
+}
+
+pub fn set_faults(env: &dyn TestEnv, llm: Principal, faults: Faults) {
+    let _: () = env.update_one(admin(), llm, "fixture_set_faults", faults).unwrap();
+}
+
+/// Settings that make tests quick: short intervals, plain prompts.
+pub fn test_settings() -> ControllerSettings {
+    ControllerSettings {
+        pull_interval_seconds: 10,
+        process_interval_seconds: 2,
+        retry_base_seconds: 4,
+        retry_max_seconds: 30,
+        llm_rest_seconds: 20,
+        in_flight_timeout_seconds: 300,
+        prompt_format: PromptFormat::Plain,
+        ..ControllerSettings::default()
+    }
+}
+
+/// Installs a controller of `role`, registers it with the game state and
+/// (ShareAgent) with its ShareService.
+pub fn deploy_controller(
+    env: &dyn TestEnv,
+    role: MainerRole,
+    game: Principal,
+    share_service: Option<Principal>,
+) -> Principal {
+    let id = env.create_canister(admin());
+    let init = ControllerInit {
+        role,
+        game_state: game,
+        creator: admin(),
+        owner: owner(),
+        share_service,
+        settings: Some(test_settings()),
+    };
+    env.install(admin(), id, &wasm("mainer_controller"), candid::encode_one(ControllerArgs::Init(init)).unwrap())
+        .expect("mainer_controller installs");
+    let reg = RegisterMainerRequest { mainer: id, role, owner: owner() };
+    env.update_one::<_, GameResult<MainerInfo>>(admin(), game, "register_mainer", reg).unwrap().expect("registered");
+    if let Some(service) = share_service {
+        env.update_one::<_, ControllerResult<()>>(admin(), service, "add_share_agent", id)
+            .unwrap()
+            .expect("agent added");
+    }
+    id
+}
+
+#[derive(CandidType)]
+struct AddLlmRequest {
+    canister: Principal,
+    model_sha256: Option<String>,
+}
+
+pub fn add_llm(env: &dyn TestEnv, controller: Principal, llm: Principal) {
+    let req = AddLlmRequest { canister: llm, model_sha256: Some("ab".repeat(32)) };
+    env.update_one::<_, ControllerResult<LlmStatus>>(admin(), controller, "add_llm", req).unwrap().expect("LLM added");
+}
+
+/// Lets `seconds` of simulated time pass in one-second steps, running each
+/// step's work to completion (PocketIC: a fixed number of rounds).
+pub fn run_for(env: &dyn TestEnv, seconds: u64) {
+    for _ in 0..seconds {
+        env.advance_time(Duration::from_secs(1));
+        settle(env);
+    }
+}
+
+/// Runs queued work to completion without moving the clock much.
+pub fn settle(env: &dyn TestEnv) {
+    match env.simulator() {
+        Some(mut sim) => {
+            sim.run_until_idle(10_000);
+        }
+        None => {
+            for _ in 0..30 {
+                env.tick();
+            }
+        }
+    }
+}

@@ -5,3 +5,4 @@ cd "$(dirname "$0")/.."
 scripts/build.sh
 mkdir -p benchmarks
 cargo run -q --locked -p integration-tests --example bench_simulator | tee benchmarks/simulator.md
+cargo run -q --locked -p integration-tests --example bench_mainer | tee benchmarks/mainer.md

@@ -8,5 +8,12 @@ cd "$(dirname "$0")/.."
 scripts/build.sh
 echo "==> formatting check"
 cargo fmt --all --check
+echo "==> the shared types crates do not depend on ic-cdk"
+for crate in mainer_types llm_engine; do
+  if cargo tree --locked -p "$crate" -e normal --prefix none | grep -q '^ic-cdk'; then
+    echo "error: $crate depends on ic-cdk" >&2
+    exit 1
+  fi
+done
 echo "==> tests"
 cargo test --workspace --locked "$@"

@@ -129,27 +129,41 @@ fn a_share_service_answers_for_its_share_agents_once_each() {
     }
 }
 
+#[derive(candid::CandidType, serde::Deserialize)]
+struct FixtureStats {
+    run_update_calls: u64,
+}
+
+fn run_update_calls(env: &dyn TestEnv, llm: Principal) -> u64 {
+    env.query_one::<_, FixtureStats>(admin(), llm, "fixture_stats", ()).unwrap().run_update_calls
+}
+
 #[test]
 fn an_llm_that_traps_mid_answer_is_rested_and_the_answer_comes_from_the_other() {
     let env = new_env();
     let w = own_with_llms(&*env, 2);
-    // Every LLM call to the first LLM traps until the test is over.
+    let c = add_challenge(&*env, w.game, "A question with several words to ingest", 6);
+    // Round by round until the first LLM is in the middle of the answer...
+    let mut rounds = 0;
+    while run_update_calls(&*env, w.llms[0]) == 0 {
+        env.advance_time(std::time::Duration::from_millis(100));
+        env.tick();
+        rounds += 1;
+        assert!(rounds < 2_000, "the first LLM never started");
+    }
+    // ...then every further call to it traps.
     set_faults(&*env, w.llms[0], Faults { trap_next_calls: 1_000, ..Default::default() });
-    let c = add_challenge(&*env, w.game, "A question", 6);
     run_until(&*env, 120, |env| submissions_for(env, w.game, c.id).len() == 1);
     let s = &submissions_for(&*env, w.game, c.id)[0];
-    assert_eq!(s.evidence.llm_canister, w.llms[1]);
+    assert_eq!(s.evidence.llm_canister, w.llms[1], "answered by the other LLM");
     let llms = env
-        .query_one::<_, ControllerResult<Vec<mainer_types::controller::LlmStatus>>>(
-            admin(),
-            w.controller,
-            "list_llms",
-            (),
-        )
+        .query_one::<_, ControllerResult<Vec<mainer_types::controller::LlmStatus>>>(admin(), w.controller, "list_llms", ())
         .unwrap()
         .unwrap();
     let bad = llms.iter().find(|l| l.canister == w.llms[0]).unwrap();
-    assert!(bad.failures >= 1 && bad.last_error.is_some(), "{bad:?}");
+    assert!(bad.failures >= 1 && bad.last_error.as_deref().unwrap_or("").contains("trap"), "{bad:?}");
+    let item = &recent_work(&*env, w.controller)[0];
+    assert_eq!(item.attempts, 1, "one failed attempt, then success");
 }
 
 #[test]

@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 # Canister crates (package names); each becomes target/wasm/<name>.wasm.
 CANISTERS=(
   game_state
+  llm
   mainer_controller
+  mainer_creator
   sim_probe
   test_llm
 )

@@ -56,6 +56,7 @@ pub struct Faults {
     pub err_next_calls: u32,
     pub refuse_access: bool,
     pub fail_next_uploads: u32,
+    pub corrupt_uploads: Option<bool>,
 }
 
 pub const TEST_MODEL_PATH: &str = "models/model.gguf";
@@ -161,4 +162,31 @@ pub fn settle(env: &dyn TestEnv) {
             }
         }
     }
+}
+
+/// Our `llm` canister with `gguf` uploaded (in 2,000,000-byte chunks, as the
+/// creator sends them) and loaded from `TEST_MODEL_PATH`, and
+/// `max_tokens_update` set. Access stays at its default (controllers only):
+/// grant callers with `grant_access`.
+pub fn deploy_llm_with_model(env: &dyn TestEnv, gguf: &[u8], max_tokens_update: u64) -> Principal {
+    const CHUNK: usize = 2_000_000;
+    let id = env.create_canister(admin());
+    env.install(admin(), id, &wasm("llm"), candid::encode_args(()).unwrap()).expect("llm installs");
+    for (i, part) in gguf.chunks(CHUNK).enumerate() {
+        let chunk = FileUploadInputRecord {
+            filename: TEST_MODEL_PATH.into(),
+            chunk: part.to_vec(),
+            chunksize: part.len() as u64,
+            offset: (i * CHUNK) as u64,
+        };
+        let r: FileUploadRecordResult = env.update_one(admin(), id, "file_upload_chunk", chunk).unwrap();
+        assert!(matches!(r, FileUploadRecordResult::Ok(_)), "chunk {i}: {r:?}");
+    }
+    let load = InputRecord::new(["--model", TEST_MODEL_PATH]);
+    let r: OutputRecordResult = env.update_one(admin(), id, "load_model", load).unwrap();
+    assert!(matches!(r, OutputRecordResult::Ok(_)), "{r:?}");
+    let limits = MaxTokensRecord { max_tokens_update, max_tokens_query: 0 };
+    let r: StatusCodeRecordResult = env.update_one(admin(), id, "set_max_tokens", limits).unwrap();
+    assert!(matches!(r, StatusCodeRecordResult::Ok(_)), "{r:?}");
+    id
 }

@@ -157,7 +157,12 @@ fn an_llm_that_traps_mid_answer_is_rested_and_the_answer_comes_from_the_other() 
     let s = &submissions_for(&*env, w.game, c.id)[0];
     assert_eq!(s.evidence.llm_canister, w.llms[1], "answered by the other LLM");
     let llms = env
-        .query_one::<_, ControllerResult<Vec<mainer_types::controller::LlmStatus>>>(admin(), w.controller, "list_llms", ())
+        .query_one::<_, ControllerResult<Vec<mainer_types::controller::LlmStatus>>>(
+            admin(),
+            w.controller,
+            "list_llms",
+            (),
+        )
         .unwrap()
         .unwrap();
     let bad = llms.iter().find(|l| l.canister == w.llms[0]).unwrap();

@@ -3,7 +3,7 @@
 //! `POCKET_IC_BIN` is set.
 
 use candid::{Encode, Principal};
-use integration_tests::{RejectCode, TestEnv, TestEnvExt, new_env, user, wasm};
+use integration_tests::{RejectCode, TestEnvExt, new_env, user, wasm};
 
 mod probe;
 use probe::*;

@@ -4,7 +4,7 @@
 
 use candid::{Encode, Principal};
 use ic_sim::mgmt;
-use integration_tests::{RejectCode, TestEnv, TestEnvExt, new_env, user};
+use integration_tests::{RejectCode, TestEnvExt, new_env, user};
 use sha2::{Digest, Sha256};
 
 mod probe;

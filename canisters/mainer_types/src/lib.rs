@@ -4,6 +4,7 @@
 //! the CLI and the tests use the very types the canisters speak.
 
 pub mod controller;
+pub mod creator;
 pub mod game;
 pub mod llama_cpp;
 pub mod llm_client;

@@ -1,0 +1,415 @@
+//! Everything the endpoints do, without the IC: the caller, the time and the
+//! instruction counter are arguments, stable memory is any `Memory`. The
+//! canister (`lib.rs`) holds one `Service` and forwards each call; tests
+//! drive it natively with `VectorMemory`.
+//!
+//! Status codes in `Err` records: 400 bad arguments or nothing to generate,
+//! 401 access denied, 404 model file not uploaded, 413 prompt does not fit
+//! the context, 500 inference or model loading failed, 503 no model loaded.
+
+use candid::Principal;
+use ic_stable_structures::{Memory, StableCell};
+use llm_engine::Session;
+use mainer_types::llama_cpp::{
+    AccessInputRecord, AccessRecord, AccessRecordResult, ApiError, FileUploadInputRecord, FileUploadRecordResult,
+    InputRecord, MaxTokensRecord, OutputRecordResult, RunOutputRecord, StatusCodeRecord, StatusCodeRecordResult,
+};
+
+use crate::api::{AccessListResult, FileDetailsInputRecord, LoadedModelInfo, MemoryStatus, ModelState};
+use crate::args::{self, LlmArgs};
+use crate::chat::{CallLimits, ChatError, Conversation, INSTRUCTION_LIMIT, Meter};
+use crate::conversations::{ConversationLimits, Conversations, Key};
+use crate::engine::Engine;
+use crate::files::{FileStore, StableFile};
+use crate::settings::{Caller, ModelArgs, Settings, explanation};
+
+pub const BAD_REQUEST: u16 = 400;
+pub const UNAUTHORIZED: u16 = 401;
+pub const NOT_FOUND: u16 = 404;
+pub const TOO_LARGE: u16 = 413;
+pub const INTERNAL: u16 = 500;
+pub const UNAVAILABLE: u16 = 503;
+
+const ACCESS_DENIED: &str = "Access Denied";
+
+/// The stable memories the service uses (see `lib.rs` for their ids).
+pub struct Memories<M> {
+    pub directory: M,
+    pub settings: M,
+    /// `files::MAX_FILES` of them.
+    pub file_slots: Vec<M>,
+}
+
+enum ModelSlot {
+    NotLoaded,
+    Reloading,
+    ReloadFailed(String),
+    Loaded { engine: Box<Engine>, load_instructions: u64 },
+}
+
+pub struct Service<M: Memory> {
+    files: FileStore<M>,
+    settings: StableCell<Settings, M>,
+    model: ModelSlot,
+    chats: Conversations,
+    /// Where a call stops early (tests lower it).
+    pub instruction_limit: u64,
+}
+
+pub fn failure(status_code: u16, error: impl Into<String>) -> OutputRecordResult {
+    OutputRecordResult::Err(RunOutputRecord { status_code, error: error.into(), ..Default::default() })
+}
+
+fn success(output: impl Into<String>) -> OutputRecordResult {
+    OutputRecordResult::Ok(RunOutputRecord { status_code: 200, output: output.into(), ..Default::default() })
+}
+
+fn status_ok() -> StatusCodeRecordResult {
+    StatusCodeRecordResult::Ok(StatusCodeRecord { status_code: 200 })
+}
+
+impl ChatError {
+    pub fn status_code(&self) -> u16 {
+        match self {
+            ChatError::NothingToGenerate => BAD_REQUEST,
+            ChatError::PromptTooLong { .. } => TOO_LARGE,
+            ChatError::Engine(_) => INTERNAL,
+        }
+    }
+}
+
+impl<M: Memory> Service<M> {
+    pub fn init(memories: Memories<M>) -> Self {
+        Self::with_limits(memories, ConversationLimits::default())
+    }
+
+    pub fn with_limits(memories: Memories<M>, limits: ConversationLimits) -> Self {
+        Service {
+            files: FileStore::init(memories.directory, memories.file_slots),
+            settings: StableCell::init(memories.settings, Settings::default()),
+            model: ModelSlot::NotLoaded,
+            chats: Conversations::new(limits),
+            instruction_limit: INSTRUCTION_LIMIT,
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        self.settings.get()
+    }
+
+    fn change_settings<R>(&mut self, f: impl FnOnce(&mut Settings) -> R) -> R {
+        let mut settings = self.settings.get().clone();
+        let result = f(&mut settings);
+        self.settings.set(settings);
+        result
+    }
+
+    /// Why there is no model to run, as callers are told.
+    fn not_loaded_message(&self) -> Option<String> {
+        match &self.model {
+            ModelSlot::Loaded { .. } => None,
+            ModelSlot::NotLoaded => Some("model not loaded: call load_model".into()),
+            ModelSlot::Reloading => {
+                Some("model not loaded yet: it is being reloaded after an upgrade, try again shortly".into())
+            }
+            ModelSlot::ReloadFailed(e) => {
+                Some(format!("model not loaded: call load_model (the reload after an upgrade failed: {e})"))
+            }
+        }
+    }
+
+    // ---- status ----
+
+    pub fn health(&self) -> StatusCodeRecordResult {
+        status_ok()
+    }
+
+    pub fn ready(&self) -> StatusCodeRecordResult {
+        match self.not_loaded_message() {
+            None => status_ok(),
+            Some(message) => StatusCodeRecordResult::Err(ApiError::Other(message)),
+        }
+    }
+
+    pub fn memory_status(&self, heap_bytes: u64, stable_bytes: u64) -> MemoryStatus {
+        let (model, per_position) = match &self.model {
+            ModelSlot::NotLoaded => (ModelState::NotLoaded, 0),
+            ModelSlot::Reloading => (ModelState::Reloading, 0),
+            ModelSlot::ReloadFailed(e) => (ModelState::ReloadFailed(e.clone()), 0),
+            ModelSlot::Loaded { engine, load_instructions } => {
+                let f = &engine.facts;
+                let info = LoadedModelInfo {
+                    path: f.path.clone(),
+                    file_bytes: f.file_bytes,
+                    architecture: f.architecture.clone(),
+                    parameters: f.parameters,
+                    weight_bytes: f.weight_bytes,
+                    vocab_size: f.vocab_size,
+                    context_length: f.context_length,
+                    session_capacity: f.session_capacity,
+                    block_count: f.block_count,
+                    embedding_length: f.embedding_length,
+                    head_count: f.head_count,
+                    head_count_kv: f.head_count_kv,
+                    feed_forward_length: f.feed_forward_length,
+                    kv_bytes_per_position: f.kv_bytes_per_position,
+                    load_instructions: *load_instructions,
+                };
+                (ModelState::Loaded(info), f.kv_bytes_per_position)
+            }
+        };
+        let model_file = self.settings().model.as_ref().and_then(|m| self.files.info(&m.path));
+        let limits = self.chats.limits;
+        MemoryStatus {
+            heap_bytes,
+            stable_bytes,
+            model,
+            model_file,
+            conversations: self.chats.len() as u64,
+            max_conversations: limits.max_conversations as u64,
+            kv_cache_bytes: self.chats.positions() * per_position,
+            kv_cache_budget_bytes: limits.kv_budget_bytes,
+        }
+    }
+
+    // ---- access ----
+
+    pub fn check_access(&self, caller: Caller) -> StatusCodeRecordResult {
+        match self.settings().may_infer(caller) {
+            true => status_ok(),
+            false => StatusCodeRecordResult::Err(ApiError::StatusCode(UNAUTHORIZED)),
+        }
+    }
+
+    pub fn set_access(&mut self, caller: Caller, input: AccessInputRecord) -> AccessRecordResult {
+        if !caller.controller {
+            return AccessRecordResult::Err(ApiError::Other(ACCESS_DENIED.into()));
+        }
+        match self.change_settings(|s| s.set_level(input.level)) {
+            Ok(text) => AccessRecordResult::Ok(AccessRecord { level: input.level, explanation: text.into() }),
+            Err(e) => AccessRecordResult::Err(ApiError::Other(e.to_string())),
+        }
+    }
+
+    pub fn get_access(&self, caller: Caller) -> AccessRecordResult {
+        if !caller.controller {
+            return AccessRecordResult::Err(ApiError::Other(ACCESS_DENIED.into()));
+        }
+        let level = self.settings().access_level;
+        let text = explanation(level).unwrap_or("unknown level");
+        AccessRecordResult::Ok(AccessRecord { level, explanation: text.into() })
+    }
+
+    pub fn grant_access(&mut self, caller: Caller, principal: Principal) -> AccessListResult {
+        if !caller.controller {
+            return AccessListResult::Err(ApiError::Other(ACCESS_DENIED.into()));
+        }
+        match self.change_settings(|s| s.grant(principal)) {
+            Ok(()) => AccessListResult::Ok(self.settings().granted.clone()),
+            Err(e) => AccessListResult::Err(ApiError::Other(e.to_string())),
+        }
+    }
+
+    pub fn revoke_access(&mut self, caller: Caller, principal: Principal) -> AccessListResult {
+        if !caller.controller {
+            return AccessListResult::Err(ApiError::Other(ACCESS_DENIED.into()));
+        }
+        self.change_settings(|s| s.revoke(principal));
+        AccessListResult::Ok(self.settings().granted.clone())
+    }
+
+    pub fn list_access(&self, caller: Caller) -> AccessListResult {
+        if !caller.controller {
+            return AccessListResult::Err(ApiError::Other(ACCESS_DENIED.into()));
+        }
+        AccessListResult::Ok(self.settings().granted.clone())
+    }
+
+    // ---- files and the model ----
+
+    pub fn file_upload_chunk(&mut self, caller: Caller, input: &FileUploadInputRecord) -> FileUploadRecordResult {
+        if !caller.controller {
+            return FileUploadRecordResult::Err(ApiError::StatusCode(UNAUTHORIZED));
+        }
+        match self.files.upload(input) {
+            Ok(record) => FileUploadRecordResult::Ok(record),
+            Err(e) => FileUploadRecordResult::Err(ApiError::Other(e.to_string())),
+        }
+    }
+
+    pub fn uploaded_file_details(&self, input: &FileDetailsInputRecord) -> FileUploadRecordResult {
+        match self.files.info(&input.filename) {
+            Some(record) => FileUploadRecordResult::Ok(record),
+            None => FileUploadRecordResult::Err(ApiError::Other(format!("no file {:?}", input.filename))),
+        }
+    }
+
+    /// The uploaded file, readable in place (for tests and tools).
+    pub fn file(&self, filename: &str) -> Option<StableFile<'_, M>> {
+        self.files.open(filename)
+    }
+
+    pub fn load_model(&mut self, caller: Caller, input: &InputRecord, meter: &dyn Meter) -> OutputRecordResult {
+        if !caller.controller {
+            return failure(UNAUTHORIZED, format!("{ACCESS_DENIED}: only a controller may load a model"));
+        }
+        let args = match args::parse(&input.args) {
+            Ok(args) => args,
+            Err(e) => return failure(BAD_REQUEST, e),
+        };
+        let Some(path) = args.model else { return failure(BAD_REQUEST, "load_model needs --model PATH") };
+        let model_args = ModelArgs { path, ctx_size: args.ctx_size };
+        match self.load(&model_args, meter) {
+            Ok(message) => {
+                self.change_settings(|s| s.model = Some(model_args));
+                success(message)
+            }
+            Err((status, message)) => {
+                self.change_settings(|s| s.model = None);
+                failure(status, message)
+            }
+        }
+    }
+
+    /// Replaces the model (dropping the old one and every conversation first,
+    /// so two models never share the heap).
+    fn load(&mut self, model_args: &ModelArgs, meter: &dyn Meter) -> Result<String, (u16, String)> {
+        self.model = ModelSlot::NotLoaded;
+        self.chats.clear();
+        let path = &model_args.path;
+        let file = match self.files.open(path) {
+            Some(file) if llm_engine::ByteSource::len(&file) > 0 => file,
+            Some(_) => return Err((NOT_FOUND, format!("model file {path} is empty"))),
+            None => return Err((NOT_FOUND, format!("model file {path} was not uploaded"))),
+        };
+        let before = meter.instructions();
+        let engine = Engine::load(&file, path, model_args.ctx_size)
+            .map_err(|e| (INTERNAL, format!("cannot load model {path}: {e}")))?;
+        let load_instructions = meter.instructions().saturating_sub(before);
+        let f = &engine.facts;
+        let message = format!(
+            "model {} loaded: {}, {} parameters, {} bytes of weights, context {} of {}",
+            f.path, f.architecture, f.parameters, f.weight_bytes, f.session_capacity, f.context_length
+        );
+        self.model = ModelSlot::Loaded { engine: Box::new(engine), load_instructions };
+        Ok(message)
+    }
+
+    /// After an upgrade: whether a model was loaded before it (then
+    /// `reload_after_upgrade` should follow, in its own message).
+    pub fn begin_reload(&mut self) -> bool {
+        let pending = self.settings().model.is_some();
+        if pending {
+            self.model = ModelSlot::Reloading;
+        }
+        pending
+    }
+
+    pub fn reload_after_upgrade(&mut self, meter: &dyn Meter) {
+        let Some(model_args) = self.settings().model.clone() else { return };
+        if let Err((_, message)) = self.load(&model_args, meter) {
+            self.model = ModelSlot::ReloadFailed(message);
+        }
+    }
+
+    pub fn set_max_tokens(&mut self, caller: Caller, record: MaxTokensRecord) -> StatusCodeRecordResult {
+        if !caller.controller {
+            return StatusCodeRecordResult::Err(ApiError::StatusCode(UNAUTHORIZED));
+        }
+        self.change_settings(|s| s.max_tokens = record);
+        status_ok()
+    }
+
+    pub fn get_max_tokens(&self) -> MaxTokensRecord {
+        self.settings().max_tokens
+    }
+
+    // ---- inference ----
+
+    /// Access, arguments and a loaded model, as every inference call needs.
+    fn prepare(&self, caller: Caller, input: &InputRecord) -> Result<LlmArgs, OutputRecordResult> {
+        if !self.settings().may_infer(caller) {
+            return Err(failure(UNAUTHORIZED, ACCESS_DENIED));
+        }
+        let args = args::parse(&input.args).map_err(|e| failure(BAD_REQUEST, e))?;
+        if let Some(message) = self.not_loaded_message() {
+            return Err(failure(UNAVAILABLE, message));
+        }
+        Ok(args)
+    }
+
+    fn fresh_conversation(engine: &Engine, now_ns: u64) -> Result<Conversation, OutputRecordResult> {
+        Session::new(&engine.model, engine.session_capacity())
+            .map(|session| Conversation::new(session, now_ns))
+            .map_err(|e| failure(INTERNAL, e.to_string()))
+    }
+
+    /// Starts (or restarts) the conversation named by `--prompt-cache`.
+    pub fn new_chat(&mut self, caller: Caller, input: &InputRecord, now_ns: u64) -> OutputRecordResult {
+        let args = match self.prepare(caller, input) {
+            Ok(args) => args,
+            Err(e) => return e,
+        };
+        let ModelSlot::Loaded { engine, .. } = &self.model else { return failure(UNAVAILABLE, "model not loaded") };
+        let key: Key = (caller.principal, args.cache_name().to_string());
+        self.chats.make_room(&key, now_ns, engine.facts.kv_bytes_per_position);
+        match Self::fresh_conversation(engine, now_ns) {
+            Ok(conversation) => {
+                self.chats.insert(key, conversation);
+                success("")
+            }
+            Err(e) => e,
+        }
+    }
+
+    pub fn run_update(
+        &mut self,
+        caller: Caller,
+        input: &InputRecord,
+        now_ns: u64,
+        meter: &dyn Meter,
+    ) -> OutputRecordResult {
+        let args = match self.prepare(caller, input) {
+            Ok(args) => args,
+            Err(e) => return e,
+        };
+        let limits = CallLimits {
+            max_tokens: self.settings().max_tokens.max_tokens_update,
+            instruction_limit: self.instruction_limit,
+        };
+        let ModelSlot::Loaded { engine, .. } = &mut self.model else { return failure(UNAVAILABLE, "model not loaded") };
+        let key: Key = (caller.principal, args.cache_name().to_string());
+        self.chats.make_room(&key, now_ns, engine.facts.kv_bytes_per_position);
+        if !self.chats.contains(&key) {
+            // Like a missing llama.cpp prompt cache: a prompt starts one.
+            if args.prompt.as_deref().unwrap_or("").is_empty() {
+                let e = ChatError::NothingToGenerate;
+                return failure(e.status_code(), e.to_string());
+            }
+            match Self::fresh_conversation(engine, now_ns) {
+                Ok(conversation) => self.chats.insert(key.clone(), conversation),
+                Err(e) => return e,
+            }
+        }
+        let conversation = self.chats.get_mut(&key).expect("present or just inserted");
+        conversation.last_used_ns = now_ns;
+        match conversation.run(engine, &args, &limits, meter) {
+            Ok(record) => OutputRecordResult::Ok(record),
+            Err(e) => failure(e.status_code(), e.to_string()),
+        }
+    }
+
+    /// Ok whether or not the conversation existed.
+    pub fn remove_prompt_cache(&mut self, caller: Caller, input: &InputRecord) -> OutputRecordResult {
+        if !self.settings().may_infer(caller) {
+            return failure(UNAUTHORIZED, ACCESS_DENIED);
+        }
+        match args::parse(&input.args) {
+            Ok(args) => {
+                self.chats.remove(&(caller.principal, args.cache_name().to_string()));
+                success("")
+            }
+            Err(e) => failure(BAD_REQUEST, e),
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! The creator as a factory: artefacts uploaded, mAIners of every role made
+//! by durable jobs, answers submitted; and the jobs under faults.
+
+use candid::{Encode, Principal};
+use integration_tests::deploy::*;
+use integration_tests::{TestEnv, TestEnvExt, new_env, user, wasm};
+use mainer_types::creator::*;
+use mainer_types::game::{GameResult, GameStateArgs, GameStateInit, Submission};
+use mainer_types::{MainerRole, Page, PageRequest};
+
+fn stories_model() -> Vec<u8> {
+    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/models/stories260Ktok512.gguf"))
+        .expect("../shared/models")
+}
+
+fn deploy_creator(env: &dyn TestEnv, game: Principal) -> Principal {
+    let id = env.create_canister_with(vec![admin()], 1_000_000_000_000_000);
+    let init = CreatorInit { admins: vec![admin()], game_state: game, allowed_creators: vec![], settings: None };
+    env.install(admin(), id, &wasm("mainer_creator"), Encode!(&CreatorArgs::Init(init)).unwrap())
+        .expect("creator installs");
+    id
+}
+
+fn deploy_game_for(env: &dyn TestEnv, registrar: Option<Principal>) -> Principal {
+    let id = env.create_canister(admin());
+    let args = GameStateArgs::Init(GameStateInit {
+        admins: vec![admin()],
+        registrars: registrar.into_iter().collect(),
+        max_answer_bytes: None,
+    });
+    env.install(admin(), id, &wasm("game_state"), Encode!(&args).unwrap()).unwrap();
+    id
+}
+
+/// Uploads `bytes` as an artefact in 2,000,000-byte chunks; returns its info.
+fn upload(env: &dyn TestEnv, creator: Principal, kind: ArtefactKind, name: &str, bytes: &[u8]) -> ArtefactInfo {
+    let start = StartUploadRequest { kind, name: name.into(), total_size: bytes.len() as u64, expected_sha256: None };
+    let status: UploadStatus =
+        env.update_one::<_, CreatorResult<UploadStatus>>(admin(), creator, "start_upload", start).unwrap().unwrap();
+    for (i, chunk) in bytes.chunks(MAX_UPLOAD_CHUNK_BYTES as usize).enumerate() {
+        let req = UploadChunkRequest {
+            upload_id: status.upload_id,
+            offset: i as u64 * MAX_UPLOAD_CHUNK_BYTES,
+            bytes: chunk.to_vec(),
+        };
+        env.update_one::<_, CreatorResult<UploadStatus>>(admin(), creator, "upload_chunk", req).unwrap().unwrap();
+    }
+    env.update_one::<_, CreatorResult<ArtefactInfo>>(admin(), creator, "finish_upload", status.upload_id)
+        .unwrap()
+        .unwrap()
+}
+
+struct Factory {
+    game: Principal,
+    creator: Principal,
+    model: ArtefactInfo,
+}
+
+fn factory(env: &dyn TestEnv) -> Factory {
+    factory_with(env, stories_model(), None)
+}
+
+/// A creator with the controller wasm, the test LLM wasm and `model` uploaded.
+fn factory_with(env: &dyn TestEnv, model: Vec<u8>, settings: Option<CreatorSettings>) -> Factory {
+    // The game state must know the creator as a registrar; the creator must know the game state.
+    let creator = env.create_canister_with(vec![admin()], 1_000_000_000_000_000);
+    let game = deploy_game_for(env, Some(creator));
+    let init = CreatorInit { admins: vec![admin()], game_state: game, allowed_creators: vec![], settings };
+    env.install(admin(), creator, &wasm("mainer_creator"), Encode!(&CreatorArgs::Init(init)).unwrap()).unwrap();
+    upload(env, creator, ArtefactKind::ControllerWasm, "mainer_controller.wasm", &wasm("mainer_controller"));
+    upload(env, creator, ArtefactKind::LlmWasm, "test_llm.wasm", &wasm("test_llm"));
+    let model = upload(env, creator, ArtefactKind::Model, "model.gguf", &model);
+    Factory { game, creator, model }
+}
+
+fn create(
+    env: &dyn TestEnv,
+    f: &Factory,
+    role: MainerRole,
+    llms: u32,
+    service: Option<Principal>,
+) -> CreatorResult<JobView> {
+    let req = CreateMainerRequest {
+        role,
+        owner: owner(),
+        share_service: service,
+        llm_count: llms,
+        controller_cycles: None,
+        llm_cycles: None,
+        controller_wasm: None,
+        llm_wasm: None,
+        model: None,
+        controller_settings: Some(test_settings()),
+        max_tokens_update: Some(4),
+    };
+    env.update_one(admin(), f.creator, "create_mainer", req).unwrap()
+}
+
+fn job(env: &dyn TestEnv, f: &Factory, id: u64) -> JobView {
+    env.query_one::<_, CreatorResult<JobView>>(admin(), f.creator, "job", id).unwrap().unwrap()
+}
+
+fn run_until_done(env: &dyn TestEnv, f: &Factory, id: u64, max_seconds: u64) -> JobView {
+    for _ in 0..max_seconds {
+        let j = job(env, f, id);
+        if j.status != JobStatus::Running {
+            return j;
+        }
+        run_for(env, 1);
+    }
+    panic!("job {id} still running: {:?}", job(env, f, id));
+}
+
+fn controller_of(j: &JobView) -> Principal {
+    j.slots[0].canister.expect("the controller exists")
+}
+
+fn submissions_by(env: &dyn TestEnv, game: Principal, mainer: Principal) -> Vec<Submission> {
+    env.query_candid::<_, (GameResult<Page<Submission>>,)>(
+        admin(),
+        game,
+        "submissions_by_mainer",
+        (mainer, PageRequest::first(100)),
+    )
+    .unwrap()
+    .0
+    .unwrap()
+    .items
+}
+
+#[test]
+fn the_whole_factory_makes_mainers_that_answer() {
+    let env = new_env();
+    let f = factory(&*env);
+    let own = create(&*env, &f, MainerRole::Own, 2, None).unwrap();
+    let service = create(&*env, &f, MainerRole::ShareService, 1, None).unwrap();
+    let own = run_until_done(&*env, &f, own.id, 600);
+    let service = run_until_done(&*env, &f, service.id, 600);
+    assert_eq!(own.status, JobStatus::Done, "{own:?}");
+    assert_eq!(service.status, JobStatus::Done, "{service:?}");
+    assert!(own.slots[1..].iter().all(|s| s.bytes_copied == f.model.size), "{own:?}");
+    let service_id = controller_of(&service);
+    let agents: Vec<JobView> = (0..2)
+        .map(|_| create(&*env, &f, MainerRole::ShareAgent, 0, Some(service_id)).unwrap())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|j| run_until_done(&*env, &f, j.id, 600))
+        .collect();
+    assert!(agents.iter().all(|a| a.status == JobStatus::Done), "{agents:?}");
+
+    for i in 0..2 {
+        add_challenge(&*env, f.game, &format!("Once upon a time number {i}"), 6);
+    }
+    let miners: Vec<Principal> =
+        [&own].iter().map(|j| controller_of(j)).chain(agents.iter().map(controller_of)).collect();
+    for _ in 0..400 {
+        if miners.iter().all(|m| submissions_by(&*env, f.game, *m).len() == 2) {
+            break;
+        }
+        run_for(&*env, 1);
+    }
+    for m in &miners {
+        let subs = submissions_by(&*env, f.game, *m);
+        assert_eq!(subs.len(), 2, "mAIner {m} submitted {subs:?}");
+        assert_eq!(
+            subs[0].evidence.model_sha256.as_deref(),
+            Some(f.model.sha256.as_str()),
+            "the model's hash is the evidence"
+        );
+    }
+    let mainers: Page<MainerView> = env
+        .query_one::<_, CreatorResult<Page<MainerView>>>(admin(), f.creator, "list_mainers", PageRequest::first(10))
+        .unwrap()
+        .unwrap();
+    assert_eq!(mainers.total, 4);
+    assert!(mainers.items.iter().all(|m| m.ready));
+}
+
+#[test]
+fn a_share_agent_gets_no_llm_and_requests_are_checked() {
+    let env = new_env();
+    let f = factory(&*env);
+    assert_eq!(
+        create(&*env, &f, MainerRole::ShareAgent, 1, Some(user(3))).unwrap_err(),
+        CreatorError::ShareAgentHasNoLlms
+    );
+    assert_eq!(create(&*env, &f, MainerRole::ShareAgent, 0, None).unwrap_err(), CreatorError::MissingShareService);
+    assert!(matches!(create(&*env, &f, MainerRole::Own, 0, None).unwrap_err(), CreatorError::InvalidInput(_)));
+    let req = CreateMainerRequest {
+        role: MainerRole::Own,
+        owner: owner(),
+        share_service: None,
+        llm_count: 1,
+        controller_cycles: Some(u128::MAX / 4),
+        llm_cycles: None,
+        controller_wasm: None,
+        llm_wasm: None,
+        model: None,
+        controller_settings: None,
+        max_tokens_update: None,
+    };
+    let r: CreatorResult<JobView> = env.update_one(admin(), f.creator, "create_mainer", req).unwrap();
+    assert!(matches!(r, Err(CreatorError::InsufficientCycles { .. })), "{r:?}");
+}
+
+/// Runs until the job's first LLM is copying the model.
+fn until_copying(env: &dyn TestEnv, f: &Factory, id: u64) -> Principal {
+    for _ in 0..300 {
+        let j = job(env, f, id);
+        if j.slots[1].step == "UploadModel" {
+            return j.slots[1].canister.unwrap();
+        }
+        run_for(env, 1);
+    }
+    panic!("never reached the model copy");
+}
+
+/// A 9 MB stand-in model (5 chunks), copied one chunk per job round.
+fn multi_chunk_factory(env: &dyn TestEnv) -> Factory {
+    let model: Vec<u8> = (0..9_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    factory_with(env, model, Some(CreatorSettings { chunks_per_round: 1, ..CreatorSettings::default() }))
+}
+
+#[test]
+fn an_upgrade_of_the_creator_mid_copy_resumes_with_the_same_llm() {
+    let env = new_env();
+    let f = multi_chunk_factory(&*env);
+    let id = create(&*env, &f, MainerRole::Own, 1, None).unwrap().id;
+    let llm = until_copying(&*env, &f, id);
+    while job(&*env, &f, id).slots[1].bytes_copied < 2 * MAX_UPLOAD_CHUNK_BYTES {
+        run_for(&*env, 1);
+    }
+    assert!(job(&*env, &f, id).slots[1].bytes_copied < f.model.size, "stopped in the middle of the copy");
+    env.stop(admin(), f.creator).unwrap();
+    env.upgrade(admin(), f.creator, &wasm("mainer_creator"), Encode!(&None::<CreatorArgs>).unwrap()).unwrap();
+    env.start(admin(), f.creator).unwrap();
+    let j = run_until_done(&*env, &f, id, 600);
+    assert_eq!(j.status, JobStatus::Done, "{j:?}");
+    assert_eq!(j.slots[1].canister, Some(llm), "the same LLM canister");
+    assert_eq!(j.slots[1].bytes_copied, f.model.size);
+}
+
+#[test]
+fn a_refused_chunk_is_retried() {
+    let env = new_env();
+    let f = multi_chunk_factory(&*env);
+    let id = create(&*env, &f, MainerRole::Own, 1, None).unwrap().id;
+    let llm = until_copying(&*env, &f, id);
+    set_faults(&*env, llm, Faults { fail_next_uploads: 1, ..Default::default() });
+    let j = run_until_done(&*env, &f, id, 600);
+    assert_eq!(j.status, JobStatus::Done, "{j:?}");
+    assert!(j.errors.iter().any(|e| e.contains("refused")), "{:?}", j.errors);
+}
+
+#[test]
+fn a_wrong_model_hash_fails_the_job_and_registers_nothing() {
+    let env = new_env();
+    let f = factory(&*env);
+    let id = create(&*env, &f, MainerRole::Own, 1, None).unwrap().id;
+    let llm = until_copying(&*env, &f, id);
+    set_faults(&*env, llm, Faults { corrupt_uploads: Some(true), ..Default::default() });
+    let j = run_until_done(&*env, &f, id, 600);
+    match &j.status {
+        JobStatus::Failed { reason } => assert!(reason.contains("SHA-256 mismatch"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    let counts: mainer_types::game::GameCounts = env.query_one(admin(), f.game, "counts", ()).unwrap();
+    assert_eq!(counts.mainers, 0, "nothing registered");
+}
+
+#[test]
+fn strangers_cannot_use_the_factory() {
+    let env = new_env();
+    let game = deploy_game_for(&*env, None);
+    let creator = deploy_creator(&*env, game);
+    let stranger = user(66);
+    let page = PageRequest::first(5);
+    let calls: Vec<(&str, Vec<u8>, bool)> = vec![
+        (
+            "create_mainer",
+            Encode!(&CreateMainerRequest {
+                role: MainerRole::Own,
+                owner: owner(),
+                share_service: None,
+                llm_count: 1,
+                controller_cycles: None,
+                llm_cycles: None,
+                controller_wasm: None,
+                llm_wasm: None,
+                model: None,
+                controller_settings: None,
+                max_tokens_update: None,
+            })
+            .unwrap(),
+            false,
+        ),
+        ("job", Encode!(&0u64).unwrap(), true),
+        ("list_jobs", Encode!(&page).unwrap(), true),
+        ("retry_job", Encode!(&0u64).unwrap(), false),
+        ("run_jobs_now", Encode!().unwrap(), false),
+        ("list_mainers", Encode!(&page).unwrap(), true),
+        ("set_game_state", Encode!(&user(1)).unwrap(), false),
+    ];
+    for (method, arg, query) in calls {
+        let reply =
+            if query { env.query(stranger, creator, method, arg) } else { env.update(stranger, creator, method, arg) }
+                .unwrap();
+        let decoded = candid::decode_one::<Result<candid::Reserved, CreatorError>>(&reply).unwrap();
+        assert!(matches!(decoded, Err(CreatorError::Unauthorized(_))), "{method}: {decoded:?}");
+    }
+}
+
+/// The same module with a custom section appended: a new version to upgrade to.
+fn new_version_of(mut wasm: Vec<u8>, tag: &str) -> Vec<u8> {
+    let mut payload = vec![tag.len() as u8];
+    payload.extend_from_slice(tag.as_bytes());
+    wasm.push(0); // custom section id
+    wasm.push(payload.len() as u8);
+    wasm.extend(payload);
+    wasm
+}
+
+fn queue_of(env: &dyn TestEnv, controller: Principal) -> Vec<(u64, u64)> {
+    use mainer_types::controller::{ControllerResult, WorkItem};
+    let page = env
+        .query_one::<_, ControllerResult<Page<WorkItem>>>(admin(), controller, "queue", PageRequest::first(100))
+        .unwrap()
+        .unwrap();
+    page.items.iter().map(|i| (i.id, i.challenge.id)).collect()
+}
+
+fn set_process_interval(env: &dyn TestEnv, controller: Principal, seconds: u64) {
+    use mainer_types::controller::{ControllerResult, ControllerSettings};
+    let settings = ControllerSettings { process_interval_seconds: seconds, ..test_settings() };
+    env.update_one::<_, ControllerResult<ControllerSettings>>(admin(), controller, "set_settings", settings)
+        .unwrap()
+        .unwrap();
+}
+
+#[test]
+fn a_fleet_upgrade_keeps_models_loaded_and_queues_intact() {
+    let env = new_env();
+    let f = factory(&*env);
+    let jobs: Vec<u64> = (0..5).map(|_| create(&*env, &f, MainerRole::Own, 1, None).unwrap().id).collect();
+    let done: Vec<JobView> = jobs.iter().map(|id| run_until_done(&*env, &f, *id, 900)).collect();
+    assert!(done.iter().all(|j| j.status == JobStatus::Done), "{done:?}");
+    let controllers: Vec<Principal> = done.iter().map(controller_of).collect();
+    let llms: Vec<Principal> = done.iter().map(|j| j.slots[1].canister.unwrap()).collect();
+
+    // Hold the work in the queues: pull, but do not process.
+    for c in &controllers {
+        set_process_interval(&*env, *c, 30 * 86_400);
+    }
+    for i in 0..2 {
+        add_challenge(&*env, f.game, &format!("Fleet question {i}"), 4);
+    }
+    run_for(&*env, 25);
+    let queues: Vec<Vec<(u64, u64)>> = controllers.iter().map(|c| queue_of(&*env, *c)).collect();
+    // The game state hands a mAIner the same challenge until it submits: one each.
+    assert!(queues.iter().all(|q| q.len() == 1), "{queues:?}");
+
+    let v2 = upload(
+        &*env,
+        f.creator,
+        ArtefactKind::ControllerWasm,
+        "controller v2",
+        &new_version_of(wasm("mainer_controller"), "v2"),
+    );
+    let req = UpgradeControllersRequest { wasm_sha256: Some(v2.sha256.clone()), targets: None, batch_size: 2 };
+    let fleet: FleetJobView = env
+        .update_one::<_, CreatorResult<FleetJobView>>(admin(), f.creator, "upgrade_controllers", req)
+        .unwrap()
+        .unwrap();
+    let mut view = fleet;
+    for _ in 0..300 {
+        view =
+            env.query_one::<_, CreatorResult<FleetJobView>>(admin(), f.creator, "fleet_job", view.id).unwrap().unwrap();
+        if view.status != JobStatus::Running {
+            break;
+        }
+        run_for(&*env, 1);
+    }
+    assert_eq!(view.status, JobStatus::Done, "{view:?}");
+    for c in &controllers {
+        let status = env.status(admin(), *c).unwrap();
+        assert_eq!(status.module_hash.map(hex::encode), Some(v2.sha256.clone()), "upgraded");
+    }
+    let after: Vec<Vec<(u64, u64)>> = controllers.iter().map(|c| queue_of(&*env, *c)).collect();
+    assert_eq!(after, queues, "every queue intact");
+    for llm in &llms {
+        let ready: mainer_types::llama_cpp::StatusCodeRecordResult = env.query_one(admin(), *llm, "ready", ()).unwrap();
+        assert!(
+            matches!(ready, mainer_types::llama_cpp::StatusCodeRecordResult::Ok(_)),
+            "the model is still loaded: {ready:?}"
+        );
+    }
+    // And the upgraded mAIners work.
+    for c in &controllers {
+        set_process_interval(&*env, *c, 2);
+    }
+    for _ in 0..300 {
+        if controllers.iter().all(|c| submissions_by(&*env, f.game, *c).len() == 2) {
+            break;
+        }
+        run_for(&*env, 1);
+    }
+    assert!(controllers.iter().all(|c| submissions_by(&*env, f.game, *c).len() == 2));
+}

@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
-# The main job on the embedded simulator, from a fresh machine.
-#
-# Today the simulator is what exists: this builds every canister and runs the
-# simulator's showcase (fixture canisters, calls, timers, cycles, benchmark).
-# The factory itself (game state, controllers, creator, LLM canisters) is
-# being built on top of it and will run here end to end.
+# The main job, from a fresh machine: builds every canister and runs the whole
+# mAIner factory end to end on the embedded IC simulator (game state, creator,
+# uploads, controllers of every role, LLM canisters with a real model,
+# challenges, answers), then prints a report. Options: scripts/demo.sh --help
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/build.sh
-cargo run -q --locked -p integration-tests --example bench_simulator
+scripts/build.sh >&2
+cargo run -q --locked -p integration-tests --bin demo -- "$@"

@@ -88,6 +88,17 @@ fn main() {
         status.expect("the chunk is stored");
         upload_instr += out.instructions;
     }
+    // Fixed costs: a 1-byte chunk into a second upload, and the baseline with 1 byte.
+    let small = StartUploadRequest { total_size: 10, expected_sha256: None, ..start.clone() };
+    let out = sim.update_call_traced(user(1), creator, "start_upload", Encode!(&small).unwrap());
+    let small_id = decode::<Result<UploadStatus, CreatorError>>(&out.result.unwrap()).unwrap().upload_id;
+    let one = UploadChunkRequest { upload_id: small_id, offset: 0, bytes: vec![1] };
+    let chunk_fixed = sim.update_call_traced(user(1), creator, "upload_chunk", Encode!(&one).unwrap()).instructions;
+    let base_fixed = sim
+        .update_call_traced(user(1), probe, "stable_write_raw", Encode!(&base_offset, &vec![1u8]).unwrap())
+        .instructions;
+    let status_query =
+        sim.query_call_traced(user(1), creator, "upload_status", Encode!(&small_id).unwrap()).instructions;
     // A full chunk sent again (as after an ingress time-out): read back and compared.
     let out = sim.update_call_traced(user(1), creator, "upload_chunk", chunk_arg(0));
     let resend_instr = out.instructions;
@@ -118,8 +129,14 @@ fn main() {
         per_mib(base_msg)
     );
     println!("| …of which the `stable_write` calls alone | {base_write} | {:.0} |", per_mib(base_write));
-    println!("| `upload_chunk` resending a stored chunk (read back, compare) | {resend_instr} | {:.0} |", resend_instr as f64 / chunk_mib);
+    println!(
+        "| `upload_chunk` resending a stored chunk (read back, compare) | {resend_instr} | {:.0} |",
+        resend_instr as f64 / chunk_mib
+    );
     println!("| `start_upload` (reserves the region) | {start_instr} | |");
+    println!("| `upload_chunk` of 1 byte (the fixed cost of a chunk) | {chunk_fixed} | |");
+    println!("| baseline `stable_write_raw` of 1 byte | {base_fixed} | |");
+    println!("| query `upload_status` | {status_query} | |");
     println!(
         "| `finish_upload` ({finish_messages} executions: hashing slices and their self-calls) | {finish_instr} | {:.0} |",
         per_mib(finish_instr)

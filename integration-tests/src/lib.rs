@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 pub use ic_sim::{Reject, RejectCode};
 
 pub mod deploy;
+pub mod factory;
 mod pocket;
 mod sim_env;
 

@@ -3,51 +3,22 @@
 
 use candid::{Encode, Principal};
 use integration_tests::deploy::*;
+use integration_tests::factory::{self, *};
 use integration_tests::{TestEnv, TestEnvExt, new_env, user, wasm};
 use mainer_types::creator::*;
-use mainer_types::game::{GameResult, GameStateArgs, GameStateInit, Submission};
+use mainer_types::game::Submission;
 use mainer_types::{MainerRole, Page, PageRequest};
 
-fn stories_model() -> Vec<u8> {
-    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/models/stories260Ktok512.gguf"))
-        .expect("../shared/models")
-}
-
 fn deploy_creator(env: &dyn TestEnv, game: Principal) -> Principal {
-    let id = env.create_canister_with(vec![admin()], 1_000_000_000_000_000);
+    let id = env.create_canister_with(vec![admin()], CREATOR_CYCLES);
     let init = CreatorInit { admins: vec![admin()], game_state: game, allowed_creators: vec![], settings: None };
     env.install(admin(), id, &wasm("mainer_creator"), Encode!(&CreatorArgs::Init(init)).unwrap())
         .expect("creator installs");
     id
 }
 
-fn deploy_game_for(env: &dyn TestEnv, registrar: Option<Principal>) -> Principal {
-    let id = env.create_canister(admin());
-    let args = GameStateArgs::Init(GameStateInit {
-        admins: vec![admin()],
-        registrars: registrar.into_iter().collect(),
-        max_answer_bytes: None,
-    });
-    env.install(admin(), id, &wasm("game_state"), Encode!(&args).unwrap()).unwrap();
-    id
-}
-
-/// Uploads `bytes` as an artefact in 2,000,000-byte chunks; returns its info.
 fn upload(env: &dyn TestEnv, creator: Principal, kind: ArtefactKind, name: &str, bytes: &[u8]) -> ArtefactInfo {
-    let start = StartUploadRequest { kind, name: name.into(), total_size: bytes.len() as u64, expected_sha256: None };
-    let status: UploadStatus =
-        env.update_one::<_, CreatorResult<UploadStatus>>(admin(), creator, "start_upload", start).unwrap().unwrap();
-    for (i, chunk) in bytes.chunks(MAX_UPLOAD_CHUNK_BYTES as usize).enumerate() {
-        let req = UploadChunkRequest {
-            upload_id: status.upload_id,
-            offset: i as u64 * MAX_UPLOAD_CHUNK_BYTES,
-            bytes: chunk.to_vec(),
-        };
-        env.update_one::<_, CreatorResult<UploadStatus>>(admin(), creator, "upload_chunk", req).unwrap().unwrap();
-    }
-    env.update_one::<_, CreatorResult<ArtefactInfo>>(admin(), creator, "finish_upload", status.upload_id)
-        .unwrap()
-        .unwrap()
+    upload_artefact(env, creator, kind, name, bytes)
 }
 
 struct Factory {
@@ -62,15 +33,11 @@ fn factory(env: &dyn TestEnv) -> Factory {
 
 /// A creator with the controller wasm, the test LLM wasm and `model` uploaded.
 fn factory_with(env: &dyn TestEnv, model: Vec<u8>, settings: Option<CreatorSettings>) -> Factory {
-    // The game state must know the creator as a registrar; the creator must know the game state.
-    let creator = env.create_canister_with(vec![admin()], 1_000_000_000_000_000);
-    let game = deploy_game_for(env, Some(creator));
-    let init = CreatorInit { admins: vec![admin()], game_state: game, allowed_creators: vec![], settings };
-    env.install(admin(), creator, &wasm("mainer_creator"), Encode!(&CreatorArgs::Init(init)).unwrap()).unwrap();
-    upload(env, creator, ArtefactKind::ControllerWasm, "mainer_controller.wasm", &wasm("mainer_controller"));
-    upload(env, creator, ArtefactKind::LlmWasm, "test_llm.wasm", &wasm("test_llm"));
-    let model = upload(env, creator, ArtefactKind::Model, "model.gguf", &model);
-    Factory { game, creator, model }
+    let f = deploy_factory(env, settings);
+    upload(env, f.creator, ArtefactKind::ControllerWasm, "mainer_controller.wasm", &wasm("mainer_controller"));
+    upload(env, f.creator, ArtefactKind::LlmWasm, "test_llm.wasm", &wasm("test_llm"));
+    let model = upload(env, f.creator, ArtefactKind::Model, "model.gguf", &model);
+    Factory { game: f.game, creator: f.creator, model }
 }
 
 fn create(
@@ -80,52 +47,19 @@ fn create(
     llms: u32,
     service: Option<Principal>,
 ) -> CreatorResult<JobView> {
-    let req = CreateMainerRequest {
-        role,
-        owner: owner(),
-        share_service: service,
-        llm_count: llms,
-        controller_cycles: None,
-        llm_cycles: None,
-        controller_wasm: None,
-        llm_wasm: None,
-        model: None,
-        controller_settings: Some(test_settings()),
-        max_tokens_update: Some(4),
-    };
-    env.update_one(admin(), f.creator, "create_mainer", req).unwrap()
+    create_mainer(env, f.creator, mainer_request(role, llms, service, 4))
 }
 
 fn job(env: &dyn TestEnv, f: &Factory, id: u64) -> JobView {
-    env.query_one::<_, CreatorResult<JobView>>(admin(), f.creator, "job", id).unwrap().unwrap()
+    factory::job(env, f.creator, id)
 }
 
 fn run_until_done(env: &dyn TestEnv, f: &Factory, id: u64, max_seconds: u64) -> JobView {
-    for _ in 0..max_seconds {
-        let j = job(env, f, id);
-        if j.status != JobStatus::Running {
-            return j;
-        }
-        run_for(env, 1);
-    }
-    panic!("job {id} still running: {:?}", job(env, f, id));
-}
-
-fn controller_of(j: &JobView) -> Principal {
-    j.slots[0].canister.expect("the controller exists")
+    run_until_job_done(env, f.creator, id, max_seconds)
 }
 
 fn submissions_by(env: &dyn TestEnv, game: Principal, mainer: Principal) -> Vec<Submission> {
-    env.query_candid::<_, (GameResult<Page<Submission>>,)>(
-        admin(),
-        game,
-        "submissions_by_mainer",
-        (mainer, PageRequest::first(100)),
-    )
-    .unwrap()
-    .0
-    .unwrap()
-    .items
+    submissions_by_mainer(env, game, mainer)
 }
 
 #[test]
@@ -271,7 +205,7 @@ fn a_wrong_model_hash_fails_the_job_and_registers_nothing() {
 #[test]
 fn strangers_cannot_use_the_factory() {
     let env = new_env();
-    let game = deploy_game_for(&*env, None);
+    let game = deploy_game_state(&*env);
     let creator = deploy_creator(&*env, game);
     let stranger = user(66);
     let page = PageRequest::first(5);

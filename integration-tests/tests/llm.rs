@@ -13,8 +13,8 @@ use llm_engine::{GgufFile, Model, Sampler, SamplerConfig, Session, Tokenizer};
 use mainer_types::MainerRole;
 use mainer_types::game::{GameResult, Submission};
 use mainer_types::llama_cpp::{
-    AccessInputRecord, AccessRecordResult, FileUploadInputRecord, FileUploadRecordResult, InputRecord,
-    MaxTokensRecord, OutputRecordResult, RunOutputRecord, StatusCodeRecordResult, methods,
+    AccessInputRecord, AccessRecordResult, FileUploadInputRecord, FileUploadRecordResult, InputRecord, MaxTokensRecord,
+    OutputRecordResult, RunOutputRecord, StatusCodeRecordResult, methods,
 };
 use mainer_types::{Page, PageRequest};
 use sha2::{Digest, Sha256};
@@ -113,7 +113,14 @@ fn generate(env: &dyn TestEnv, who: Principal, llm: Principal, cache: &str, prom
     answer
 }
 
-fn continue_chat(env: &dyn TestEnv, who: Principal, llm: Principal, cache: &str, prompt: &str, extra: &[&str]) -> Answer {
+fn continue_chat(
+    env: &dyn TestEnv,
+    who: Principal,
+    llm: Principal,
+    cache: &str,
+    prompt: &str,
+    extra: &[&str],
+) -> Answer {
     let mut answer = Answer::default();
     let mut remaining = prompt.to_string();
     let mut ingesting = true;
@@ -204,8 +211,12 @@ fn uploads_hash_on_chain_restart_at_zero_and_refuse_oversized_chunks() {
     }
     // Larger than 2,097,152 bytes: refused (by the ingress size limit already).
     let oversized = vec![0u8; 2_097_153];
-    let input =
-        FileUploadInputRecord { filename: "big".into(), chunksize: oversized.len() as u64, chunk: oversized, offset: 0 };
+    let input = FileUploadInputRecord {
+        filename: "big".into(),
+        chunksize: oversized.len() as u64,
+        chunk: oversized,
+        offset: 0,
+    };
     let refused = env
         .update_one::<_, FileUploadRecordResult>(admin(), llm, methods::FILE_UPLOAD_CHUNK, input)
         .map_or(true, |r| matches!(r, FileUploadRecordResult::Err(_)));
@@ -275,7 +286,10 @@ fn access_is_for_controllers_and_granted_principals() {
     assert_eq!(err(call(&*env, user(1), llm, methods::RUN_UPDATE, &["-p", JOE])).status_code, 401);
 
     // A controller grants a principal, which is let in; others are not.
-    assert!(matches!(env.update_one::<_, AccessListResult>(user(1), llm, "grant_access", user(1)).unwrap(), AccessListResult::Err(_)));
+    assert!(matches!(
+        env.update_one::<_, AccessListResult>(user(1), llm, "grant_access", user(1)).unwrap(),
+        AccessListResult::Err(_)
+    ));
     assert_eq!(grant(&*env, llm, user(1)), AccessListResult::Ok(vec![user(1)]));
     assert!(matches!(check(user(1)), StatusCodeRecordResult::Ok(_)));
     assert_eq!(generate(&*env, user(1), llm, "g", JOE, &["-n", "3", "--temp", "0"]).text, ". He li");
@@ -284,15 +298,18 @@ fn access_is_for_controllers_and_granted_principals() {
     assert_eq!(listed, AccessListResult::Ok(vec![user(1)]));
 
     // Level 1: everyone signed in; never the anonymous principal.
-    let r: AccessRecordResult = env.update_one(admin(), llm, methods::SET_ACCESS, AccessInputRecord { level: 1 }).unwrap();
+    let r: AccessRecordResult =
+        env.update_one(admin(), llm, methods::SET_ACCESS, AccessInputRecord { level: 1 }).unwrap();
     assert!(matches!(r, AccessRecordResult::Ok(ref a) if a.explanation == "All except anonymous"), "{r:?}");
     ok(chat(user(2)));
     assert_eq!(err(chat(Principal::anonymous())).status_code, 401);
-    let r: AccessRecordResult = env.update_one(user(2), llm, methods::SET_ACCESS, AccessInputRecord { level: 0 }).unwrap();
+    let r: AccessRecordResult =
+        env.update_one(user(2), llm, methods::SET_ACCESS, AccessInputRecord { level: 0 }).unwrap();
     assert!(matches!(r, AccessRecordResult::Err(_)), "only controllers set the level");
 
     // Back to 0 and revoked: refused again.
-    let _: AccessRecordResult = env.update_one(admin(), llm, methods::SET_ACCESS, AccessInputRecord { level: 0 }).unwrap();
+    let _: AccessRecordResult =
+        env.update_one(admin(), llm, methods::SET_ACCESS, AccessInputRecord { level: 0 }).unwrap();
     let r: AccessListResult = env.update_one(admin(), llm, "revoke_access", user(1)).unwrap();
     assert_eq!(r, AccessListResult::Ok(vec![]));
     assert_eq!(err(chat(user(1))).status_code, 401);
@@ -324,7 +341,9 @@ fn after_an_upgrade_the_model_is_reloaded_from_the_kept_file() {
     let details: FileUploadRecordResult = env
         .query_one(admin(), llm, "uploaded_file_details", FileDetailsInputRecord { filename: TEST_MODEL_PATH.into() })
         .unwrap();
-    assert!(matches!(details, FileUploadRecordResult::Ok(ref r) if r.filesha256 == hex::encode(Sha256::digest(&model))));
+    assert!(
+        matches!(details, FileUploadRecordResult::Ok(ref r) if r.filesha256 == hex::encode(Sha256::digest(&model)))
+    );
     let max: MaxTokensRecord = env.query_one(admin(), llm, methods::GET_MAX_TOKENS, ()).unwrap();
     assert_eq!(max.max_tokens_update, 4);
     let e = err(call(&*env, admin(), llm, methods::RUN_UPDATE, &["--prompt-cache", "c", "-p", ""]));
@@ -404,7 +423,10 @@ fn remove_prompt_cache_and_two_callers_with_the_same_cache_name() {
 
     // remove_prompt_cache ends user 1's conversation only.
     ok(call(&*env, user(1), llm, methods::REMOVE_PROMPT_CACHE, &["--prompt-cache", "same"]));
-    assert_eq!(err(call(&*env, user(1), llm, methods::RUN_UPDATE, &["--prompt-cache", "same", "-p", ""])).status_code, 400);
+    assert_eq!(
+        err(call(&*env, user(1), llm, methods::RUN_UPDATE, &["--prompt-cache", "same", "-p", ""])).status_code,
+        400
+    );
     let r = ok(call(&*env, user(2), llm, methods::RUN_UPDATE, &["--prompt-cache", "same", "-p", ""]));
     assert!(r.generated_eog && r.conversation.contains("The little dog"));
     let status = memory_status(&*env, llm);

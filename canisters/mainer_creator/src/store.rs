@@ -10,7 +10,8 @@
 //! - `FREE_REGIONS`: start -> length of freed regions, coalesced with their
 //!   neighbours, reused first-fit before the space grows.
 //! - `UPLOADS`: upload id -> [`UploadRecord`]; a few hundred bytes,
-//!   rewritten once per chunk.
+//!   rewritten once per chunk, so encoded by hand (Candid would cost about
+//!   200,000 instructions per chunk to decode and encode it again).
 //! - `ARTEFACTS`: SHA-256 (lower-case hex) -> [`ArtefactRecord`].
 //!
 //! A chunk is written where it belongs at once: no per-chunk hashing, no
@@ -20,10 +21,12 @@
 //! [`Store`] is generic over the memories so the logic runs natively in unit
 //! tests; the canister's instance is behind [`with`] and [`with_mut`].
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 
 use candid::{CandidType, Principal};
-use ic_stable_structures::{Memory, StableBTreeMap};
+use ic_stable_structures::storable::Bound;
+use ic_stable_structures::{Memory, StableBTreeMap, Storable};
 use mainer_types::creator::{
     ArtefactInfo, ArtefactKind, CreatorError, MAX_UPLOAD_CHUNK_BYTES, StartUploadRequest, UploadChunkRequest,
     UploadStatus,
@@ -57,7 +60,7 @@ pub struct Region {
     pub len: u64,
 }
 
-#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadRecord {
     pub kind: ArtefactKind,
     pub name: String,
@@ -68,6 +71,79 @@ pub struct UploadRecord {
     pub started_by: Principal,
     pub started_at_ns: u64,
     pub region: Region,
+}
+
+const UPLOAD_RECORD_V1: u8 = 1;
+
+/// Version byte, kind, the numbers as little-endian u64, then the
+/// variable-length fields with a u32 length each (`u32::MAX`: no hash).
+impl Storable for UploadRecord {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.clone().into_bytes())
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(64 + self.name.len());
+        b.push(UPLOAD_RECORD_V1);
+        b.push(match self.kind {
+            ArtefactKind::ControllerWasm => 0,
+            ArtefactKind::LlmWasm => 1,
+            ArtefactKind::Model => 2,
+        });
+        for n in [self.total_size, self.received, self.started_at_ns, self.region.start, self.region.len] {
+            b.extend_from_slice(&n.to_le_bytes());
+        }
+        let mut field = |bytes: Option<&[u8]>| match bytes {
+            Some(bytes) => {
+                b.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+                b.extend_from_slice(bytes);
+            }
+            None => b.extend_from_slice(&u32::MAX.to_le_bytes()),
+        };
+        field(self.expected_sha256.as_ref().map(|s| s.as_bytes()));
+        field(Some(self.started_by.as_slice()));
+        field(Some(self.name.as_bytes()));
+        b
+    }
+
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        let mut at = 0;
+        let mut take = |n: usize| {
+            at += n;
+            &bytes[at - n..at]
+        };
+        assert_eq!(take(1)[0], UPLOAD_RECORD_V1, "unknown upload record version");
+        let kind = match take(1)[0] {
+            0 => ArtefactKind::ControllerWasm,
+            1 => ArtefactKind::LlmWasm,
+            2 => ArtefactKind::Model,
+            k => panic!("unknown artefact kind {k} in an upload record"),
+        };
+        let mut n = [0u64; 5];
+        for v in n.iter_mut() {
+            *v = u64::from_le_bytes(take(8).try_into().unwrap());
+        }
+        let mut field = || {
+            let len = u32::from_le_bytes(take(4).try_into().unwrap());
+            (len != u32::MAX).then(|| take(len as usize).to_vec())
+        };
+        let text = |b: Vec<u8>| String::from_utf8(b).expect("stored text is UTF-8");
+        let expected_sha256 = field().map(text);
+        let started_by = Principal::from_slice(&field().expect("a principal"));
+        let name = text(field().expect("a name"));
+        UploadRecord {
+            kind,
+            name,
+            total_size: n[0],
+            received: n[1],
+            expected_sha256,
+            started_by,
+            started_at_ns: n[2],
+            region: Region { start: n[3], len: n[4] },
+        }
+    }
+
+    const BOUND: Bound = Bound::Unbounded;
 }
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -93,7 +169,7 @@ pub struct Finishing {
 }
 
 pub struct Store<M: Memory> {
-    uploads: StableBTreeMap<u64, Stored<UploadRecord>, M>,
+    uploads: StableBTreeMap<u64, UploadRecord, M>,
     artefacts: StableBTreeMap<String, Stored<ArtefactRecord>, M>,
     free: StableBTreeMap<u64, u64, M>,
     blobs: M,
@@ -158,7 +234,7 @@ impl<M: Memory> Store<M> {
             region,
         };
         let status = upload_status(id, &record);
-        self.uploads.insert(id, Stored(record));
+        self.uploads.insert(id, record);
         Ok(status)
     }
 
@@ -188,7 +264,7 @@ impl<M: Memory> Store<M> {
             let same = (end.min(received) - offset) as usize;
             let mut stored = vec![0u8; same];
             self.blobs.read(base + offset, &mut stored);
-            if stored[..] != req.bytes[..same] {
+            if !same_bytes(&stored, &req.bytes[..same]) {
                 return Err(CreatorError::UploadOverlap { received, offset });
             }
             if end <= received {
@@ -199,7 +275,7 @@ impl<M: Memory> Store<M> {
         self.blobs.write(base + received, &req.bytes[fresh..]);
         record.received = end;
         let status = upload_status(req.upload_id, &record);
-        self.uploads.insert(req.upload_id, Stored(record));
+        self.uploads.insert(req.upload_id, record);
         Ok(status)
     }
 
@@ -219,7 +295,7 @@ impl<M: Memory> Store<M> {
     pub fn list_uploads(&self, req: PageRequest) -> Page<UploadStatus> {
         let all = self.uploads.iter().map(|e| {
             let (id, r) = e.into_pair();
-            upload_status(id, &r.0)
+            upload_status(id, &r)
         });
         Page::collect(all, self.uploads.len(), req)
     }
@@ -431,7 +507,7 @@ impl<M: Memory> Store<M> {
     }
 
     fn upload(&self, upload_id: u64) -> Result<UploadRecord, CreatorError> {
-        self.uploads.get(&upload_id).map(|s| s.0).ok_or_else(|| CreatorError::NotFound(format!("upload {upload_id}")))
+        self.uploads.get(&upload_id).ok_or_else(|| CreatorError::NotFound(format!("upload {upload_id}")))
     }
 
     fn artefact_record(&self, sha: &str) -> Result<ArtefactRecord, CreatorError> {
@@ -440,6 +516,13 @@ impl<M: Memory> Store<M> {
             .map(|s| s.0)
             .ok_or_else(|| CreatorError::NotFound(format!("artefact {sha}")))
     }
+}
+
+/// Slice equality a word at a time: in wasm, `==` on byte slices becomes a
+/// byte loop (memcmp) that costs about 14 instructions per byte.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let ((aw, at), (bw, bt)) = (a.as_chunks::<8>(), b.as_chunks::<8>());
+    a.len() == b.len() && at == bt && aw.iter().zip(bw).all(|(x, y)| u64::from_ne_bytes(*x) == u64::from_ne_bytes(*y))
 }
 
 fn invalid(what: String) -> CreatorError {
@@ -502,25 +585,21 @@ pub fn with_mut<R>(f: impl FnOnce(&mut Store<memory::Memory>) -> R) -> R {
 }
 
 /// A stored artefact, by SHA-256 (hex, any case).
-#[allow(dead_code)] // for the job engine
 pub fn artefact(sha256: &str) -> Option<ArtefactInfo> {
     with(|s| s.artefact_info(sha256).ok())
 }
 
 /// The most recently stored artefact of `kind`.
-#[allow(dead_code)] // for the job engine
 pub fn newest(kind: ArtefactKind) -> Option<ArtefactInfo> {
     with(|s| s.newest(kind))
 }
 
 /// Reads `buf.len()` bytes of the artefact from `offset` (bounds-checked).
-#[allow(dead_code)] // for the job engine
 pub fn read(sha256: &str, offset: u64, buf: &mut [u8]) -> Result<(), CreatorError> {
     with(|s| s.read(sha256, offset, buf))
 }
 
 /// The whole artefact (wasm modules: at most `MAX_WASM_BYTES`).
-#[allow(dead_code)] // for the job engine
 pub fn read_all(sha256: &str) -> Result<Vec<u8>, CreatorError> {
     with(|s| s.read_all(sha256))
 }
@@ -805,6 +884,25 @@ mod tests {
         s.cancel_upload(id).unwrap();
         assert!(matches!(s.hash_more(&mut f, 1_000_000), Err(CreatorError::NotFound(_))));
         assert!(matches!(s.complete_finish(f, 1), Err(CreatorError::NotFound(_))));
+    }
+
+    #[test]
+    fn upload_records_round_trip_through_their_encoding() {
+        let mut r = UploadRecord {
+            kind: ArtefactKind::LlmWasm,
+            name: "llm · wasm".into(),
+            total_size: u64::MAX,
+            received: 7,
+            expected_sha256: Some(sha(b"x")),
+            started_by: admin(),
+            started_at_ns: 1 << 60,
+            region: Region { start: GRANULE, len: 3 * GRANULE },
+        };
+        assert_eq!(UploadRecord::from_bytes(r.to_bytes()), r);
+        r.expected_sha256 = None;
+        r.kind = ArtefactKind::Model;
+        r.started_by = Principal::anonymous();
+        assert_eq!(UploadRecord::from_bytes(Cow::Owned(r.clone().into_bytes())), r);
     }
 
     #[test]

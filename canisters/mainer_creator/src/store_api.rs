@@ -15,11 +15,12 @@ use mainer_types::{Page, PageRequest};
 
 use crate::{access, jobs, store};
 
-/// Bytes hashed per message by `finish_upload` (about 1.3 B instructions on
-/// the simulator), so a 2 GiB model stays far below the 40 B instruction
-/// limit of one message: between slices the call awaits a self-call, and the
-/// next slice runs in a fresh message.
-const HASH_BYTES_PER_MESSAGE: u64 = 64 * 1024 * 1024;
+/// Bytes hashed per message by `finish_upload`. SHA-256 in wasm costs about
+/// 130 M instructions per MiB, so a 676 MB model (88 B) cannot be hashed
+/// within the 40 B instruction limit of one message: the call hashes a slice
+/// (about 4 B instructions), awaits a self-call, and the next slice runs in a
+/// fresh message.
+const HASH_BYTES_PER_MESSAGE: u64 = 32 * 1024 * 1024;
 
 thread_local! {
     /// Uploads whose `finish_upload` is between two slices.

@@ -6,3 +6,5 @@ scripts/build.sh
 mkdir -p benchmarks
 cargo run -q --locked -p integration-tests --example bench_simulator | tee benchmarks/simulator.md
 cargo run -q --locked -p integration-tests --example bench_mainer | tee benchmarks/mainer.md
+cargo run -q --locked -p integration-tests --example bench_creator_store | tee benchmarks/creator_store.md
+cargo run -q --locked -p integration-tests --example bench_llm | tee benchmarks/llm.md

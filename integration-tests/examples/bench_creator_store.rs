@@ -82,12 +82,17 @@ fn main() {
     };
     let chunks = FILE_BYTES.div_ceil(CHUNK);
     let mut upload_instr = 0u64;
+    let mut heap_first_chunk = 0;
     for i in 0..chunks {
         let out = sim.update_call_traced(user(1), creator, "upload_chunk", chunk_arg(i));
         let status: Result<UploadStatus, CreatorError> = decode(&out.result.unwrap());
         status.expect("the chunk is stored");
         upload_instr += out.instructions;
+        if i == 0 {
+            heap_first_chunk = sim.heap_bytes(creator);
+        }
     }
+    let heap_uploaded = sim.heap_bytes(creator);
     // Fixed costs: a 1-byte chunk into a second upload, and the baseline with 1 byte.
     let small = StartUploadRequest { total_size: 10, expected_sha256: None, ..start.clone() };
     let out = sim.update_call_traced(user(1), creator, "start_upload", Encode!(&small).unwrap());
@@ -102,7 +107,7 @@ fn main() {
     // A full chunk sent again (as after an ingress time-out): read back and compared.
     let out = sim.update_call_traced(user(1), creator, "upload_chunk", chunk_arg(0));
     let resend_instr = out.instructions;
-    let heap_uploaded = sim.heap_bytes(creator);
+    let heap_resent = sim.heap_bytes(creator);
 
     let (before, _) = sim.execution_totals(creator);
     sim.clear_executions();
@@ -150,6 +155,8 @@ fn main() {
     println!("| creator heap | bytes |");
     println!("|---|---:|");
     println!("| after install | {heap_installed} |");
+    println!("| after the first chunk | {heap_first_chunk} |");
     println!("| after uploading {mib:.0} MiB | {heap_uploaded} |");
+    println!("| after resending a chunk (its bytes read back to compare) | {heap_resent} |");
     println!("| after `finish_upload` | {heap_finished} |");
 }

@@ -234,6 +234,18 @@ fn strangers_cannot_use_the_factory() {
         ("run_jobs_now", Encode!().unwrap(), false),
         ("list_mainers", Encode!(&page).unwrap(), true),
         ("set_game_state", Encode!(&user(1)).unwrap(), false),
+        (
+            "upgrade_controllers",
+            Encode!(&UpgradeControllersRequest { wasm_sha256: None, targets: None, batch_size: 1 }).unwrap(),
+            false,
+        ),
+        (
+            "upgrade_llms",
+            Encode!(&UpgradeControllersRequest { wasm_sha256: None, targets: None, batch_size: 1 }).unwrap(),
+            false,
+        ),
+        ("remove_llm", Encode!(&user(1)).unwrap(), false),
+        ("fleet_job", Encode!(&0u64).unwrap(), true),
     ];
     for (method, arg, query) in calls {
         let reply =
@@ -339,4 +351,71 @@ fn a_fleet_upgrade_keeps_models_loaded_and_queues_intact() {
         run_for(&*env, 1);
     }
     assert!(controllers.iter().all(|c| submissions_by(&*env, f.game, *c).len() == 2));
+}
+
+fn follow_fleet(env: &dyn TestEnv, f: &Factory, id: u64) -> FleetJobView {
+    for _ in 0..300 {
+        let view =
+            env.query_one::<_, CreatorResult<FleetJobView>>(admin(), f.creator, "fleet_job", id).unwrap().unwrap();
+        if view.status != JobStatus::Running {
+            return view;
+        }
+        run_for(env, 1);
+    }
+    panic!("fleet job {id} still running");
+}
+
+#[test]
+fn an_llm_upgrade_reloads_the_model_and_sets_max_tokens_again() {
+    use mainer_types::llama_cpp::{MaxTokensRecord, StatusCodeRecordResult};
+    let env = new_env();
+    let f = factory(&*env);
+    let j = run_until_done(&*env, &f, create(&*env, &f, MainerRole::Own, 2, None).unwrap().id, 600);
+    let llms: Vec<Principal> = j.slots[1..].iter().map(|s| s.canister.unwrap()).collect();
+    let v2 = upload(&*env, f.creator, ArtefactKind::LlmWasm, "test_llm v2", &new_version_of(wasm("test_llm"), "v2"));
+    let req = UpgradeControllersRequest { wasm_sha256: Some(v2.sha256.clone()), targets: None, batch_size: 1 };
+    let fleet =
+        env.update_one::<_, CreatorResult<FleetJobView>>(admin(), f.creator, "upgrade_llms", req).unwrap().unwrap();
+    let view = follow_fleet(&*env, &f, fleet.id);
+    assert_eq!(view.status, JobStatus::Done, "{view:?}");
+    for llm in &llms {
+        assert_eq!(env.status(admin(), *llm).unwrap().module_hash.map(hex::encode), Some(v2.sha256.clone()));
+        let ready: StatusCodeRecordResult = env.query_one(admin(), *llm, "ready", ()).unwrap();
+        assert!(matches!(ready, StatusCodeRecordResult::Ok(_)), "model reloaded: {ready:?}");
+        let max: MaxTokensRecord = env.query_one(admin(), *llm, "get_max_tokens", ()).unwrap();
+        assert_eq!(max.max_tokens_update, 4, "configured again");
+    }
+    let c = add_challenge(&*env, f.game, "After the LLM upgrade", 4);
+    let mainer = controller_of(&j);
+    for _ in 0..120 {
+        if !submissions_by(&*env, f.game, mainer).is_empty() {
+            break;
+        }
+        run_for(&*env, 1);
+    }
+    assert_eq!(submissions_by(&*env, f.game, mainer)[0].challenge_id, c.id);
+}
+
+#[test]
+fn removing_an_llm_drains_unregisters_and_deletes_it() {
+    use mainer_types::controller::{ControllerResult, LlmStatus};
+    let env = new_env();
+    let f = factory(&*env);
+    let j = run_until_done(&*env, &f, create(&*env, &f, MainerRole::Own, 2, None).unwrap().id, 600);
+    let mainer = controller_of(&j);
+    let (gone, kept) = (j.slots[1].canister.unwrap(), j.slots[2].canister.unwrap());
+    let fleet =
+        env.update_one::<_, CreatorResult<FleetJobView>>(admin(), f.creator, "remove_llm", gone).unwrap().unwrap();
+    let view = follow_fleet(&*env, &f, fleet.id);
+    assert_eq!(view.status, JobStatus::Done, "{view:?}");
+    let llms = env.query_one::<_, ControllerResult<Vec<LlmStatus>>>(admin(), mainer, "list_llms", ()).unwrap().unwrap();
+    assert_eq!(llms.iter().map(|l| l.canister).collect::<Vec<_>>(), vec![kept]);
+    assert!(env.status(admin(), gone).is_err(), "the LLM canister is deleted");
+    let mainers = env
+        .query_one::<_, CreatorResult<Page<MainerView>>>(admin(), f.creator, "list_mainers", PageRequest::first(5))
+        .unwrap()
+        .unwrap();
+    assert_eq!(mainers.items[0].llms, vec![kept]);
+    let stranger = env.update_one::<_, CreatorResult<FleetJobView>>(user(66), f.creator, "remove_llm", kept).unwrap();
+    assert!(matches!(stranger, Err(CreatorError::Unauthorized(_))));
 }

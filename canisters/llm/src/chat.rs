@@ -261,9 +261,17 @@ impl Conversation {
 
     /// Drops an unfinished turn: the cache goes back to where it started.
     fn abandon_pending(&mut self) {
-        if let Some(p) = self.pending.take() {
-            self.session.truncate(p.turn_start);
-            self.unfed = p.carry;
+        let Some(p) = self.pending.take() else { return };
+        self.session.truncate(p.turn_start);
+        self.unfed = p.carry;
+        // A truncation loses the logits: without a carried token, the last
+        // token is taken back to be fed again when the conversation goes on.
+        if self.unfed.is_none() && p.next > 0 {
+            let last = self.session.tokens().last().copied();
+            if let Some(token) = last {
+                self.session.truncate(self.session.len() - 1);
+                self.unfed = Some(token);
+            }
         }
     }
 
@@ -278,7 +286,7 @@ impl Conversation {
                 capacity: self.session.capacity(),
             });
         }
-        let bos = fresh && tokens.first().is_some() && tokens.first().copied() == tokenizer.bos();
+        let bos = fresh && !tokens.is_empty() && tokens.first().copied() == tokenizer.bos();
         let carry = self.unfed.take();
         self.answer = Answer::default();
         self.turn_tokens = tokens.len() as u64;
@@ -306,7 +314,7 @@ impl Conversation {
         meter: &dyn Meter,
     ) -> Result<u64, ChatError> {
         let Conversation { session, pending, .. } = self;
-        let p = pending.as_mut().expect("ingest is called with a pending prompt");
+        let Some(p) = pending.as_mut() else { return Ok(0) };
         let start = p.next;
         let len = p.tokens.len();
         let free = p.free.saturating_sub(start).min(len - start);

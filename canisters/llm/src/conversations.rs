@@ -56,6 +56,18 @@ impl Conversations {
         self.map.get_mut(key)
     }
 
+    /// The conversation of `key`, made by `make` if there is none.
+    pub fn get_or_try_insert<E>(
+        &mut self,
+        key: Key,
+        make: impl FnOnce() -> Result<Conversation, E>,
+    ) -> Result<&mut Conversation, E> {
+        match self.map.entry(key) {
+            std::collections::btree_map::Entry::Occupied(entry) => Ok(entry.into_mut()),
+            std::collections::btree_map::Entry::Vacant(entry) => Ok(entry.insert(make()?)),
+        }
+    }
+
     pub fn insert(&mut self, key: Key, conversation: Conversation) {
         self.map.insert(key, conversation);
     }

@@ -2,15 +2,19 @@
 //! read from the uploaded file in one step.
 //!
 //! One call is enough: loading is a single read of the tensor data from
-//! stable memory plus parsing the metadata, about one instruction per byte
-//! of weights (see `benchmarks/llm.md`: well under the 40B-instruction
-//! limit for a Qwen2.5-0.5B q8_0 file), so it is not split across calls.
+//! stable memory plus parsing the metadata and building the tokenizer, about
+//! 2.6 instructions per byte of file (1.4B for a 528 MB Qwen2.5-0.5B-shaped
+//! q8_0 file, see `benchmarks/llm.md`; the limit is 40B), so it is not split
+//! across calls.
 
 use llm_engine::{ByteSource, GgufFile, Model, Tokenizer};
 
 /// Positions per conversation without `-c` (llama.cpp's default context),
 /// capped by the model's own context length.
 pub const DEFAULT_CONTEXT: usize = 4096;
+/// Largest model file loaded: its weights must fit a wasm32 heap (4 GiB)
+/// next to the KV caches; the IC's default `wasm_memory_limit` is 3 GiB.
+pub const MAX_MODEL_BYTES: u64 = 3 << 30;
 
 /// Shape and sizes of the loaded model, for `memory_status`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +52,12 @@ impl Engine {
     /// heap (once: the file stays in stable memory). `ctx_size` 0 or None
     /// means [`DEFAULT_CONTEXT`].
     pub fn load<S: ByteSource + ?Sized>(source: &S, path: &str, ctx_size: Option<u64>) -> llm_engine::Result<Self> {
+        if source.len() > MAX_MODEL_BYTES {
+            return Err(llm_engine::Error::InvalidArgument(format!(
+                "a model of {} bytes does not fit the heap (at most {MAX_MODEL_BYTES} bytes)",
+                source.len()
+            )));
+        }
         let file = GgufFile::parse(source)?;
         let tokenizer = Tokenizer::from_gguf(&file)?;
         let model = Model::load(&file, source)?;

@@ -56,6 +56,23 @@ pub struct Service<M: Memory> {
     pub instruction_limit: u64,
 }
 
+/// Why an inference call is refused before it runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub status_code: u16,
+    pub error: String,
+}
+
+impl Refusal {
+    fn new(status_code: u16, error: impl Into<String>) -> Self {
+        Refusal { status_code, error: error.into() }
+    }
+
+    fn into_result(self) -> OutputRecordResult {
+        failure(self.status_code, self.error)
+    }
+}
+
 pub fn failure(status_code: u16, error: impl Into<String>) -> OutputRecordResult {
     OutputRecordResult::Err(RunOutputRecord { status_code, error: error.into(), ..Default::default() })
 }
@@ -306,6 +323,10 @@ impl<M: Memory> Service<M> {
     }
 
     pub fn reload_after_upgrade(&mut self, meter: &dyn Meter) {
+        // A `load_model` that came first has already done it.
+        if !matches!(self.model, ModelSlot::Reloading) {
+            return;
+        }
         let Some(model_args) = self.settings().model.clone() else { return };
         if let Err((_, message)) = self.load(&model_args, meter) {
             self.model = ModelSlot::ReloadFailed(message);
@@ -327,28 +348,28 @@ impl<M: Memory> Service<M> {
     // ---- inference ----
 
     /// Access, arguments and a loaded model, as every inference call needs.
-    fn prepare(&self, caller: Caller, input: &InputRecord) -> Result<LlmArgs, OutputRecordResult> {
+    fn prepare(&self, caller: Caller, input: &InputRecord) -> Result<LlmArgs, Refusal> {
         if !self.settings().may_infer(caller) {
-            return Err(failure(UNAUTHORIZED, ACCESS_DENIED));
+            return Err(Refusal::new(UNAUTHORIZED, ACCESS_DENIED));
         }
-        let args = args::parse(&input.args).map_err(|e| failure(BAD_REQUEST, e))?;
+        let args = args::parse(&input.args).map_err(|e| Refusal::new(BAD_REQUEST, e))?;
         if let Some(message) = self.not_loaded_message() {
-            return Err(failure(UNAVAILABLE, message));
+            return Err(Refusal::new(UNAVAILABLE, message));
         }
         Ok(args)
     }
 
-    fn fresh_conversation(engine: &Engine, now_ns: u64) -> Result<Conversation, OutputRecordResult> {
+    fn fresh_conversation(engine: &Engine, now_ns: u64) -> Result<Conversation, Refusal> {
         Session::new(&engine.model, engine.session_capacity())
             .map(|session| Conversation::new(session, now_ns))
-            .map_err(|e| failure(INTERNAL, e.to_string()))
+            .map_err(|e| Refusal::new(INTERNAL, e.to_string()))
     }
 
     /// Starts (or restarts) the conversation named by `--prompt-cache`.
     pub fn new_chat(&mut self, caller: Caller, input: &InputRecord, now_ns: u64) -> OutputRecordResult {
         let args = match self.prepare(caller, input) {
             Ok(args) => args,
-            Err(e) => return e,
+            Err(refusal) => return refusal.into_result(),
         };
         let ModelSlot::Loaded { engine, .. } = &self.model else { return failure(UNAVAILABLE, "model not loaded") };
         let key: Key = (caller.principal, args.cache_name().to_string());
@@ -358,7 +379,7 @@ impl<M: Memory> Service<M> {
                 self.chats.insert(key, conversation);
                 success("")
             }
-            Err(e) => e,
+            Err(refusal) => refusal.into_result(),
         }
     }
 
@@ -371,7 +392,7 @@ impl<M: Memory> Service<M> {
     ) -> OutputRecordResult {
         let args = match self.prepare(caller, input) {
             Ok(args) => args,
-            Err(e) => return e,
+            Err(refusal) => return refusal.into_result(),
         };
         let limits = CallLimits {
             max_tokens: self.settings().max_tokens.max_tokens_update,
@@ -380,18 +401,19 @@ impl<M: Memory> Service<M> {
         let ModelSlot::Loaded { engine, .. } = &mut self.model else { return failure(UNAVAILABLE, "model not loaded") };
         let key: Key = (caller.principal, args.cache_name().to_string());
         self.chats.make_room(&key, now_ns, engine.facts.kv_bytes_per_position);
-        if !self.chats.contains(&key) {
-            // Like a missing llama.cpp prompt cache: a prompt starts one.
-            if args.prompt.as_deref().unwrap_or("").is_empty() {
+        // Like a missing llama.cpp prompt cache: a prompt starts one.
+        let has_prompt = !args.prompt.as_deref().unwrap_or("").is_empty();
+        let made = self.chats.get_or_try_insert(key, || match has_prompt {
+            true => Self::fresh_conversation(engine, now_ns),
+            false => {
                 let e = ChatError::NothingToGenerate;
-                return failure(e.status_code(), e.to_string());
+                Err(Refusal::new(e.status_code(), e.to_string()))
             }
-            match Self::fresh_conversation(engine, now_ns) {
-                Ok(conversation) => self.chats.insert(key.clone(), conversation),
-                Err(e) => return e,
-            }
-        }
-        let conversation = self.chats.get_mut(&key).expect("present or just inserted");
+        });
+        let conversation = match made {
+            Ok(conversation) => conversation,
+            Err(refusal) => return refusal.into_result(),
+        };
         conversation.last_used_ns = now_ns;
         match conversation.run(engine, &args, &limits, meter) {
             Ok(record) => OutputRecordResult::Ok(record),

@@ -450,6 +450,14 @@ fn without_a_model_calls_say_so_and_an_upgrade_reloads_it() {
     let run = drive(&mut upgraded, admin(), "n", JOE, &["-n", "3", "--temp", "0"], false, &FakeMeter::free());
     assert_eq!(run.text, ". He li");
 
+    // A load_model before the reload timer makes the reload a no-op.
+    let mut again = stable.service(ConversationLimits::default());
+    assert!(again.begin_reload());
+    ok(again.load_model(admin(), &input(&["--model", MODEL]), &FakeMeter::free()));
+    ok(again.run_update(admin(), &input(&["-p", JOE]), 0, &FakeMeter::free()));
+    again.reload_after_upgrade(&FakeMeter::free());
+    assert_eq!(again.memory_status(0, 0).conversations, 1, "the conversation was kept");
+
     // Without a model loaded before, nothing is reloaded.
     let mut fresh = Stable::new().service(ConversationLimits::default());
     assert!(!fresh.begin_reload());

@@ -1,30 +1,75 @@
-//! Fleet upgrades: mAIner controllers moved to a stored controller wasm, a
-//! batch at a time — stop, upgrade, start, health check — with their LLMs
-//! and models untouched. Durable like the factory's jobs.
+//! Fleet operations, durable like the factory's jobs, a batch of targets at
+//! a time:
+//! - upgrade controllers: stop, upgrade, start, health check (LLMs and their
+//!   models untouched);
+//! - upgrade LLMs: stop, upgrade, start, reload the model, set max tokens,
+//!   check ready (an upgrade empties the LLM's heap, where the model lives);
+//! - remove an LLM: drain it in its controller, wait until no answer is in
+//!   flight, unregister it, stop and delete it.
 
 use std::cell::RefCell;
 
 use candid::{CandidType, Principal};
-use ic_cdk::call::Call;
 use ic_cdk::management_canister::{self as mgmt, CanisterInstallMode, UpgradeFlags};
 use ic_stable_structures::StableBTreeMap;
-use mainer_types::controller::{ControllerArgs, ControllerUpgrade, HealthReport};
+use mainer_types::controller::{ControllerArgs, ControllerError, ControllerUpgrade, HealthReport, LlmStatus};
 use mainer_types::creator::{FleetJobView, FleetTargetView, JobStatus};
+use mainer_types::llama_cpp::{InputRecord, MaxTokensRecord, OutputRecordResult, StatusCodeRecordResult};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::memory::{self, Memory, Stored};
-use crate::steps::{StepError, install_module, retry};
-use crate::store;
+use crate::steps::{MODEL_PATH, StepError, call, install_module, retry};
+use crate::{config, jobs, store};
 
 const MAX_TARGET_ATTEMPTS: u32 = 5;
 
 #[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FleetKind {
+    UpgradeControllers,
+    UpgradeLlms,
+    RemoveLlm,
+}
+
+impl FleetKind {
+    fn first_step(self) -> FleetStep {
+        match self {
+            FleetKind::RemoveLlm => FleetStep::Drain,
+            _ => FleetStep::Stop,
+        }
+    }
+
+    fn after(self, step: FleetStep) -> FleetStep {
+        use FleetStep::*;
+        match (self, step) {
+            (FleetKind::RemoveLlm, Drain) => WaitIdle,
+            (FleetKind::RemoveLlm, WaitIdle) => Unregister,
+            (FleetKind::RemoveLlm, Unregister) => Stop,
+            (FleetKind::RemoveLlm, Stop) => Delete,
+            (FleetKind::RemoveLlm, Delete) => Done,
+            (_, Stop) => Upgrade,
+            (_, Upgrade) => Start,
+            (FleetKind::UpgradeLlms, Start) => Reload,
+            (FleetKind::UpgradeLlms, Reload) => Configure,
+            (FleetKind::UpgradeLlms, Configure) => Check,
+            (_, Start) => Check,
+            _ => Done,
+        }
+    }
+}
+
+#[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FleetStep {
+    Drain,
+    WaitIdle,
+    Unregister,
     Stop,
     Upgrade,
     Start,
+    Reload,
+    Configure,
     Check,
+    Delete,
     Done,
     Failed,
 }
@@ -40,6 +85,8 @@ pub struct FleetTarget {
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct FleetJob {
     pub id: u64,
+    pub kind: FleetKind,
+    /// The wasm to upgrade to (empty for a removal).
     pub wasm_sha256: String,
     pub batch_size: u32,
     pub status: JobStatus,
@@ -49,15 +96,20 @@ pub struct FleetJob {
 }
 
 impl FleetJob {
-    pub fn new(id: u64, wasm_sha256: String, targets: Vec<Principal>, batch_size: u32, now_ns: u64) -> Self {
-        let targets = targets.into_iter().map(|canister| FleetTarget {
-            canister,
-            step: FleetStep::Stop,
-            attempts: 0,
-            error: None,
-        });
+    pub fn new(
+        id: u64,
+        kind: FleetKind,
+        wasm_sha256: String,
+        targets: Vec<Principal>,
+        batch_size: u32,
+        now_ns: u64,
+    ) -> Self {
+        let first = kind.first_step();
+        let targets =
+            targets.into_iter().map(|canister| FleetTarget { canister, step: first, attempts: 0, error: None });
         FleetJob {
             id,
+            kind,
             wasm_sha256,
             batch_size,
             status: JobStatus::Running,
@@ -93,6 +145,7 @@ impl FleetJob {
     pub fn view(&self) -> FleetJobView {
         FleetJobView {
             id: self.id,
+            kind: format!("{:?}", self.kind),
             wasm_sha256: self.wasm_sha256.clone(),
             batch_size: self.batch_size,
             status: self.status.clone(),
@@ -141,28 +194,36 @@ pub async fn advance(id: u64) {
     let Some(job) = get(id) else { return };
     let steps = job.window().into_iter().map(|i| {
         let target = job.targets[i].clone();
-        let wasm = job.wasm_sha256.clone();
-        async move { (i, run(&target, &wasm).await) }
+        let job = &job;
+        async move { (i, run(&target, job).await) }
     });
     let results = futures::future::join_all(steps).await;
     let Some(mut job) = get(id) else { return };
     for (i, result) in results {
         let t = &mut job.targets[i];
         match result {
-            Ok(next) => {
-                t.step = next;
+            Ok(true) => {
+                t.step = job.kind.after(t.step);
                 t.attempts = 0;
+                if t.step == FleetStep::Done && job.kind == FleetKind::RemoveLlm {
+                    jobs::forget_llm(t.canister);
+                }
             }
+            // Not yet (waiting for the LLM to be idle): try again next round.
+            Ok(false) => {}
             Err(e) => {
                 t.attempts += 1;
                 t.error = Some(format!("{:?}: {}", t.step, e.message));
                 if e.fatal || t.attempts >= MAX_TARGET_ATTEMPTS {
+                    let stopped = matches!(t.step, FleetStep::Upgrade | FleetStep::Start | FleetStep::Reload);
                     t.step = FleetStep::Failed;
-                    // Never leave a controller stopped behind.
+                    // Never leave a canister stopped behind by an upgrade.
                     let canister = t.canister;
-                    ic_cdk::futures::spawn(async move {
-                        let _ = mgmt::start_canister(&mgmt::StartCanisterArgs { canister_id: canister }).await;
-                    });
+                    if stopped {
+                        ic_cdk::futures::spawn(async move {
+                            let _ = mgmt::start_canister(&mgmt::StartCanisterArgs { canister_id: canister }).await;
+                        });
+                    }
                 }
             }
         }
@@ -172,44 +233,102 @@ pub async fn advance(id: u64) {
     put(job);
 }
 
-async fn run(target: &FleetTarget, wasm_sha256: &str) -> Result<FleetStep, StepError> {
+/// Runs the target's current step: Ok(true) when it completed, Ok(false)
+/// when it must wait for the next round.
+async fn run(target: &FleetTarget, job: &FleetJob) -> Result<bool, StepError> {
     let id = target.canister;
     match target.step {
+        FleetStep::Drain => {
+            let controller = controller_of(id)?;
+            call::<_, Result<LlmStatus, ControllerError>>(controller, "set_llm_draining", (id, true))
+                .await?
+                .map_err(|e| retry(format!("set_llm_draining: {e}")))?;
+        }
+        FleetStep::WaitIdle => {
+            let controller = controller_of(id)?;
+            let llms = call::<_, Result<Vec<LlmStatus>, ControllerError>>(controller, "list_llms", ())
+                .await?
+                .map_err(|e| retry(format!("list_llms: {e}")))?;
+            if llms.iter().any(|l| l.canister == id && l.in_flight.is_some()) {
+                return Ok(false);
+            }
+        }
+        FleetStep::Unregister => {
+            let controller = controller_of(id)?;
+            match call::<_, Result<(), ControllerError>>(controller, "remove_llm", (id,)).await? {
+                Ok(()) | Err(ControllerError::NotFound(_)) => {}
+                Err(e) => return Err(retry(format!("remove_llm: {e}"))),
+            }
+        }
         FleetStep::Stop => {
             mgmt::stop_canister(&mgmt::StopCanisterArgs { canister_id: id })
                 .await
                 .map_err(|e| retry(format!("stop: {e}")))?;
-            Ok(FleetStep::Upgrade)
         }
         FleetStep::Upgrade => {
-            let wasm = store::read_all(wasm_sha256).map_err(|e| retry(format!("the wasm artefact: {e}")))?;
+            let wasm = store::read_all(&job.wasm_sha256).map_err(|e| retry(format!("the wasm artefact: {e}")))?;
             let status = mgmt::canister_status(&mgmt::CanisterStatusArgs { canister_id: id })
                 .await
                 .map_err(|e| retry(format!("canister_status: {e}")))?;
             if status.module_hash.as_deref() != Some(Sha256::digest(&wasm).as_slice()) {
-                let arg = candid::encode_one(Some(ControllerArgs::Upgrade(ControllerUpgrade::default()))).unwrap();
+                let arg = match job.kind {
+                    FleetKind::UpgradeControllers => {
+                        candid::encode_one(Some(ControllerArgs::Upgrade(ControllerUpgrade::default()))).unwrap()
+                    }
+                    _ => candid::encode_args(()).unwrap(),
+                };
                 let mode = CanisterInstallMode::Upgrade(Some(UpgradeFlags {
                     skip_pre_upgrade: None,
                     wasm_memory_persistence: None,
                 }));
                 install_module(id, wasm, arg, mode).await?;
             }
-            Ok(FleetStep::Start)
         }
         FleetStep::Start => {
             mgmt::start_canister(&mgmt::StartCanisterArgs { canister_id: id })
                 .await
                 .map_err(|e| retry(format!("start: {e}")))?;
-            Ok(FleetStep::Check)
         }
-        FleetStep::Check => {
-            let health = Call::bounded_wait(id, "health").await.map_err(|e| retry(format!("health: {e}")))?;
-            let report: HealthReport = health.candid().map_err(|e| retry(format!("health: undecodable: {e}")))?;
-            if !report.timers_armed {
-                return Err(retry("the upgraded controller has no timers armed"));
+        FleetStep::Reload => {
+            match call::<_, OutputRecordResult>(id, "load_model", (InputRecord::new(["--model", MODEL_PATH]),)).await? {
+                OutputRecordResult::Ok(_) => {}
+                OutputRecordResult::Err(r) => {
+                    return Err(retry(format!("load_model: {} (status {})", r.error, r.status_code)));
+                }
             }
-            Ok(FleetStep::Done)
         }
-        FleetStep::Done | FleetStep::Failed => Ok(target.step),
+        FleetStep::Configure => {
+            let n = jobs::max_tokens_update_of(id).unwrap_or(config::get().settings.max_tokens_update);
+            let limits = MaxTokensRecord { max_tokens_update: n, max_tokens_query: n };
+            if let StatusCodeRecordResult::Err(e) =
+                call::<_, StatusCodeRecordResult>(id, "set_max_tokens", (limits,)).await?
+            {
+                return Err(retry(format!("set_max_tokens: {e}")));
+            }
+        }
+        FleetStep::Check => match job.kind {
+            FleetKind::UpgradeControllers => {
+                let report: HealthReport = call(id, "health", ()).await?;
+                if !report.timers_armed {
+                    return Err(retry("the upgraded controller has no timers armed"));
+                }
+            }
+            _ => {
+                if let StatusCodeRecordResult::Err(e) = call::<_, StatusCodeRecordResult>(id, "ready", ()).await? {
+                    return Err(retry(format!("the LLM is not ready: {e}")));
+                }
+            }
+        },
+        FleetStep::Delete => {
+            mgmt::delete_canister(&mgmt::DeleteCanisterArgs { canister_id: id })
+                .await
+                .map_err(|e| retry(format!("delete: {e}")))?;
+        }
+        FleetStep::Done | FleetStep::Failed => {}
     }
+    Ok(true)
+}
+
+fn controller_of(llm: Principal) -> Result<Principal, StepError> {
+    jobs::controller_of_llm(llm).ok_or_else(|| crate::steps::fatal("no mAIner of this creator uses this LLM"))
 }

@@ -251,6 +251,34 @@ pub fn update(id: u64, f: impl FnOnce(&mut Job)) -> Option<Job> {
     Some(job)
 }
 
+/// The controller of the mAIner that uses LLM `llm`.
+pub fn controller_of_llm(llm: Principal) -> Option<Principal> {
+    newest_first()
+        .into_iter()
+        .find(|j| j.llms.iter().any(|s| s.canister == Some(llm)))
+        .and_then(|j| j.controller.canister)
+}
+
+/// The `max_tokens_update` the LLM was configured with when it was made.
+pub fn max_tokens_update_of(llm: Principal) -> Option<u64> {
+    newest_first()
+        .into_iter()
+        .find(|j| j.llms.iter().any(|s| s.canister == Some(llm)))
+        .map(|j| j.plan.max_tokens_update)
+}
+
+/// Forgets a deleted LLM: it leaves its mAIner's job record.
+pub fn forget_llm(llm: Principal) {
+    if let Some(job) = newest_first().into_iter().find(|j| j.llms.iter().any(|s| s.canister == Some(llm))) {
+        update(job.id, |j| j.llms.retain(|s| s.canister != Some(llm)));
+    }
+}
+
+/// Every LLM canister made by the creator.
+pub fn all_llms() -> Vec<Principal> {
+    newest_first().iter().flat_map(|j| j.llms.iter().filter_map(|s| s.canister)).collect()
+}
+
 /// Whether a job that is not finished uses the artefact `sha256`.
 pub fn artefact_in_use(sha256: &str) -> bool {
     let factory = JOBS

@@ -10,6 +10,7 @@ use mainer_types::creator::{
 };
 use mainer_types::{MainerRole, Page, PageRequest};
 
+use crate::fleet::FleetKind;
 use crate::jobs::{self, Job, MainerPlan};
 use crate::{access, config, fleet, store};
 
@@ -163,26 +164,55 @@ fn game_state() -> Principal {
 #[update]
 fn upgrade_controllers(req: UpgradeControllersRequest) -> CreatorResult<FleetJobView> {
     access::require_admin(&msg_caller())?;
+    let made: Vec<Principal> = jobs::newest_first().iter().filter_map(|j| j.controller.canister).collect();
+    start_fleet(FleetKind::UpgradeControllers, ArtefactKind::ControllerWasm, req, made)
+}
+
+/// Upgrades LLM canisters to a stored LLM wasm, then reloads their model and
+/// sets their max tokens again (stop, upgrade, start, reload, configure, check).
+#[update]
+fn upgrade_llms(req: UpgradeControllersRequest) -> CreatorResult<FleetJobView> {
+    access::require_admin(&msg_caller())?;
+    start_fleet(FleetKind::UpgradeLlms, ArtefactKind::LlmWasm, req, jobs::all_llms())
+}
+
+/// Removes an LLM from its mAIner: drains it (no answer in flight),
+/// unregisters it from the controller, stops and deletes it.
+#[update]
+fn remove_llm(llm: Principal) -> CreatorResult<FleetJobView> {
+    access::require_admin(&msg_caller())?;
+    if jobs::controller_of_llm(llm).is_none() {
+        return Err(CreatorError::NotFound(format!("{llm} is not an LLM of a mAIner made by this creator")));
+    }
+    let job =
+        fleet::FleetJob::new(fleet::next_id(), FleetKind::RemoveLlm, String::new(), vec![llm], 1, ic_cdk::api::time());
+    fleet::put(job.clone());
+    Ok(job.view())
+}
+
+fn start_fleet(
+    kind: FleetKind,
+    wasm_kind: ArtefactKind,
+    req: UpgradeControllersRequest,
+    made: Vec<Principal>,
+) -> CreatorResult<FleetJobView> {
     if !(1..=50).contains(&req.batch_size) {
         return Err(CreatorError::InvalidInput("batch_size must be between 1 and 50".into()));
     }
-    let wasm = resolve(ArtefactKind::ControllerWasm, req.wasm_sha256)?;
-    let made: Vec<Principal> = jobs::newest_first().iter().filter_map(|j| j.controller.canister).collect();
+    let wasm = resolve(wasm_kind, req.wasm_sha256)?;
     let targets = match req.targets {
         Some(targets) => {
             if let Some(stranger) = targets.iter().find(|t| !made.contains(t)) {
-                return Err(CreatorError::NotFound(format!(
-                    "{stranger} is not a mAIner controller made by this creator"
-                )));
+                return Err(CreatorError::NotFound(format!("{stranger} was not made by this creator")));
             }
             targets
         }
         None => made,
     };
     if targets.is_empty() {
-        return Err(CreatorError::InvalidInput("no controller to upgrade".into()));
+        return Err(CreatorError::InvalidInput("nothing to upgrade".into()));
     }
-    let job = fleet::FleetJob::new(fleet::next_id(), wasm.sha256, targets, req.batch_size, ic_cdk::api::time());
+    let job = fleet::FleetJob::new(fleet::next_id(), kind, wasm.sha256, targets, req.batch_size, ic_cdk::api::time());
     fleet::put(job.clone());
     Ok(job.view())
 }

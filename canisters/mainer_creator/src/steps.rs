@@ -36,7 +36,7 @@ pub fn retry(message: impl Into<String>) -> StepError {
     StepError { message: message.into(), fatal: false }
 }
 
-fn fatal(message: impl Into<String>) -> StepError {
+pub fn fatal(message: impl Into<String>) -> StepError {
     StepError { message: message.into(), fatal: true }
 }
 
@@ -79,7 +79,7 @@ fn controller(job: &Job) -> Result<Principal, StepError> {
 }
 
 /// A bounded-wait call with Candid arguments, failures as retryable errors.
-async fn call<A: candid::utils::ArgumentEncoder, R: CandidType + DeserializeOwned>(
+pub async fn call<A: candid::utils::ArgumentEncoder, R: CandidType + DeserializeOwned>(
     canister: Principal,
     method: &str,
     args: A,

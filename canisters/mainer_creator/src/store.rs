@@ -339,10 +339,8 @@ impl<M: Memory> Store<M> {
             return Err(invalid(format!("upload {} is hashed up to {} of {}", f.upload_id, f.hashed, r.total_size)));
         }
         let actual = hex::encode(f.hasher.finalize());
-        if let Some(expected) = &r.expected_sha256 {
-            if *expected != actual {
-                return Err(CreatorError::HashMismatch { expected: expected.clone(), actual });
-            }
+        if let Some(expected) = r.expected_sha256.as_ref().filter(|e| **e != actual) {
+            return Err(CreatorError::HashMismatch { expected: expected.clone(), actual });
         }
         self.uploads.remove(&f.upload_id);
         if let Some(existing) = self.artefacts.get(&actual) {

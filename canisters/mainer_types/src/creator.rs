@@ -254,12 +254,12 @@ impl std::fmt::Display for CreatorError {
 
 pub type CreatorResult<T> = Result<T, CreatorError>;
 
-/// Upgrade mAIner controllers to a stored controller wasm, a batch at a time.
+/// Upgrade mAIner controllers (or LLM canisters) to a stored wasm, a batch at a time.
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct UpgradeControllersRequest {
-    /// The controller wasm (default: the newest stored).
+    /// The wasm (default: the newest stored of the kind).
     pub wasm_sha256: Option<String>,
-    /// Which controllers (default: every mAIner this creator made).
+    /// Which canisters (default: every controller, or every LLM, this creator made).
     pub targets: Option<Vec<Principal>>,
     /// Controllers upgraded at the same time (1..=50).
     pub batch_size: u32,
@@ -275,6 +275,8 @@ pub struct FleetTargetView {
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct FleetJobView {
     pub id: u64,
+    /// UpgradeControllers, UpgradeLlms or RemoveLlm.
+    pub kind: String,
     pub wasm_sha256: String,
     pub batch_size: u32,
     pub status: JobStatus,

@@ -1,0 +1,3 @@
+pub mod factory;
+pub mod game;
+pub mod upload;

@@ -1,0 +1,118 @@
+//! `mainer`, the admin CLI of the mAIner factory.
+//!
+//! The commands run against a [`client::CanisterClient`]: `agent::AgentClient`
+//! (ic-agent: a local replica or the IC) in the binary, the embedded
+//! simulator in the tests. [`run`] is the whole CLI behind that trait.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+pub mod agent;
+pub mod cli;
+pub mod client;
+pub mod commands;
+pub mod config;
+pub mod ctx;
+pub mod error;
+pub mod fmt;
+pub mod json;
+
+use cli::{ChallengeCmd, Cli, Command};
+use client::CanisterClient;
+use commands::{factory, game, upload};
+use ctx::{Ctx, Retry};
+use error::{CliError, exit};
+
+/// Parses the command line; Err carries the exit code and clap's message.
+pub fn parse<I: IntoIterator<Item = T>, T: Into<OsString> + Clone>(args: I) -> Result<Cli, (i32, String)> {
+    Cli::try_parse_from(args).map_err(|e| {
+        let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+        (code, e.render().to_string())
+    })
+}
+
+/// The dfx project: `--project`, else the nearest directory with a dfx.json.
+pub fn project_dir(cli: &Cli) -> Option<PathBuf> {
+    cli.global.project.clone().or_else(|| std::env::current_dir().ok().and_then(|d| config::find_project(&d)))
+}
+
+/// Runs a parsed command with `client`; returns the exit code.
+pub fn execute(cli: &Cli, client: &dyn CanisterClient, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let result = (|| {
+        let project = project_dir(cli);
+        let network = config::network(&cli.global.network, project.as_deref())?;
+        let ids = config::canister_ids(&cli.global, &network, project.as_deref())?;
+        let mut ctx = Ctx::new(client, &mut *out, &mut *err);
+        ctx.json = cli.global.json;
+        ctx.progress = !cli.global.quiet && !cli.global.json;
+        ctx.retry = Retry { attempts: cli.global.retries.max(1), ..Retry::default() };
+        ctx.creator = ids.creator;
+        ctx.game_state = ids.game_state;
+        ctx.follow_timeout = cli.global.follow_timeout.map(Duration::from_secs);
+        ctx.network = network.name.clone();
+        dispatch(&mut ctx, &cli.command)
+    })();
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Parses `args` (with the program name first) and runs them with `client`.
+pub fn run<I: IntoIterator<Item = T>, T: Into<OsString> + Clone>(
+    args: I,
+    client: &dyn CanisterClient,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    match parse(args) {
+        Ok(cli) => execute(&cli, client, out, err),
+        Err((code, message)) => {
+            let _ = write!(if code == exit::OK { out } else { err }, "{message}");
+            code
+        }
+    }
+}
+
+fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<(), CliError> {
+    match command {
+        Command::Upload(a) => upload::run(ctx, a),
+        Command::Artefacts { kind } => factory::artefacts(ctx, *kind),
+        Command::Uploads => factory::uploads(ctx),
+        Command::CancelUpload { id } => factory::cancel_upload(ctx, *id),
+        Command::CreateMainer(a) => factory::create_mainer(ctx, a),
+        Command::Jobs(a) => factory::jobs(ctx, a),
+        Command::RetryJob { id, follow } => factory::retry_job(ctx, *id, *follow),
+        Command::Mainers => factory::mainers(ctx),
+        Command::Llms => factory::llms(ctx),
+        Command::FleetUpgrade(a) => factory::fleet_upgrade(ctx, "upgrade_controllers", a),
+        Command::UpgradeLlms(a) => factory::fleet_upgrade(ctx, "upgrade_llms", a),
+        Command::RemoveLlm { llm, no_follow } => factory::remove_llm(ctx, llm, !no_follow),
+        Command::FleetJob { id, follow } => factory::fleet_job(ctx, *id, *follow),
+        Command::Challenge(ChallengeCmd::Add(a)) => game::add(ctx, a),
+        Command::Challenge(ChallengeCmd::List) => game::list(ctx),
+        Command::Challenge(ChallengeCmd::Close { id }) => game::close(ctx, *id),
+        Command::Submissions(a) => game::submissions(ctx, a),
+        Command::Whoami => whoami(ctx),
+    }
+}
+
+fn whoami(ctx: &mut Ctx) -> Result<(), CliError> {
+    let me = ctx.caller();
+    outln!(ctx, "principal:   {me}");
+    outln!(ctx, "network:     {}", ctx.network);
+    outln!(ctx, "creator:     {}", ctx.creator.map_or("-".into(), |c| c.to_text()));
+    outln!(ctx, "game state:  {}", ctx.game_state.map_or("-".into(), |c| c.to_text()));
+    if let Some(creator) = ctx.creator {
+        let controller: bool = ctx.call(ctx::Kind::Query, creator, "am_i_controller", ())?;
+        outln!(ctx, "controller of the creator: {}", if controller { "yes" } else { "no" });
+    }
+    Ok(())
+}

@@ -8,3 +8,4 @@ cargo run -q --locked -p integration-tests --example bench_simulator | tee bench
 cargo run -q --locked -p integration-tests --example bench_mainer | tee benchmarks/mainer.md
 cargo run -q --locked -p integration-tests --example bench_creator_store | tee benchmarks/creator_store.md
 cargo run -q --locked -p integration-tests --example bench_llm | tee benchmarks/llm.md
+cargo run -q --locked -p integration-tests --example bench_creator_copy | tee benchmarks/creator_copy.md

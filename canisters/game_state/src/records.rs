@@ -14,27 +14,9 @@ use ic_stable_structures::storable::Bound;
 use mainer_types::MainerRole;
 use mainer_types::game::{ChallengeStatus, CloseReason, GenerationSettings, MainerInfo, SubmissionStatus};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
-/// Stores any Candid type as a stable value.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Candid<T>(pub T);
-
-impl<T: CandidType + DeserializeOwned> Storable for Candid<T> {
-    fn to_bytes(&self) -> Cow<'_, [u8]> {
-        Cow::Owned(candid::encode_one(&self.0).expect("a stored record encodes"))
-    }
-
-    fn into_bytes(self) -> Vec<u8> {
-        candid::encode_one(&self.0).expect("a stored record encodes")
-    }
-
-    fn from_bytes(bytes: Cow<[u8]>) -> Self {
-        Candid(candid::decode_one(&bytes).expect("a stored record decodes"))
-    }
-
-    const BOUND: Bound = Bound::Unbounded;
-}
+/// Any Candid type as a stable value.
+pub use mainer_types::stable::Stored as Candid;
 
 /// The part of a challenge that never changes once added.
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq)]

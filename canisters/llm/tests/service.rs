@@ -463,3 +463,22 @@ fn without_a_model_calls_say_so_and_an_upgrade_reloads_it() {
     assert!(!fresh.begin_reload());
     assert!(matches!(fresh.memory_status(0, 0).model, ModelState::NotLoaded));
 }
+
+#[test]
+fn abandoning_a_turn_after_a_finished_prompt_keeps_the_conversation_usable() {
+    let (tokenizer, _) = native();
+    let (_, mut s) = loaded(5, &[]);
+    // 16 tokens: BOS + 5, 5, 5: the prompt is in, nothing generated yet.
+    let mut remaining = JOE.to_string();
+    while !remaining.is_empty() {
+        let r = ok(s.run_update(admin(), &input(&["-n", "4", "--temp", "0", "-p", &remaining]), 1, &FakeMeter::free()));
+        assert!(r.output.is_empty(), "the budget ends with the prompt");
+        remaining = r.prompt_remaining;
+    }
+    let r = ok(s.run_update(admin(), &input(&["-p", "The cat sat on the mat"]), 1, &FakeMeter::free()));
+    assert!(!r.prompt_remaining.is_empty(), "a second turn, not finished");
+    let run = drive(&mut s, admin(), "", " And then", &["-n", "4", "--temp", "0"], false, &FakeMeter::free());
+    let mut tokens = tokenizer.encode(JOE, true, false);
+    tokens.extend(tokenizer.encode(" And then", false, false));
+    assert_eq!(run.text, tokenizer.decode(&native_generate(&tokens, 4, SamplerConfig::greedy())));
+}

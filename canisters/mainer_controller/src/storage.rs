@@ -2,17 +2,15 @@
 //! LLM pool, ShareAgents, the work queue, finished work and counters.
 //! The only door to it is `read` / `mutate`.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 
 use candid::{CandidType, Principal};
 use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
-use ic_stable_structures::storable::Bound;
-use ic_stable_structures::{DefaultMemoryImpl, StableBTreeMap, StableCell, Storable};
+use ic_stable_structures::{DefaultMemoryImpl, StableBTreeMap, StableCell};
 use mainer_types::MainerRole;
 use mainer_types::controller::{ControllerSettings, Counters, WorkItem};
+pub use mainer_types::stable::Stored;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
 type Memory = VirtualMemory<DefaultMemoryImpl>;
 
@@ -23,23 +21,6 @@ const AGENTS: MemoryId = MemoryId::new(2);
 const QUEUE: MemoryId = MemoryId::new(3);
 const HISTORY: MemoryId = MemoryId::new(4);
 const COUNTERS: MemoryId = MemoryId::new(5);
-
-/// A Candid-encoded value in stable memory.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Stored<T>(pub T);
-
-impl<T: CandidType + DeserializeOwned> Storable for Stored<T> {
-    fn to_bytes(&self) -> Cow<'_, [u8]> {
-        Cow::Owned(candid::encode_one(&self.0).expect("a stored value encodes"))
-    }
-    fn into_bytes(self) -> Vec<u8> {
-        candid::encode_one(&self.0).expect("a stored value encodes")
-    }
-    fn from_bytes(bytes: Cow<[u8]>) -> Self {
-        Stored(candid::decode_one(&bytes).expect("a stored value decodes"))
-    }
-    const BOUND: Bound = Bound::Unbounded;
-}
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Config {

@@ -1,13 +1,9 @@
 //! Stable memory layout of the creator: every virtual memory id, named once.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 
-use candid::CandidType;
+use ic_stable_structures::DefaultMemoryImpl;
 use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
-use ic_stable_structures::storable::Bound;
-use ic_stable_structures::{DefaultMemoryImpl, Storable};
-use serde::de::DeserializeOwned;
 
 pub type Memory = VirtualMemory<DefaultMemoryImpl>;
 
@@ -30,19 +26,4 @@ pub fn get(id: MemoryId) -> Memory {
     MANAGER.with(|m| m.borrow_mut().get_or_insert_with(|| MemoryManager::init(DefaultMemoryImpl::default())).get(id))
 }
 
-/// A Candid-encoded value in stable memory.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Stored<T>(pub T);
-
-impl<T: CandidType + DeserializeOwned> Storable for Stored<T> {
-    fn to_bytes(&self) -> Cow<'_, [u8]> {
-        Cow::Owned(candid::encode_one(&self.0).expect("a stored value encodes"))
-    }
-    fn into_bytes(self) -> Vec<u8> {
-        candid::encode_one(&self.0).expect("a stored value encodes")
-    }
-    fn from_bytes(bytes: Cow<[u8]>) -> Self {
-        Stored(candid::decode_one(&bytes).expect("a stored value decodes"))
-    }
-    const BOUND: Bound = Bound::Unbounded;
-}
+pub use mainer_types::stable::Stored;

@@ -8,6 +8,8 @@ pub mod creator;
 pub mod game;
 pub mod llama_cpp;
 pub mod llm_client;
+#[cfg(feature = "stable")]
+pub mod stable;
 
 pub use candid::Principal;
 

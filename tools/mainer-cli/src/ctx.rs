@@ -68,14 +68,20 @@ pub struct Ctx<'a> {
 /// Prints a line of results to the output stream.
 #[macro_export]
 macro_rules! outln {
-    ($ctx:expr) => { let _ = writeln!($ctx.out); };
-    ($ctx:expr, $($arg:tt)*) => { let _ = writeln!($ctx.out, $($arg)*); };
+    ($ctx:expr) => {{
+        let _ = ::std::io::Write::write_all(&mut *$ctx.out, b"\n");
+    }};
+    ($ctx:expr, $($arg:tt)*) => {{
+        let _ = ::std::io::Write::write_fmt(&mut *$ctx.out, format_args!("{}\n", format_args!($($arg)*)));
+    }};
 }
 
 /// Prints a note (progress, retries) to the error stream.
 #[macro_export]
 macro_rules! note {
-    ($ctx:expr, $($arg:tt)*) => { let _ = writeln!($ctx.err, $($arg)*); };
+    ($ctx:expr, $($arg:tt)*) => {{
+        let _ = ::std::io::Write::write_fmt(&mut *$ctx.err, format_args!("{}\n", format_args!($($arg)*)));
+    }};
 }
 
 impl<'a> Ctx<'a> {
@@ -115,7 +121,9 @@ impl<'a> Ctx<'a> {
             return Ok(g);
         }
         let creator = self.creator().map_err(|_| {
-            CliError::Usage("no game_state canister id: pass --game-state ID (or --creator ID to ask the creator)".into())
+            CliError::Usage(
+                "no game_state canister id: pass --game-state ID (or --creator ID to ask the creator)".into(),
+            )
         })?;
         let g: Principal = self.call(Kind::Query, creator, "game_state", ())?;
         self.game_state = Some(g);
@@ -198,7 +206,9 @@ impl<'a> Ctx<'a> {
     ) -> Result<R, CliError> {
         let game = self.game_state()?;
         let r: Result<R, GameError> = self.call(kind, game, method, args)?;
-        r.map_err(|e| CliError::refused(format!("{method}: {e}"), matches!(e, GameError::Unauthorized(_)), self.caller()))
+        r.map_err(|e| {
+            CliError::refused(format!("{method}: {e}"), matches!(e, GameError::Unauthorized(_)), self.caller())
+        })
     }
 
     /// A call to a mAIner controller; its typed errors become CLI errors.

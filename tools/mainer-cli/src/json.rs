@@ -5,9 +5,9 @@
 //! `opt` → the value or `null`, blobs → hex, principals → text, `nat`/`int`
 //! beyond 64 bits → decimal strings.
 
-use candid::types::value::{IDLField, IDLValue};
-use candid::types::Label;
 use candid::CandidType;
+use candid::types::Label;
+use candid::types::value::{IDLField, IDLValue};
 use serde_json::{Map, Value, json};
 
 pub fn to_json<T: CandidType>(value: &T) -> Value {
@@ -110,7 +110,10 @@ mod tests {
         assert_eq!(to_json(&JobStatus::Done), json!("Done"));
         assert_eq!(to_json(&JobStatus::Failed { reason: "x".into() }), json!({"Failed": {"reason": "x"}}));
         let s = GenerationSettings { temperature: 0.7, top_k: None, ..Default::default() };
-        assert_eq!(to_json(&s), json!({"max_tokens": 64, "temperature": 0.7, "seed": 42, "top_k": null, "top_p": null}));
+        assert_eq!(
+            to_json(&s),
+            json!({"max_tokens": 64, "temperature": 0.7, "seed": 42, "top_k": null, "top_p": null})
+        );
         assert_eq!(to_json(&(u128::MAX)), json!(u128::MAX.to_string()));
         assert_eq!(to_json(&vec![1u8, 2]), json!([1, 2]));
     }

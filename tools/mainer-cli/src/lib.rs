@@ -75,7 +75,7 @@ pub fn run<I: IntoIterator<Item = T>, T: Into<OsString> + Clone>(
     match parse(args) {
         Ok(cli) => execute(&cli, client, out, err),
         Err((code, message)) => {
-            let _ = write!(if code == exit::OK { out } else { err }, "{message}");
+            let _ = if code == exit::OK { write!(out, "{message}") } else { write!(err, "{message}") };
             code
         }
     }

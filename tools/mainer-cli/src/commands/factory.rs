@@ -1,6 +1,5 @@
 //! The factory: artefacts, mAIners, their jobs, LLMs and fleet operations.
 
-use std::io::Write;
 use std::time::Duration;
 
 use candid::{CandidType, Principal};
@@ -46,14 +45,21 @@ fn status_text(s: &JobStatus) -> String {
 
 pub fn artefacts(ctx: &mut Ctx, kind: Option<KindArg>) -> Result<(), CliError> {
     let kind = kind.map(super::upload::kind);
-    let all: Vec<ArtefactInfo> = ctx.all_pages(|c, page| c.creator_call(Kind::Query, "list_artefacts", (kind, page)))?;
+    let all: Vec<ArtefactInfo> =
+        ctx.all_pages(|c, page| c.creator_call(Kind::Query, "list_artefacts", (kind, page)))?;
     if ctx.json {
         ctx.print_json(&all);
         return Ok(());
     }
     let mut t = Table::new(&["sha256", "kind", "name", "size", "uploaded"]);
     for a in &all {
-        t.row(vec![a.sha256.clone(), format!("{:?}", a.kind), a.name.clone(), fmt::bytes(a.size), fmt::time(a.uploaded_at_ns)]);
+        t.row(vec![
+            a.sha256.clone(),
+            format!("{:?}", a.kind),
+            a.name.clone(),
+            fmt::bytes(a.size),
+            fmt::time(a.uploaded_at_ns),
+        ]);
     }
     t.write(ctx.out);
     Ok(())
@@ -203,11 +209,20 @@ pub fn jobs(ctx: &mut Ctx, a: &JobsArgs) -> Result<(), CliError> {
 
 fn print_job(ctx: &mut Ctx, j: &JobView) {
     outln!(ctx, "job {}: {} — {}", j.id, j.kind, status_text(&j.status));
-    outln!(ctx, "created {}, updated {}, attempts of the current step: {}", fmt::time(j.created_at_ns), fmt::time(j.updated_at_ns), j.attempts);
+    outln!(
+        ctx,
+        "created {}, updated {}, attempts of the current step: {}",
+        fmt::time(j.created_at_ns),
+        fmt::time(j.updated_at_ns),
+        j.attempts
+    );
     let mut t = Table::new(&["slot", "step", "canister", "model copied"]);
     for s in &j.slots {
-        let copied =
-            if s.bytes_total > 0 { format!("{} / {}", fmt::bytes(s.bytes_copied), fmt::bytes(s.bytes_total)) } else { "-".into() };
+        let copied = if s.bytes_total > 0 {
+            format!("{} / {}", fmt::bytes(s.bytes_copied), fmt::bytes(s.bytes_total))
+        } else {
+            "-".into()
+        };
         t.row(vec![s.label.clone(), s.step.clone(), fmt::opt(&s.canister), copied]);
     }
     t.write(ctx.out);
@@ -230,7 +245,10 @@ fn poll<T>(
             return Ok(value);
         }
         if ctx.follow_timeout.is_some_and(|limit| waited >= limit) {
-            return Err(CliError::Transport(format!("{what} is still running after {}s; follow it again later", waited.as_secs())));
+            return Err(CliError::Transport(format!(
+                "{what} is still running after {}s; follow it again later",
+                waited.as_secs()
+            )));
         }
         ctx.client.sleep(ctx.poll);
         waited += ctx.poll;
@@ -272,8 +290,13 @@ pub fn follow_job(ctx: &mut Ctx, id: u64) -> Result<(), CliError> {
         _ => {
             if !ctx.json {
                 let controller = job.slots.first().and_then(|s| s.canister).map_or("-".into(), |c| c.to_text());
-                let llms: Vec<String> = job.slots.iter().skip(1).filter_map(|s| s.canister).map(|c| c.to_text()).collect();
-                outln!(ctx, "job {id} done: mAIner {controller}{}", if llms.is_empty() { String::new() } else { format!(", LLMs {}", llms.join(", ")) });
+                let llms: Vec<String> =
+                    job.slots.iter().skip(1).filter_map(|s| s.canister).map(|c| c.to_text()).collect();
+                outln!(
+                    ctx,
+                    "job {id} done: mAIner {controller}{}",
+                    if llms.is_empty() { String::new() } else { format!(", LLMs {}", llms.join(", ")) }
+                );
             }
             Ok(())
         }
@@ -314,7 +337,8 @@ pub fn mainers(ctx: &mut Ctx) -> Result<(), CliError> {
         ctx.print_json(&rows);
         return Ok(());
     }
-    let mut t = Table::new(&["controller", "role", "owner", "LLMs", "job", "made", "health", "queued", "in flight", "cycles"]);
+    let mut t =
+        Table::new(&["controller", "role", "owner", "LLMs", "job", "made", "health", "queued", "in flight", "cycles"]);
     for r in &rows {
         let m = &r.mainer;
         let role = match m.share_service {
@@ -391,9 +415,8 @@ pub fn llms(ctx: &mut Ctx) -> Result<(), CliError> {
         ctx.print_json(&rows);
         return Ok(());
     }
-    let mut t = Table::new(&[
-        "LLM", "mAIner", "role", "in controller", "answers", "failures", "in flight", "health", "cycles",
-    ]);
+    let mut t =
+        Table::new(&["LLM", "mAIner", "role", "in controller", "answers", "failures", "in flight", "health", "cycles"]);
     for r in &rows {
         let (state, answers, failures, in_flight) = match &r.status {
             Some(s) => {
@@ -460,14 +483,28 @@ pub fn remove_llm(ctx: &mut Ctx, llm: &str, follow: bool) -> Result<(), CliError
 fn fleet_started(ctx: &mut Ctx, job: FleetJobView, follow: bool) -> Result<(), CliError> {
     if follow {
         if !ctx.json {
-            outln!(ctx, "fleet job {}: {} of {} canisters, {} at a time", job.id, job.kind, job.targets.len(), job.batch_size);
+            outln!(
+                ctx,
+                "fleet job {}: {} of {} canisters, {} at a time",
+                job.id,
+                job.kind,
+                job.targets.len(),
+                job.batch_size
+            );
         }
         return follow_fleet(ctx, job.id);
     }
     if ctx.json {
         ctx.print_json(&job);
     } else {
-        outln!(ctx, "fleet job {}: {} of {} canisters ({})", job.id, job.kind, job.targets.len(), status_text(&job.status));
+        outln!(
+            ctx,
+            "fleet job {}: {} of {} canisters ({})",
+            job.id,
+            job.kind,
+            job.targets.len(),
+            status_text(&job.status)
+        );
         outln!(ctx, "follow it with: mainer fleet-job {} --follow", job.id);
     }
     Ok(())

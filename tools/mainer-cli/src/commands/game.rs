@@ -1,7 +1,5 @@
 //! The game: challenges and submissions.
 
-use std::io::Write;
-
 use mainer_types::game::{Challenge, ChallengeStatus, GenerationSettings, NewChallenge, Submission, SubmissionStatus};
 use mainer_types::{Page, PageRequest};
 

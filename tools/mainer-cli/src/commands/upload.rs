@@ -10,7 +10,7 @@
 //! 4. `finish_upload` hashes the bytes on-chain; its SHA-256 must be the
 //!    local one. On a mismatch the damaged upload is cancelled (exit 4).
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use candid::CandidType;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -83,7 +83,16 @@ pub fn run(ctx: &mut Ctx, args: &UploadArgs) -> Result<(), CliError> {
         if info.kind != kind {
             note!(ctx, "note: these bytes are stored as a {:?} named `{}`", info.kind, info.name);
         }
-        return report(ctx, Outcome { status: "already_stored".into(), upload_id: None, resumed_at: None, bytes_sent: 0, artefact: info });
+        return report(
+            ctx,
+            Outcome {
+                status: "already_stored".into(),
+                upload_id: None,
+                resumed_at: None,
+                bytes_sent: 0,
+                artefact: info,
+            },
+        );
     }
 
     let (upload_id, start) = match resumable(ctx, kind, &name, size, &sha)? {
@@ -93,7 +102,8 @@ pub fn run(ctx: &mut Ctx, args: &UploadArgs) -> Result<(), CliError> {
             (u.upload_id, Some(status.received))
         }
         None => {
-            let req = StartUploadRequest { kind, name: name.clone(), total_size: size, expected_sha256: Some(sha.clone()) };
+            let req =
+                StartUploadRequest { kind, name: name.clone(), total_size: size, expected_sha256: Some(sha.clone()) };
             let status: UploadStatus = ctx.creator_call(Kind::Update, "start_upload", (req,))?;
             note!(ctx, "started upload {}", status.upload_id);
             (status.upload_id, None)
@@ -110,7 +120,16 @@ pub fn run(ctx: &mut Ctx, args: &UploadArgs) -> Result<(), CliError> {
         )));
     }
     let status = if start.is_some() { "resumed" } else { "uploaded" };
-    report(ctx, Outcome { status: status.into(), upload_id: Some(upload_id), resumed_at: start, bytes_sent: sent, artefact: info })
+    report(
+        ctx,
+        Outcome {
+            status: status.into(),
+            upload_id: Some(upload_id),
+            resumed_at: start,
+            bytes_sent: sent,
+            artefact: info,
+        },
+    )
 }
 
 /// The stored artefact with this SHA-256, if any.
@@ -125,9 +144,16 @@ fn stored(ctx: &mut Ctx, sha: &str) -> Result<Option<ArtefactInfo>, CliError> {
 }
 
 /// An unfinished upload of this very file (the furthest along).
-fn resumable(ctx: &mut Ctx, kind: ArtefactKind, name: &str, size: u64, sha: &str) -> Result<Option<UploadStatus>, CliError> {
-    let uploads =
-        ctx.all_pages(|c, page: PageRequest| c.creator_call::<_, mainer_types::Page<UploadStatus>>(Kind::Query, "list_uploads", (page,)))?;
+fn resumable(
+    ctx: &mut Ctx,
+    kind: ArtefactKind,
+    name: &str,
+    size: u64,
+    sha: &str,
+) -> Result<Option<UploadStatus>, CliError> {
+    let uploads = ctx.all_pages(|c, page: PageRequest| {
+        c.creator_call::<_, mainer_types::Page<UploadStatus>>(Kind::Query, "list_uploads", (page,))
+    })?;
     Ok(uploads
         .into_iter()
         .filter(|u| u.kind == kind && u.name == name && u.total_size == size)
@@ -140,11 +166,10 @@ fn progress_bar(ctx: &Ctx, total: u64, offset: u64) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template(
-        "{spinner} [{bar:32}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
-    )
-    .expect("template")
-    .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("{spinner} [{bar:32}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}")
+            .expect("template")
+            .progress_chars("=> ");
     pb.set_style(style);
     pb.set_position(offset);
     pb.reset_eta();
@@ -160,15 +185,16 @@ fn send_chunks(ctx: &mut Ctx, upload_id: u64, bytes: &[u8], mut offset: u64, chu
     while offset < total {
         let end = (offset + chunk).min(total);
         let req = UploadChunkRequest { upload_id, offset, bytes: bytes[offset as usize..end as usize].to_vec() };
-        let r: Result<UploadStatus, CreatorError> = match ctx.call(Kind::IdempotentUpdate, creator, "upload_chunk", (req,)) {
-            Ok(r) => r,
-            Err(e) => {
-                pb.abandon();
-                return Err(e.context(format!(
-                    "upload {upload_id} stopped at byte {offset} of {total}; run the same command again to resume"
-                )));
-            }
-        };
+        let r: Result<UploadStatus, CreatorError> =
+            match ctx.call(Kind::IdempotentUpdate, creator, "upload_chunk", (req,)) {
+                Ok(r) => r,
+                Err(e) => {
+                    pb.abandon();
+                    return Err(e.context(format!(
+                        "upload {upload_id} stopped at byte {offset} of {total}; run the same command again to resume"
+                    )));
+                }
+            };
         match r {
             Ok(status) => {
                 sent += end - offset;
@@ -207,7 +233,8 @@ fn finish(ctx: &mut Ctx, upload_id: u64, sha: &str) -> Result<ArtefactInfo, CliE
     let creator = ctx.creator()?;
     note!(ctx, "finishing upload {upload_id}: the creator hashes the bytes");
     for _ in 0..FINISH_POLLS {
-        let r: Result<ArtefactInfo, CreatorError> = ctx.call(Kind::IdempotentUpdate, creator, "finish_upload", (upload_id,))?;
+        let r: Result<ArtefactInfo, CreatorError> =
+            ctx.call(Kind::IdempotentUpdate, creator, "finish_upload", (upload_id,))?;
         match r {
             Ok(info) => return Ok(info),
             Err(CreatorError::HashMismatch { expected, actual }) => {
@@ -227,7 +254,9 @@ fn finish(ctx: &mut Ctx, upload_id: u64, sha: &str) -> Result<ArtefactInfo, CliE
             Err(e) => return Err(ctx.creator_error("finish_upload", e)),
         }
     }
-    Err(CliError::Transport(format!("finish_upload of upload {upload_id} is still running; run the command again later")))
+    Err(CliError::Transport(format!(
+        "finish_upload of upload {upload_id} is still running; run the command again later"
+    )))
 }
 
 fn report(ctx: &mut Ctx, o: Outcome) -> Result<(), CliError> {

@@ -194,6 +194,27 @@ fn whoami() -> String {
 
 // ---- beyond the llama.cpp interface ----
 
+/// Cycles kept by `return_cycles`: enough to answer the call and be stopped.
+const RETURN_CYCLES_KEEP: u128 = 100_000_000_000;
+
+/// Controllers: sends every cycle above a small reserve to `to`. The creator
+/// calls it before deleting the canister, whose cycles the IC would burn.
+#[ic_cdk::update]
+async fn return_cycles(to: candid::Principal) -> Result<u128, mainer_types::llama_cpp::ApiError> {
+    use mainer_types::llama_cpp::ApiError;
+    if !ic_cdk::api::is_controller(&ic_cdk::api::msg_caller()) {
+        return Err(ApiError::StatusCode(401));
+    }
+    let amount = ic_cdk::api::canister_liquid_cycle_balance().saturating_sub(RETURN_CYCLES_KEEP);
+    ic_cdk::management_canister::deposit_cycles(
+        &ic_cdk::management_canister::DepositCyclesArgs { canister_id: to },
+        amount,
+    )
+    .await
+    .map_err(|e| ApiError::Other(format!("deposit_cycles: {e}")))?;
+    Ok(amount)
+}
+
 /// Controllers: lets `principal` use the inference endpoints at any access level.
 #[update]
 fn grant_access(principal: Principal) -> AccessListResult {

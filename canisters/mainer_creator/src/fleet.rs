@@ -10,11 +10,12 @@
 use std::cell::RefCell;
 
 use candid::{CandidType, Principal};
+use ic_cdk::call::Call;
 use ic_cdk::management_canister::{self as mgmt, CanisterInstallMode, UpgradeFlags};
 use ic_stable_structures::StableBTreeMap;
 use mainer_types::controller::{ControllerArgs, ControllerError, ControllerUpgrade, HealthReport, LlmStatus};
 use mainer_types::creator::{FleetJobView, FleetTargetView, JobStatus};
-use mainer_types::llama_cpp::{InputRecord, MaxTokensRecord, OutputRecordResult, StatusCodeRecordResult};
+use mainer_types::llama_cpp::{ApiError, InputRecord, MaxTokensRecord, OutputRecordResult, StatusCodeRecordResult};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -44,7 +45,8 @@ impl FleetKind {
         match (self, step) {
             (FleetKind::RemoveLlm, Drain) => WaitIdle,
             (FleetKind::RemoveLlm, WaitIdle) => Unregister,
-            (FleetKind::RemoveLlm, Unregister) => Stop,
+            (FleetKind::RemoveLlm, Unregister) => ReturnCycles,
+            (FleetKind::RemoveLlm, ReturnCycles) => Stop,
             (FleetKind::RemoveLlm, Stop) => Delete,
             (FleetKind::RemoveLlm, Delete) => Done,
             (_, Stop) => Upgrade,
@@ -63,6 +65,7 @@ pub enum FleetStep {
     Drain,
     WaitIdle,
     Unregister,
+    ReturnCycles,
     Stop,
     Upgrade,
     Start,
@@ -258,6 +261,20 @@ async fn run(target: &FleetTarget, job: &FleetJob) -> Result<bool, StepError> {
             match call::<_, Result<(), ControllerError>>(controller, "remove_llm", (id,)).await? {
                 Ok(()) | Err(ControllerError::NotFound(_)) => {}
                 Err(e) => return Err(retry(format!("remove_llm: {e}"))),
+            }
+        }
+        FleetStep::ReturnCycles => {
+            // Our LLM canister (and the test fixture) hand their cycles back;
+            // a wasm without `return_cycles` (the llama.cpp canister) cannot,
+            // and its cycles go with it.
+            let me = ic_cdk::api::canister_self();
+            match Call::bounded_wait(id, "return_cycles").with_arg(me).await {
+                Ok(reply) => match reply.candid::<Result<u128, ApiError>>() {
+                    Ok(Ok(_)) | Err(_) => {}
+                    Ok(Err(e)) => return Err(retry(format!("return_cycles: {e}"))),
+                },
+                Err(e) if e.to_string().contains("has no update method") => {}
+                Err(e) => return Err(retry(format!("return_cycles: {e}"))),
             }
         }
         FleetStep::Stop => {

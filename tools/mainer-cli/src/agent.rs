@@ -124,3 +124,42 @@ impl CanisterClient for AgentClient {
         std::thread::sleep(d)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Throw-away keys made for this test with openssl.
+    const SECP256K1: &str = "-----BEGIN EC PRIVATE KEY-----
+MHQCAQEEIP7HjQvTdl4NDcRs5MqE5ng2zExZGMwLTRgwEdOmT9rmoAcGBSuBBAAK
+oUQDQgAEL5S2jMLaOiNlvy0rWu8IAH3/DYnk9RSE8C4Gxig7e+ugvJtcTKwF578D
+u66koIlHKyJkuqecb449ufBeifexOg==
+-----END EC PRIVATE KEY-----
+";
+    const ED25519: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIHlaBHi/ue8SvldqLJH/ri5RyL2taBpwRHQv3He3opSV
+-----END PRIVATE KEY-----
+";
+
+    #[test]
+    fn dfx_pem_keys_of_both_kinds_are_read() {
+        let dir = std::env::temp_dir().join(format!("mainer-cli-pem-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut principals = Vec::new();
+        for (name, pem) in [("secp256k1.pem", SECP256K1), ("ed25519.pem", ED25519)] {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).unwrap();
+            let id = identity_from_pem(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let p = id.sender().unwrap();
+            assert_eq!(p.as_slice().last(), Some(&2), "{name}: a self-authenticating principal");
+            principals.push(p);
+        }
+        assert_ne!(principals[0], principals[1]);
+        let junk = dir.join("junk.pem");
+        std::fs::write(&junk, "not a key").unwrap();
+        assert!(matches!(identity_from_pem(&junk), Err(CliError::Usage(_))));
+        assert!(matches!(identity_from_pem(&dir.join("missing.pem")), Err(CliError::Usage(_))));
+        assert_eq!(anonymous().sender().unwrap(), Principal::anonymous());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -118,6 +118,7 @@ pub enum KindArg {
 pub struct UploadArgs {
     #[arg(long)]
     pub kind: KindArg,
+    /// The file: a canister wasm or a GGUF model.
     pub file: PathBuf,
     /// The artefact's name (default: the file name).
     #[arg(long)]

@@ -252,3 +252,15 @@ impl<'a> Ctx<'a> {
         crate::outln!(self, "{text}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_doubles_up_to_its_cap() {
+        let r = Retry::default();
+        let waits: Vec<u64> = (1..=7).map(|a| r.delay(a).as_secs()).collect();
+        assert_eq!(waits, vec![1, 2, 4, 8, 16, 30, 30]);
+    }
+}

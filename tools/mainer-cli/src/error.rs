@@ -103,3 +103,36 @@ impl fmt::Display for CliError {
 }
 
 impl std::error::Error for CliError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reject(code: u32, message: &str, error_code: Option<&str>) -> ClientError {
+        ClientError::Reject { code, message: message.into(), error_code: error_code.map(str::to_string) }
+    }
+
+    #[test]
+    fn failures_map_to_exit_codes_with_advice() {
+        let c = Principal::from_text("bkyz2-fmaaa-aaaaa-qaaaq-cai").unwrap();
+        let me = Principal::anonymous();
+        let out = reject(2, &format!("Canister {c} is out of cycles"), Some("IC0207"));
+        let e = CliError::from_client(&out, c, "create_mainer", me);
+        assert_eq!(e.exit_code(), exit::CANISTER);
+        assert!(e.to_string().contains("deposit-cycles"), "{e}");
+        assert!(!out.is_retryable(true));
+        let missing = CliError::from_client(&reject(3, "Canister not found", Some("IC0301")), c, "job", me);
+        assert_eq!(missing.exit_code(), exit::TRANSPORT);
+        assert!(missing.to_string().contains("does not exist on this network"));
+        let trap = CliError::from_client(&reject(5, "trapped", Some("IC0503")), c, "job", me);
+        assert_eq!(trap.exit_code(), exit::CANISTER);
+        let gone = CliError::from_client(&ClientError::Unreachable("refused".into()), c, "job", me);
+        assert_eq!(gone.exit_code(), exit::TRANSPORT);
+        assert!(ClientError::NoAnswer("x".into()).is_retryable(true));
+        assert!(!ClientError::NoAnswer("x".into()).is_retryable(false));
+        assert!(reject(2, "queue full", None).is_retryable(false));
+        let refused = CliError::refused("unauthorized: admins only", true, me);
+        assert!(refused.to_string().contains("anonymous principal"));
+        assert_eq!(CliError::HashMismatch("x".into()).context("again").to_string(), "x\nagain");
+    }
+}

@@ -115,6 +115,7 @@ mod tests {
             json!({"max_tokens": 64, "temperature": 0.7, "seed": 42, "top_k": null, "top_p": null})
         );
         assert_eq!(to_json(&(u128::MAX)), json!(u128::MAX.to_string()));
-        assert_eq!(to_json(&vec![1u8, 2]), json!([1, 2]));
+        assert_eq!(to_json(&vec![1u8, 2]), json!("0102"));
+        assert_eq!(to_json(&vec![1u32, 2]), json!([1, 2]));
     }
 }

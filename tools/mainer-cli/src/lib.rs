@@ -104,15 +104,38 @@ fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<(), CliError> {
     }
 }
 
+#[derive(candid::CandidType)]
+struct WhoAmI {
+    principal: candid::Principal,
+    network: String,
+    creator: Option<candid::Principal>,
+    game_state: Option<candid::Principal>,
+    controller_of_creator: Option<bool>,
+}
+
 fn whoami(ctx: &mut Ctx) -> Result<(), CliError> {
-    let me = ctx.caller();
-    outln!(ctx, "principal:   {me}");
-    outln!(ctx, "network:     {}", ctx.network);
-    outln!(ctx, "creator:     {}", ctx.creator.map_or("-".into(), |c| c.to_text()));
-    outln!(ctx, "game state:  {}", ctx.game_state.map_or("-".into(), |c| c.to_text()));
-    if let Some(creator) = ctx.creator {
-        let controller: bool = ctx.call(ctx::Kind::Query, creator, "am_i_controller", ())?;
-        outln!(ctx, "controller of the creator: {}", if controller { "yes" } else { "no" });
+    let controller_of_creator = match ctx.creator {
+        Some(creator) => Some(ctx.call::<_, bool>(ctx::Kind::Query, creator, "am_i_controller", ())?),
+        None => None,
+    };
+    let me = WhoAmI {
+        principal: ctx.caller(),
+        network: ctx.network.clone(),
+        creator: ctx.creator,
+        game_state: ctx.game_state,
+        controller_of_creator,
+    };
+    if ctx.json {
+        ctx.print_json(&me);
+        return Ok(());
+    }
+    let id = |p: Option<candid::Principal>| p.map_or("-".into(), |c| c.to_text());
+    outln!(ctx, "principal:   {}", me.principal);
+    outln!(ctx, "network:     {}", me.network);
+    outln!(ctx, "creator:     {}", id(me.creator));
+    outln!(ctx, "game state:  {}", id(me.game_state));
+    if let Some(c) = me.controller_of_creator {
+        outln!(ctx, "controller of the creator: {}", if c { "yes" } else { "no" });
     }
     Ok(())
 }

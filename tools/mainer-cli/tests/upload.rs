@@ -160,6 +160,12 @@ fn strangers_and_wrong_canisters_get_clear_errors() {
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.err.contains("anonymous principal: pass --identity NAME or --pem FILE"), "{}", run.err);
 
+    let run = mainer(&SimClient::admin(&env), &f, &["--json", "whoami"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let me: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!(me["principal"], integration_tests::deploy::admin().to_text());
+    assert_eq!(me["controller_of_creator"], true);
+
     // A canister id that does not exist.
     let missing = candid::Principal::from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 1, 1, 1]);
     let (mut out, mut err) = (Vec::new(), Vec::new());

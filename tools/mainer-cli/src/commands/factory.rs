@@ -96,7 +96,7 @@ pub fn cancel_upload(ctx: &mut Ctx, id: u64) -> Result<(), CliError> {
 // mAIners and jobs
 // ----------------------------------------------------------------------
 
-fn request(ctx: &Ctx, a: &CreateArgs) -> Result<CreateMainerRequest, CliError> {
+fn request(a: &CreateArgs) -> Result<CreateMainerRequest, CliError> {
     let role = role(a.role);
     let owner = parse_principal(&a.owner, "--owner")?;
     let share_service = a.share_service.as_deref().map(|s| parse_principal(s, "--share-service")).transpose()?;
@@ -122,7 +122,6 @@ fn request(ctx: &Ctx, a: &CreateArgs) -> Result<CreateMainerRequest, CliError> {
     if let Some(s) = &controller_settings {
         s.validate().map_err(|e| CliError::Usage(e.to_string()))?;
     }
-    let _ = ctx;
     Ok(CreateMainerRequest {
         role,
         owner,
@@ -139,7 +138,7 @@ fn request(ctx: &Ctx, a: &CreateArgs) -> Result<CreateMainerRequest, CliError> {
 }
 
 pub fn create_mainer(ctx: &mut Ctx, a: &CreateArgs) -> Result<(), CliError> {
-    let req = request(ctx, a)?;
+    let req = request(a)?;
     let job: JobView = ctx.creator_call(Kind::Update, "create_mainer", (req,))?;
     if a.follow {
         if !ctx.json {
@@ -349,8 +348,10 @@ pub fn mainers(ctx: &mut Ctx) -> Result<(), CliError> {
             Some(h) => {
                 let state = if h.paused {
                     "paused".to_string()
-                } else if h.ready {
+                } else if h.ready && h.role.has_llms() {
                     format!("ready ({}/{} LLMs healthy)", h.healthy_llms, h.llms)
+                } else if h.ready {
+                    "ready".to_string()
                 } else {
                     format!("not ready: {}", h.problems.join("; "))
                 };
@@ -457,6 +458,10 @@ pub fn llms(ctx: &mut Ctx) -> Result<(), CliError> {
 // Fleet operations
 // ----------------------------------------------------------------------
 
+fn canisters(n: usize) -> String {
+    if n == 1 { "1 canister".into() } else { format!("{n} canisters") }
+}
+
 fn upgrade_request(a: &FleetArgs) -> Result<UpgradeControllersRequest, CliError> {
     let targets =
         a.targets.iter().map(|t| parse_principal(t, "--targets")).collect::<Result<Vec<Principal>, CliError>>()?;
@@ -483,28 +488,16 @@ pub fn remove_llm(ctx: &mut Ctx, llm: &str, follow: bool) -> Result<(), CliError
 fn fleet_started(ctx: &mut Ctx, job: FleetJobView, follow: bool) -> Result<(), CliError> {
     if follow {
         if !ctx.json {
-            outln!(
-                ctx,
-                "fleet job {}: {} of {} canisters, {} at a time",
-                job.id,
-                job.kind,
-                job.targets.len(),
-                job.batch_size
-            );
+            let n = canisters(job.targets.len());
+            outln!(ctx, "fleet job {}: {} of {n}, {} at a time", job.id, job.kind, job.batch_size);
         }
         return follow_fleet(ctx, job.id);
     }
     if ctx.json {
         ctx.print_json(&job);
     } else {
-        outln!(
-            ctx,
-            "fleet job {}: {} of {} canisters ({})",
-            job.id,
-            job.kind,
-            job.targets.len(),
-            status_text(&job.status)
-        );
+        let n = canisters(job.targets.len());
+        outln!(ctx, "fleet job {}: {} of {n} ({})", job.id, job.kind, status_text(&job.status));
         outln!(ctx, "follow it with: mainer fleet-job {} --follow", job.id);
     }
     Ok(())
@@ -564,7 +557,7 @@ fn follow_fleet(ctx: &mut Ctx, id: u64) -> Result<(), CliError> {
         JobStatus::Failed { reason } => Err(CliError::Canister(format!("fleet job {id} failed: {reason}"))),
         _ => {
             if !ctx.json {
-                outln!(ctx, "fleet job {id} done: {} canisters", job.targets.len());
+                outln!(ctx, "fleet job {id} done: {}", canisters(job.targets.len()));
             }
             Ok(())
         }

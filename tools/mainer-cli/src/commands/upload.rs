@@ -68,14 +68,14 @@ pub fn run(ctx: &mut Ctx, args: &UploadArgs) -> Result<(), CliError> {
     };
     let size = bytes.len() as u64;
     let sha = sha256_hex(&bytes);
-    if let Some(expected) = &args.sha256 {
-        if !expected.trim().eq_ignore_ascii_case(&sha) {
-            return Err(CliError::HashMismatch(format!(
-                "{} has SHA-256 {sha}, not the expected {}; nothing was uploaded",
-                path.display(),
-                expected.trim()
-            )));
-        }
+    if let Some(expected) = &args.sha256
+        && !expected.trim().eq_ignore_ascii_case(&sha)
+    {
+        return Err(CliError::HashMismatch(format!(
+            "{} has SHA-256 {sha}, not the expected {}; nothing was uploaded",
+            path.display(),
+            expected.trim()
+        )));
     }
     note!(ctx, "{}: {:?} `{name}`, {}, SHA-256 {sha}", path.display(), kind, fmt::bytes(size));
 
@@ -165,14 +165,17 @@ fn progress_bar(ctx: &Ctx, total: u64, offset: u64) -> ProgressBar {
     if !ctx.progress || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
     let style =
         ProgressStyle::with_template("{spinner} [{bar:32}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}")
             .expect("template")
             .progress_chars("=> ");
     pb.set_style(style);
+    // Record the resumed offset unseen, then restart the estimate: the rate counts new bytes only.
     pb.set_position(offset);
+    pb.tick();
     pb.reset_eta();
+    pb.set_draw_target(ProgressDrawTarget::stderr());
     pb
 }
 

@@ -167,13 +167,34 @@ pub fn mainer(client: &dyn CanisterClient, f: &Factory, args: &[&str]) -> Run {
     run
 }
 
+/// A temporary file, removed with its directory when dropped.
+pub struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    pub fn to_str(&self) -> Option<&str> {
+        self.0.to_str()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// Writes `bytes` to a fresh temporary file named `name`.
-pub fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+pub fn temp_file(name: &str, bytes: &[u8]) -> TempFile {
     let dir = std::env::temp_dir().join(format!("mainer-cli-{}-{}", std::process::id(), name.replace('.', "-")));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
-    path
+    TempFile(path)
 }
 
 /// Deterministic pseudo-random bytes.

@@ -9,18 +9,6 @@ use mainer_types::creator::*;
 use mainer_types::game::Submission;
 use mainer_types::{MainerRole, Page, PageRequest};
 
-fn deploy_creator(env: &dyn TestEnv, game: Principal) -> Principal {
-    let id = env.create_canister_with(vec![admin()], CREATOR_CYCLES);
-    let init = CreatorInit { admins: vec![admin()], game_state: game, allowed_creators: vec![], settings: None };
-    env.install(admin(), id, &wasm("mainer_creator"), Encode!(&CreatorArgs::Init(init)).unwrap())
-        .expect("creator installs");
-    id
-}
-
-fn upload(env: &dyn TestEnv, creator: Principal, kind: ArtefactKind, name: &str, bytes: &[u8]) -> ArtefactInfo {
-    upload_artefact(env, creator, kind, name, bytes)
-}
-
 struct Factory {
     game: Principal,
     creator: Principal,
@@ -34,9 +22,9 @@ fn factory(env: &dyn TestEnv) -> Factory {
 /// A creator with the controller wasm, the test LLM wasm and `model` uploaded.
 fn factory_with(env: &dyn TestEnv, model: Vec<u8>, settings: Option<CreatorSettings>) -> Factory {
     let f = deploy_factory(env, settings);
-    upload(env, f.creator, ArtefactKind::ControllerWasm, "mainer_controller.wasm", &wasm("mainer_controller"));
-    upload(env, f.creator, ArtefactKind::LlmWasm, "test_llm.wasm", &wasm("test_llm"));
-    let model = upload(env, f.creator, ArtefactKind::Model, "model.gguf", &model);
+    upload_artefact(env, f.creator, ArtefactKind::ControllerWasm, "mainer_controller.wasm", &wasm("mainer_controller"));
+    upload_artefact(env, f.creator, ArtefactKind::LlmWasm, "test_llm.wasm", &wasm("test_llm"));
+    let model = upload_artefact(env, f.creator, ArtefactKind::Model, "model.gguf", &model);
     Factory { game: f.game, creator: f.creator, model }
 }
 
@@ -120,19 +108,8 @@ fn a_share_agent_gets_no_llm_and_requests_are_checked() {
     );
     assert_eq!(create(&*env, &f, MainerRole::ShareAgent, 0, None).unwrap_err(), CreatorError::MissingShareService);
     assert!(matches!(create(&*env, &f, MainerRole::Own, 0, None).unwrap_err(), CreatorError::InvalidInput(_)));
-    let req = CreateMainerRequest {
-        role: MainerRole::Own,
-        owner: owner(),
-        share_service: None,
-        llm_count: 1,
-        controller_cycles: Some(u128::MAX / 4),
-        llm_cycles: None,
-        controller_wasm: None,
-        llm_wasm: None,
-        model: None,
-        controller_settings: None,
-        max_tokens_update: None,
-    };
+    let req =
+        CreateMainerRequest { controller_cycles: Some(u128::MAX / 4), ..mainer_request(MainerRole::Own, 1, None, 4) };
     let r: CreatorResult<JobView> = env.update_one(admin(), f.creator, "create_mainer", req).unwrap();
     assert!(matches!(r, Err(CreatorError::InsufficientCycles { .. })), "{r:?}");
 }
@@ -205,29 +182,11 @@ fn a_wrong_model_hash_fails_the_job_and_registers_nothing() {
 #[test]
 fn strangers_cannot_use_the_factory() {
     let env = new_env();
-    let game = deploy_game_state(&*env);
-    let creator = deploy_creator(&*env, game);
+    let creator = deploy_factory(&*env, None).creator;
     let stranger = user(66);
     let page = PageRequest::first(5);
     let calls: Vec<(&str, Vec<u8>, bool)> = vec![
-        (
-            "create_mainer",
-            Encode!(&CreateMainerRequest {
-                role: MainerRole::Own,
-                owner: owner(),
-                share_service: None,
-                llm_count: 1,
-                controller_cycles: None,
-                llm_cycles: None,
-                controller_wasm: None,
-                llm_wasm: None,
-                model: None,
-                controller_settings: None,
-                max_tokens_update: None,
-            })
-            .unwrap(),
-            false,
-        ),
+        ("create_mainer", Encode!(&mainer_request(MainerRole::Own, 1, None, 4)).unwrap(), false),
         ("job", Encode!(&0u64).unwrap(), true),
         ("list_jobs", Encode!(&page).unwrap(), true),
         ("retry_job", Encode!(&0u64).unwrap(), false),
@@ -305,7 +264,7 @@ fn a_fleet_upgrade_keeps_models_loaded_and_queues_intact() {
     // The game state hands a mAIner the same challenge until it submits: one each.
     assert!(queues.iter().all(|q| q.len() == 1), "{queues:?}");
 
-    let v2 = upload(
+    let v2 = upload_artefact(
         &*env,
         f.creator,
         ArtefactKind::ControllerWasm,
@@ -372,7 +331,13 @@ fn an_llm_upgrade_reloads_the_model_and_sets_max_tokens_again() {
     let f = factory(&*env);
     let j = run_until_done(&*env, &f, create(&*env, &f, MainerRole::Own, 2, None).unwrap().id, 600);
     let llms: Vec<Principal> = j.slots[1..].iter().map(|s| s.canister.unwrap()).collect();
-    let v2 = upload(&*env, f.creator, ArtefactKind::LlmWasm, "test_llm v2", &new_version_of(wasm("test_llm"), "v2"));
+    let v2 = upload_artefact(
+        &*env,
+        f.creator,
+        ArtefactKind::LlmWasm,
+        "test_llm v2",
+        &new_version_of(wasm("test_llm"), "v2"),
+    );
     let req = UpgradeControllersRequest { wasm_sha256: Some(v2.sha256.clone()), targets: None, batch_size: 1 };
     let fleet =
         env.update_one::<_, CreatorResult<FleetJobView>>(admin(), f.creator, "upgrade_llms", req).unwrap().unwrap();

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 scripts/build.sh
 echo "==> formatting check"
 cargo fmt --all --check
+echo "==> lints (clippy, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> the shared types crates do not depend on ic-cdk"
 for crate in mainer_types llm_engine; do
   if cargo tree --locked -p "$crate" -e normal --prefix none | grep -q '^ic-cdk'; then

@@ -174,7 +174,7 @@ fn cycles_attached_to_a_call_are_accepted_or_refunded() {
     let (a1, b1) = (env.cycle_balance(a), env.cycle_balance(b));
     let a_paid = a0 - a1;
     assert!(
-        a_paid >= 400_000_000 && a_paid < 400_000_000 + 100_000_000,
+        (400_000_000..400_000_000 + 100_000_000).contains(&a_paid),
         "A paid {a_paid}: the unaccepted 600M came back"
     );
     let b_gained = b1 as i128 - b0 as i128;

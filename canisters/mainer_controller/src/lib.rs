@@ -64,13 +64,13 @@ fn init(args: ControllerArgs) {
 
 #[post_upgrade]
 fn post_upgrade(args: Option<ControllerArgs>) {
-    if let Some(ControllerArgs::Upgrade(up)) = args {
-        if let Some(settings) = up.settings {
-            if let Err(e) = settings.validate() {
-                ic_cdk::trap(format!("invalid settings: {e}"));
-            }
-            storage::mutate(|s| s.update_config(|c| c.settings = settings));
+    if let Some(ControllerArgs::Upgrade(up)) = args
+        && let Some(settings) = up.settings
+    {
+        if let Err(e) = settings.validate() {
+            ic_cdk::trap(format!("invalid settings: {e}"));
         }
+        storage::mutate(|s| s.update_config(|c| c.settings = settings));
     }
     // No generation survives an upgrade: what was in flight with our LLMs goes back to the queue.
     storage::mutate(|s| {

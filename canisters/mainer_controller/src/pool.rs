@@ -84,11 +84,11 @@ impl State {
 
     /// Frees `llm` if it is still working on `item`.
     pub fn release_llm(&mut self, llm: Principal, item: u64) {
-        if let Some(mut slot) = self.llm(llm) {
-            if slot.in_flight == Some(item) {
-                slot.in_flight = None;
-                self.put_llm(llm, slot);
-            }
+        if let Some(mut slot) = self.llm(llm)
+            && slot.in_flight == Some(item)
+        {
+            slot.in_flight = None;
+            self.put_llm(llm, slot);
         }
     }
 

@@ -115,9 +115,8 @@ impl Job {
 
     /// The slot and step to work on next, or None when everything is done.
     pub fn next(&self) -> Option<(Target, Step)> {
-        match self.controller.step {
-            s @ (Step::Create | Step::Install) => return Some((Target::Controller, s)),
-            _ => {}
+        if let s @ (Step::Create | Step::Install) = self.controller.step {
+            return Some((Target::Controller, s));
         }
         if let Some((i, slot)) = self.llms.iter().enumerate().find(|(_, s)| s.step != Step::Done) {
             return Some((Target::Llm(i), slot.step));

@@ -293,20 +293,20 @@ impl Simulator {
         let id = self.new_canister_id();
         let freezing = self.config.limits.default_freezing_threshold_seconds;
         self.canisters.insert(id, Canister::new(vec![creator], cycles, freezing));
-        if let Some(s) = settings {
-            if let Err(r) = self.apply_settings(id, &s) {
-                self.canisters.remove(&id);
-                return Err(r);
-            }
+        if let Some(s) = settings
+            && let Err(r) = self.apply_settings(id, &s)
+        {
+            self.canisters.remove(&id);
+            return Err(r);
         }
         Ok(id)
     }
 
     fn apply_settings(&mut self, id: Principal, s: &mgmt::CanisterSettings) -> Result<(), Reject> {
-        if let Some(controllers) = &s.controllers {
-            if controllers.len() > MAX_CONTROLLERS {
-                return Err(bad_payload("settings", format!("at most {MAX_CONTROLLERS} controllers are allowed")));
-            }
+        if let Some(controllers) = &s.controllers
+            && controllers.len() > MAX_CONTROLLERS
+        {
+            return Err(bad_payload("settings", format!("at most {MAX_CONTROLLERS} controllers are allowed")));
         }
         let c = self.canisters.get_mut(&id).ok_or_else(|| not_found(id))?;
         if let Some(controllers) = &s.controllers {

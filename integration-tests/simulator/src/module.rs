@@ -66,14 +66,14 @@ impl ModuleCache {
             .disk_dir
             .as_ref()
             .map(|d| d.join(format!("{}-{}.cwasm", hex::encode(hash), env!("CARGO_PKG_VERSION"))));
-        if let Some(path) = &cached_file {
-            if path.exists() {
-                // SAFETY: the file was written by `Module::serialize` of this
-                // same engine configuration; wasmtime checks its version and
-                // configuration header and refuses anything else.
-                if let Ok(m) = unsafe { Module::deserialize_file(&self.engine, path) } {
-                    return Ok(m);
-                }
+        if let Some(path) = &cached_file
+            && path.exists()
+        {
+            // SAFETY: the file was written by `Module::serialize` of this
+            // same engine configuration; wasmtime checks its version and
+            // configuration header and refuses anything else.
+            if let Ok(m) = unsafe { Module::deserialize_file(&self.engine, path) } {
+                return Ok(m);
             }
         }
         let module =
@@ -191,7 +191,7 @@ fn rewrite_exports(wasm: &[u8]) -> Result<Rewrite, String> {
     // Sections must stay in their canonical order: the export section goes
     // where it was, or (if the module had none) before the first section that
     // must follow it (start 8, element 9, data count 12, code 10, data 11).
-    let follows_exports = |id: u8| matches!(id, 8 | 9 | 10 | 11 | 12);
+    let follows_exports = |id: u8| matches!(id, 8..=12);
     let insert_at = export_section_at
         .unwrap_or_else(|| sections.iter().position(|(id, _)| follows_exports(*id)).unwrap_or(sections.len()));
     let mut module = wasm_encoder::Module::new();
@@ -241,10 +241,10 @@ fn describe(module: Module, rewrite: Rewrite, installed_size: usize) -> Result<C
     }
     for export in module.exports() {
         let name = export.name();
-        if let Some(method) = name.strip_prefix("canister_update ").or_else(|| name.strip_prefix("canister_query ")) {
-            if method.is_empty() {
-                return Err(format!("Wasm module has an invalid export section: '{name}' names no method."));
-            }
+        if let Some(method) = name.strip_prefix("canister_update ").or_else(|| name.strip_prefix("canister_query "))
+            && method.is_empty()
+        {
+            return Err(format!("Wasm module has an invalid export section: '{name}' names no method."));
         }
     }
     Ok(CompiledModule {

@@ -267,10 +267,11 @@ impl Simulator {
     fn settle_stopping(&mut self) {
         let mut answers = Vec::new();
         for c in self.canisters.values_mut() {
-            if matches!(c.status, RunStatus::Stopping(_)) && c.contexts.is_empty() {
-                if let RunStatus::Stopping(waiters) = std::mem::replace(&mut c.status, RunStatus::Stopped) {
-                    answers.extend(waiters);
-                }
+            if matches!(c.status, RunStatus::Stopping(_))
+                && c.contexts.is_empty()
+                && let RunStatus::Stopping(waiters) = std::mem::replace(&mut c.status, RunStatus::Stopped)
+            {
+                answers.extend(waiters);
             }
         }
         for origin in answers {
@@ -331,10 +332,10 @@ impl Simulator {
     /// Ticks until the ingress message `id` completes.
     pub fn await_update(&mut self, id: MessageId) -> IngressOutcome {
         for _ in 0..MAX_TICKS_PER_CALL {
-            if let Some(entry) = self.ingress.get(&id) {
-                if let Some(result) = &entry.result {
-                    return IngressOutcome { result: result.clone(), instructions: entry.instructions };
-                }
+            if let Some(entry) = self.ingress.get(&id)
+                && let Some(result) = &entry.result
+            {
+                return IngressOutcome { result: result.clone(), instructions: entry.instructions };
             }
             self.tick();
         }
@@ -558,7 +559,7 @@ impl Simulator {
         if ctx.outstanding_calls > 0 {
             return;
         }
-        let owed = (!ctx.replied).then(|| (ctx.origin, ctx.cycles_available));
+        let owed = (!ctx.replied).then_some((ctx.origin, ctx.cycles_available));
         c.contexts.remove(&context);
         if let Some((origin, refund)) = owed {
             let reject = match trap {
@@ -725,7 +726,7 @@ impl Simulator {
         if let Some(t) = e.global_timer {
             c.global_timer = t;
         }
-        let Some(context) = context else { return None };
+        let context = context?;
         let ctx = c.contexts.get_mut(&context).expect("the context of a running message is open");
         ctx.cycles_available -= e.cycles_accepted;
         let response = e.response.map(|r| {

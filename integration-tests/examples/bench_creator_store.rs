@@ -12,13 +12,13 @@ use candid::Encode;
 use ic_sim::Simulator;
 use integration_tests::{user, wasm};
 use mainer_types::creator::{
-    ArtefactInfo, ArtefactKind, CreatorArgs, CreatorError, CreatorInit, MAX_UPLOAD_CHUNK_BYTES, StartUploadRequest,
+    ArtefactInfo, ArtefactKind, CreatorArgs, CreatorError, CreatorInit, MAX_ARTEFACT_CHUNK_BYTES, StartUploadRequest,
     UploadChunkRequest, UploadStatus,
 };
 use sha2::{Digest, Sha256};
 
 const FILE_BYTES: usize = 100 * 1024 * 1024;
-const CHUNK: usize = MAX_UPLOAD_CHUNK_BYTES as usize;
+const CHUNK: usize = MAX_ARTEFACT_CHUNK_BYTES as usize;
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// Random-looking bytes (xorshift), so nothing about the data is special.

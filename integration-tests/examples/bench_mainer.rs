@@ -7,6 +7,7 @@
 use candid::{Encode, Principal};
 use integration_tests::deploy::*;
 use integration_tests::{SimEnv, TestEnv, TestEnvExt};
+use mainer_types::calls::{controller as controller_calls, game_state as game_calls};
 use mainer_types::MainerRole;
 use mainer_types::controller::{ControllerResult, Counters};
 use mainer_types::game::{ClaimedEvidence, GameResult, MainerInfo, RegisterMainerRequest, Submission, SubmitRequest};
@@ -26,7 +27,7 @@ fn controller_per_answer() -> (u64, u64, u64, u64) {
     let mut seconds = 0;
     loop {
         let c: Counters =
-            env.query_one::<_, ControllerResult<Counters>>(admin(), controller, "counters", ()).unwrap().unwrap();
+            env.call(admin(), controller, &controller_calls::COUNTERS, ()).unwrap().unwrap();
         if c.submissions == answers {
             let total = env.simulator().unwrap().execution_totals(controller).0 - start;
             let llm_total = env.simulator().unwrap().execution_totals(llm).0 - llm_start;
@@ -47,7 +48,7 @@ fn submit_cost_at(stored: u64) -> u64 {
     let mainer = |n: u64| Principal::from_slice(&[&n.to_be_bytes()[..], &[0xAA, 1]].concat());
     for n in 0..mainers_per_challenge {
         let reg = RegisterMainerRequest { mainer: mainer(n), role: MainerRole::Own, owner: owner() };
-        env.update_one::<_, GameResult<MainerInfo>>(admin(), game, "register_mainer", reg).unwrap().unwrap();
+        env.call(admin(), game, &game_calls::REGISTER_MAINER, (reg,)).unwrap().unwrap();
     }
     let evidence = |n: u64| ClaimedEvidence {
         prompt_sha256: "0".repeat(64),

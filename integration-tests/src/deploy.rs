@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use candid::{CandidType, Principal};
+use mainer_types::calls::{controller as controller_calls, game_state as game_calls, llm as llm_calls};
 use mainer_types::MainerRole;
 use mainer_types::controller::{
-    ControllerArgs, ControllerInit, ControllerResult, ControllerSettings, LlmStatus, PromptFormat,
+    AddLlmRequest, ControllerArgs, ControllerInit, ControllerResult, ControllerSettings, LlmStatus, PromptFormat,
 };
 use mainer_types::game::{
     Challenge, GameResult, GameStateArgs, GameStateInit, GenerationSettings, MainerInfo, NewChallenge,
@@ -44,7 +45,7 @@ pub fn add_challenge(env: &dyn TestEnv, game: Principal, question: &str, max_tok
         max_submissions: None,
         deadline_ns: None,
     };
-    env.update_one::<_, GameResult<Challenge>>(admin(), game, "add_challenge", challenge)
+    env.call(admin(), game, &game_calls::ADD_CHALLENGE, (challenge,))
         .unwrap()
         .expect("challenge added")
 }
@@ -72,13 +73,13 @@ pub fn deploy_test_llm(env: &dyn TestEnv, max_tokens_update: u64) -> Principal {
         chunk: model,
         offset: 0,
     };
-    let r: FileUploadRecordResult = env.update_one(admin(), id, "file_upload_chunk", chunk).unwrap();
+    let r: FileUploadRecordResult = env.call(admin(), id, &llm_calls::FILE_UPLOAD_CHUNK, (chunk,)).unwrap();
     assert!(matches!(r, FileUploadRecordResult::Ok(_)), "{r:?}");
     let load = InputRecord::new(["--model", TEST_MODEL_PATH]);
-    let r: OutputRecordResult = env.update_one(admin(), id, "load_model", load).unwrap();
+    let r: OutputRecordResult = env.call(admin(), id, &llm_calls::LOAD_MODEL, (load,)).unwrap();
     assert!(matches!(r, OutputRecordResult::Ok(_)), "{r:?}");
     let limits = MaxTokensRecord { max_tokens_update, max_tokens_query: 0 };
-    let r: StatusCodeRecordResult = env.update_one(admin(), id, "set_max_tokens", limits).unwrap();
+    let r: StatusCodeRecordResult = env.call(admin(), id, &llm_calls::SET_MAX_TOKENS, (limits,)).unwrap();
     assert!(matches!(r, StatusCodeRecordResult::Ok(_)), "{r:?}");
     id
 }
@@ -121,24 +122,18 @@ pub fn deploy_controller(
     env.install(admin(), id, &wasm("mainer_controller"), candid::encode_one(ControllerArgs::Init(init)).unwrap())
         .expect("mainer_controller installs");
     let reg = RegisterMainerRequest { mainer: id, role, owner: owner() };
-    env.update_one::<_, GameResult<MainerInfo>>(admin(), game, "register_mainer", reg).unwrap().expect("registered");
+    env.call(admin(), game, &game_calls::REGISTER_MAINER, (reg,)).unwrap().expect("registered");
     if let Some(service) = share_service {
-        env.update_one::<_, ControllerResult<()>>(admin(), service, "add_share_agent", id)
+        env.call(admin(), service, &controller_calls::ADD_SHARE_AGENT, (id,))
             .unwrap()
             .expect("agent added");
     }
     id
 }
 
-#[derive(CandidType)]
-struct AddLlmRequest {
-    canister: Principal,
-    model_sha256: Option<String>,
-}
-
 pub fn add_llm(env: &dyn TestEnv, controller: Principal, llm: Principal) {
     let req = AddLlmRequest { canister: llm, model_sha256: Some("ab".repeat(32)) };
-    env.update_one::<_, ControllerResult<LlmStatus>>(admin(), controller, "add_llm", req).unwrap().expect("LLM added");
+    env.call(admin(), controller, &controller_calls::ADD_LLM, (req,)).unwrap().expect("LLM added");
 }
 
 /// Lets `seconds` of simulated time pass in one-second steps, running each
@@ -179,14 +174,14 @@ pub fn deploy_llm_with_model(env: &dyn TestEnv, gguf: &[u8], max_tokens_update: 
             chunksize: part.len() as u64,
             offset: (i * CHUNK) as u64,
         };
-        let r: FileUploadRecordResult = env.update_one(admin(), id, "file_upload_chunk", chunk).unwrap();
+        let r: FileUploadRecordResult = env.call(admin(), id, &llm_calls::FILE_UPLOAD_CHUNK, (chunk,)).unwrap();
         assert!(matches!(r, FileUploadRecordResult::Ok(_)), "chunk {i}: {r:?}");
     }
     let load = InputRecord::new(["--model", TEST_MODEL_PATH]);
-    let r: OutputRecordResult = env.update_one(admin(), id, "load_model", load).unwrap();
+    let r: OutputRecordResult = env.call(admin(), id, &llm_calls::LOAD_MODEL, (load,)).unwrap();
     assert!(matches!(r, OutputRecordResult::Ok(_)), "{r:?}");
     let limits = MaxTokensRecord { max_tokens_update, max_tokens_query: 0 };
-    let r: StatusCodeRecordResult = env.update_one(admin(), id, "set_max_tokens", limits).unwrap();
+    let r: StatusCodeRecordResult = env.call(admin(), id, &llm_calls::SET_MAX_TOKENS, (limits,)).unwrap();
     assert!(matches!(r, StatusCodeRecordResult::Ok(_)), "{r:?}");
     id
 }

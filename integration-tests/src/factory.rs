@@ -3,6 +3,7 @@
 //! factory tests and by the offline demo.
 
 use candid::{Encode, Principal};
+use mainer_types::calls::{creator as creator_calls, game_state as game_calls};
 use mainer_types::creator::*;
 use mainer_types::game::{GameResult, GameStateArgs, GameStateInit, Submission};
 use mainer_types::{MainerRole, Page, PageRequest};
@@ -47,20 +48,20 @@ pub fn upload_artefact(
 ) -> ArtefactInfo {
     let start = StartUploadRequest { kind, name: name.into(), total_size: bytes.len() as u64, expected_sha256: None };
     let status: UploadStatus = env
-        .update_one::<_, CreatorResult<UploadStatus>>(admin(), creator, "start_upload", start)
+        .call(admin(), creator, &creator_calls::START_UPLOAD, (start,))
         .unwrap()
         .expect("upload starts");
-    for (i, chunk) in bytes.chunks(MAX_UPLOAD_CHUNK_BYTES as usize).enumerate() {
+    for (i, chunk) in bytes.chunks(MAX_ARTEFACT_CHUNK_BYTES as usize).enumerate() {
         let req = UploadChunkRequest {
             upload_id: status.upload_id,
-            offset: i as u64 * MAX_UPLOAD_CHUNK_BYTES,
+            offset: i as u64 * MAX_ARTEFACT_CHUNK_BYTES,
             bytes: chunk.to_vec(),
         };
-        env.update_one::<_, CreatorResult<UploadStatus>>(admin(), creator, "upload_chunk", req)
+        env.call(admin(), creator, &creator_calls::UPLOAD_CHUNK, (req,))
             .unwrap()
             .expect("chunk accepted");
     }
-    env.update_one::<_, CreatorResult<ArtefactInfo>>(admin(), creator, "finish_upload", status.upload_id)
+    env.call(admin(), creator, &creator_calls::FINISH_UPLOAD, (status.upload_id,))
         .unwrap()
         .expect("upload finishes")
 }
@@ -88,11 +89,11 @@ pub fn mainer_request(
 }
 
 pub fn create_mainer(env: &dyn TestEnv, creator: Principal, req: CreateMainerRequest) -> CreatorResult<JobView> {
-    env.update_one(admin(), creator, "create_mainer", req).unwrap()
+    env.call(admin(), creator, &creator_calls::CREATE_MAINER, (req,)).unwrap()
 }
 
 pub fn job(env: &dyn TestEnv, creator: Principal, id: u64) -> JobView {
-    env.query_one::<_, CreatorResult<JobView>>(admin(), creator, "job", id).unwrap().expect("the job exists")
+    env.call(admin(), creator, &creator_calls::JOB, (id,)).unwrap().expect("the job exists")
 }
 
 /// Runs the world until job `id` is no longer running; panics after `max_seconds`.
@@ -113,14 +114,8 @@ pub fn controller_of(j: &JobView) -> Principal {
 }
 
 pub fn submissions_by_mainer(env: &dyn TestEnv, game: Principal, mainer: Principal) -> Vec<Submission> {
-    env.query_candid::<_, (GameResult<Page<Submission>>,)>(
-        admin(),
-        game,
-        "submissions_by_mainer",
-        (mainer, PageRequest::first(500)),
-    )
-    .unwrap()
-    .0
-    .expect("admins may list submissions")
+    env.call(admin(), game, &game_calls::SUBMISSIONS_BY_MAINER, (mainer, PageRequest::first(500)))
+        .unwrap()
+        .expect("admins may list submissions")
     .items
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use candid::utils::{ArgumentDecoder, ArgumentEncoder};
 use candid::{CandidType, Principal};
+use mainer_types::calls::{Method, Mode};
 use serde::de::DeserializeOwned;
 
 pub use ic_sim::{Reject, RejectCode};
@@ -95,6 +96,34 @@ pub trait TestEnvExt: TestEnv {
     ) -> Result<R, Reject> {
         let bytes = self.query(sender, canister, method, candid::encode_args(args).expect("arguments encode"))?;
         Ok(candid::decode_args(&bytes).unwrap_or_else(|e| panic!("reply of {method} does not decode: {e}")))
+    }
+
+    /// A call of `method` (a query or an update, as the method is) from `sender`.
+    fn call<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
+        &self,
+        sender: Principal,
+        canister: Principal,
+        method: &Method<A, R>,
+        args: A,
+    ) -> Result<R, Reject> {
+        let arg = method.encode(args).expect("arguments encode");
+        let bytes = match method.mode {
+            Mode::Query => self.query(sender, canister, method.name, arg)?,
+            Mode::Update | Mode::IdempotentUpdate => self.update(sender, canister, method.name, arg)?,
+        };
+        Ok(method.decode(&bytes).unwrap_or_else(|e| panic!("reply of {} does not decode: {e}", method.name)))
+    }
+
+    /// `method` sent as an update even when it is a query (replicated execution).
+    fn call_update<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
+        &self,
+        sender: Principal,
+        canister: Principal,
+        method: &Method<A, R>,
+        args: A,
+    ) -> Result<R, Reject> {
+        let bytes = self.update(sender, canister, method.name, method.encode(args).expect("arguments encode"))?;
+        Ok(method.decode(&bytes).unwrap_or_else(|e| panic!("reply of {} does not decode: {e}", method.name)))
     }
 
     /// An update with one Candid argument and one result.

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use candid::{Encode, Principal};
 use integration_tests::deploy::*;
 use integration_tests::{TestEnv, TestEnvExt, new_env, user, wasm};
+use mainer_types::calls::{controller as controller_calls, game_state as game_calls};
 use mainer_types::controller::{
     ControllerArgs, ControllerError, ControllerResult, ControllerUpgrade, Counters, HealthReport, StepReport, WorkItem,
     WorkState,
@@ -23,18 +24,18 @@ fn submissions_for(env: &dyn TestEnv, game: Principal, challenge: u64) -> Vec<Su
 }
 
 fn counters(env: &dyn TestEnv, controller: Principal) -> Counters {
-    env.query_one::<_, ControllerResult<Counters>>(admin(), controller, "counters", ()).unwrap().unwrap()
+    env.call(admin(), controller, &controller_calls::COUNTERS, ()).unwrap().unwrap()
 }
 
 fn recent_work(env: &dyn TestEnv, controller: Principal) -> Vec<WorkItem> {
-    env.query_one::<_, ControllerResult<Page<WorkItem>>>(admin(), controller, "recent_work", PageRequest::first(100))
+    env.call(admin(), controller, &controller_calls::RECENT_WORK, (PageRequest::first(100),))
         .unwrap()
         .unwrap()
         .items
 }
 
 fn queue(env: &dyn TestEnv, controller: Principal) -> Vec<WorkItem> {
-    env.query_one::<_, ControllerResult<Page<WorkItem>>>(admin(), controller, "queue", PageRequest::first(100))
+    env.call(admin(), controller, &controller_calls::QUEUE, (PageRequest::first(100),))
         .unwrap()
         .unwrap()
         .items
@@ -231,7 +232,7 @@ fn upgrades_mid_flow_lose_nothing_and_keep_one_set_of_timers() {
     env.upgrade(admin(), w.game, &wasm("game_state"), Encode!(&game_up).unwrap()).unwrap();
     // A second upgrade must not add a second set of timers.
     upgrade_controller(&*env, w.controller, Encode!(&None::<ControllerArgs>).unwrap());
-    let health: HealthReport = env.query_one(user(9), w.controller, "health", ()).unwrap();
+    let health: HealthReport = env.call(user(9), w.controller, &controller_calls::HEALTH, ()).unwrap();
     assert!(health.timers_armed);
     let pulled_before = counters(&*env, w.controller).challenges_pulled;
     run_for(&*env, 30);
@@ -245,18 +246,18 @@ fn upgrades_mid_flow_lose_nothing_and_keep_one_set_of_timers() {
 fn a_challenge_that_closes_meanwhile_is_dropped_with_its_reason() {
     let env = new_env();
     let w = own_with_llms(&*env, 1);
-    env.update_one::<_, ControllerResult<()>>(admin(), w.controller, "pause", ()).unwrap().unwrap();
+    env.call(admin(), w.controller, &controller_calls::PAUSE, ()).unwrap().unwrap();
     let c = add_challenge(&*env, w.game, "Soon closed", 4);
     let pulled: StepReport =
-        env.update_one::<_, ControllerResult<StepReport>>(admin(), w.controller, "trigger_pull", ()).unwrap().unwrap();
+        env.call(admin(), w.controller, &controller_calls::TRIGGER_PULL, ()).unwrap().unwrap();
     assert!(pulled.notes.iter().any(|n| n.contains("paused")), "{pulled:?}");
-    env.update_one::<_, ControllerResult<()>>(admin(), w.controller, "resume", ()).unwrap().unwrap();
+    env.call(admin(), w.controller, &controller_calls::RESUME, ()).unwrap().unwrap();
     let pulled: StepReport =
-        env.update_one::<_, ControllerResult<StepReport>>(admin(), w.controller, "trigger_pull", ()).unwrap().unwrap();
+        env.call(admin(), w.controller, &controller_calls::TRIGGER_PULL, ()).unwrap().unwrap();
     assert_eq!(pulled.finished, 1, "{pulled:?}");
-    env.update_one::<_, GameResult<Challenge>>(admin(), w.game, "close_challenge", c.id).unwrap().unwrap();
+    env.call(admin(), w.game, &game_calls::CLOSE_CHALLENGE, (c.id,)).unwrap().unwrap();
     let _: StepReport = env
-        .update_one::<_, ControllerResult<StepReport>>(admin(), w.controller, "trigger_process", ())
+        .call(admin(), w.controller, &controller_calls::TRIGGER_PROCESS, ())
         .unwrap()
         .unwrap();
     let done = recent_work(&*env, w.controller);
@@ -308,16 +309,16 @@ fn strangers_are_refused_by_every_admin_endpoint() {
     let challenge = add_challenge(&*env, game, "q", 4);
     let req = mainer_types::controller::ServiceRequest { challenge: challenge.clone() };
     let r: ControllerResult<mainer_types::controller::ServiceTicket> =
-        env.update_one(stranger, service, "enqueue_challenge", req).unwrap();
+        env.call(stranger, service, &controller_calls::ENQUEUE_CHALLENGE, (req,)).unwrap();
     assert!(matches!(r, Err(mainer_types::controller::ControllerError::Unauthorized(_))), "{r:?}");
     let delivery = mainer_types::controller::AnswerDelivery {
         challenge_id: challenge.id,
         outcome: mainer_types::controller::DeliveryOutcome::Failed("x".into()),
     };
-    let r: ControllerResult<()> = env.update_one(stranger, agent, "deliver_answer", delivery).unwrap();
+    let r: ControllerResult<()> = env.call(stranger, agent, &controller_calls::DELIVER_ANSWER, (delivery,)).unwrap();
     assert!(matches!(r, Err(mainer_types::controller::ControllerError::Unauthorized(_))), "{r:?}");
     // The owner is an admin.
-    let ok: ControllerResult<Counters> = env.query_one(owner(), c, "counters", ()).unwrap();
+    let ok: ControllerResult<Counters> = env.call(owner(), c, &controller_calls::COUNTERS, ()).unwrap();
     assert!(ok.is_ok());
 }
 
@@ -337,7 +338,7 @@ fn an_unregistered_controller_cannot_take_challenges() {
     env.install(admin(), id, &wasm("mainer_controller"), Encode!(&ControllerArgs::Init(init)).unwrap()).unwrap();
     add_challenge(&*env, game, "for registered mAIners only", 4);
     let report: StepReport =
-        env.update_one::<_, ControllerResult<StepReport>>(admin(), id, "trigger_pull", ()).unwrap().unwrap();
+        env.call(admin(), id, &controller_calls::TRIGGER_PULL, ()).unwrap().unwrap();
     assert_eq!(report.finished, 0);
     assert!(report.notes.iter().any(|n| n.contains("not a registered")), "{report:?}");
 }
@@ -348,7 +349,7 @@ fn invalid_settings_are_refused() {
     let w = own_with_llms(&*env, 1);
     let zero = mainer_types::controller::ControllerSettings { process_interval_seconds: 0, ..test_settings() };
     let r: ControllerResult<mainer_types::controller::ControllerSettings> =
-        env.update_one(admin(), w.controller, "set_settings", zero).unwrap();
+        env.call(admin(), w.controller, &controller_calls::SET_SETTINGS, (zero,)).unwrap();
     assert!(matches!(r, Err(mainer_types::controller::ControllerError::InvalidInput(_))), "{r:?}");
     // A ShareAgent without a ShareService cannot even be installed.
     let id = env.create_canister(admin());

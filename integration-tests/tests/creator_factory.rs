@@ -5,6 +5,7 @@ use candid::{Encode, Principal};
 use integration_tests::deploy::*;
 use integration_tests::factory::{self, *};
 use integration_tests::{TestEnv, TestEnvExt, new_env, user, wasm};
+use mainer_types::calls::{controller as controller_calls, creator as creator_calls, game_state as game_calls, llm as llm_calls};
 use mainer_types::creator::*;
 use mainer_types::game::Submission;
 use mainer_types::{MainerRole, Page, PageRequest};
@@ -91,7 +92,7 @@ fn the_whole_factory_makes_mainers_that_answer() {
         );
     }
     let mainers: Page<MainerView> = env
-        .query_one::<_, CreatorResult<Page<MainerView>>>(admin(), f.creator, "list_mainers", PageRequest::first(10))
+        .call(admin(), f.creator, &creator_calls::LIST_MAINERS, (PageRequest::first(10),))
         .unwrap()
         .unwrap();
     assert_eq!(mainers.total, 4);
@@ -110,7 +111,7 @@ fn a_share_agent_gets_no_llm_and_requests_are_checked() {
     assert!(matches!(create(&*env, &f, MainerRole::Own, 0, None).unwrap_err(), CreatorError::InvalidInput(_)));
     let req =
         CreateMainerRequest { controller_cycles: Some(u128::MAX / 4), ..mainer_request(MainerRole::Own, 1, None, 4) };
-    let r: CreatorResult<JobView> = env.update_one(admin(), f.creator, "create_mainer", req).unwrap();
+    let r: CreatorResult<JobView> = env.call(admin(), f.creator, &creator_calls::CREATE_MAINER, (req,)).unwrap();
     assert!(matches!(r, Err(CreatorError::InsufficientCycles { .. })), "{r:?}");
 }
 
@@ -138,7 +139,7 @@ fn an_upgrade_of_the_creator_mid_copy_resumes_with_the_same_llm() {
     let f = multi_chunk_factory(&*env);
     let id = create(&*env, &f, MainerRole::Own, 1, None).unwrap().id;
     let llm = until_copying(&*env, &f, id);
-    while job(&*env, &f, id).slots[1].bytes_copied < 2 * MAX_UPLOAD_CHUNK_BYTES {
+    while job(&*env, &f, id).slots[1].bytes_copied < 2 * MAX_ARTEFACT_CHUNK_BYTES {
         run_for(&*env, 1);
     }
     assert!(job(&*env, &f, id).slots[1].bytes_copied < f.model.size, "stopped in the middle of the copy");
@@ -175,7 +176,7 @@ fn a_wrong_model_hash_fails_the_job_and_registers_nothing() {
         JobStatus::Failed { reason } => assert!(reason.contains("SHA-256 mismatch"), "{reason}"),
         other => panic!("{other:?}"),
     }
-    let counts: mainer_types::game::GameCounts = env.query_one(admin(), f.game, "counts", ()).unwrap();
+    let counts: mainer_types::game::GameCounts = env.call(admin(), f.game, &game_calls::COUNTS, ()).unwrap();
     assert_eq!(counts.mainers, 0, "nothing registered");
 }
 
@@ -228,7 +229,7 @@ fn new_version_of(mut wasm: Vec<u8>, tag: &str) -> Vec<u8> {
 fn queue_of(env: &dyn TestEnv, controller: Principal) -> Vec<(u64, u64)> {
     use mainer_types::controller::{ControllerResult, WorkItem};
     let page = env
-        .query_one::<_, ControllerResult<Page<WorkItem>>>(admin(), controller, "queue", PageRequest::first(100))
+        .call(admin(), controller, &controller_calls::QUEUE, (PageRequest::first(100),))
         .unwrap()
         .unwrap();
     page.items.iter().map(|i| (i.id, i.challenge.id)).collect()
@@ -237,7 +238,7 @@ fn queue_of(env: &dyn TestEnv, controller: Principal) -> Vec<(u64, u64)> {
 fn set_process_interval(env: &dyn TestEnv, controller: Principal, seconds: u64) {
     use mainer_types::controller::{ControllerResult, ControllerSettings};
     let settings = ControllerSettings { process_interval_seconds: seconds, ..test_settings() };
-    env.update_one::<_, ControllerResult<ControllerSettings>>(admin(), controller, "set_settings", settings)
+    env.call(admin(), controller, &controller_calls::SET_SETTINGS, (settings,))
         .unwrap()
         .unwrap();
 }
@@ -273,13 +274,13 @@ fn a_fleet_upgrade_keeps_models_loaded_and_queues_intact() {
     );
     let req = UpgradeControllersRequest { wasm_sha256: Some(v2.sha256.clone()), targets: None, batch_size: 2 };
     let fleet: FleetJobView = env
-        .update_one::<_, CreatorResult<FleetJobView>>(admin(), f.creator, "upgrade_controllers", req)
+        .call(admin(), f.creator, &creator_calls::UPGRADE_CONTROLLERS, (req,))
         .unwrap()
         .unwrap();
     let mut view = fleet;
     for _ in 0..300 {
         view =
-            env.query_one::<_, CreatorResult<FleetJobView>>(admin(), f.creator, "fleet_job", view.id).unwrap().unwrap();
+            env.call(admin(), f.creator, &creator_calls::FLEET_JOB, (view.id,)).unwrap().unwrap();
         if view.status != JobStatus::Running {
             break;
         }
@@ -293,7 +294,7 @@ fn a_fleet_upgrade_keeps_models_loaded_and_queues_intact() {
     let after: Vec<Vec<(u64, u64)>> = controllers.iter().map(|c| queue_of(&*env, *c)).collect();
     assert_eq!(after, queues, "every queue intact");
     for llm in &llms {
-        let ready: mainer_types::llama_cpp::StatusCodeRecordResult = env.query_one(admin(), *llm, "ready", ()).unwrap();
+        let ready: mainer_types::llama_cpp::StatusCodeRecordResult = env.call(admin(), *llm, &llm_calls::READY, ()).unwrap();
         assert!(
             matches!(ready, mainer_types::llama_cpp::StatusCodeRecordResult::Ok(_)),
             "the model is still loaded: {ready:?}"
@@ -315,7 +316,7 @@ fn a_fleet_upgrade_keeps_models_loaded_and_queues_intact() {
 fn follow_fleet(env: &dyn TestEnv, f: &Factory, id: u64) -> FleetJobView {
     for _ in 0..300 {
         let view =
-            env.query_one::<_, CreatorResult<FleetJobView>>(admin(), f.creator, "fleet_job", id).unwrap().unwrap();
+            env.call(admin(), f.creator, &creator_calls::FLEET_JOB, (id,)).unwrap().unwrap();
         if view.status != JobStatus::Running {
             return view;
         }
@@ -340,14 +341,14 @@ fn an_llm_upgrade_reloads_the_model_and_sets_max_tokens_again() {
     );
     let req = UpgradeControllersRequest { wasm_sha256: Some(v2.sha256.clone()), targets: None, batch_size: 1 };
     let fleet =
-        env.update_one::<_, CreatorResult<FleetJobView>>(admin(), f.creator, "upgrade_llms", req).unwrap().unwrap();
+        env.call(admin(), f.creator, &creator_calls::UPGRADE_LLMS, (req,)).unwrap().unwrap();
     let view = follow_fleet(&*env, &f, fleet.id);
     assert_eq!(view.status, JobStatus::Done, "{view:?}");
     for llm in &llms {
         assert_eq!(env.status(admin(), *llm).unwrap().module_hash.map(hex::encode), Some(v2.sha256.clone()));
-        let ready: StatusCodeRecordResult = env.query_one(admin(), *llm, "ready", ()).unwrap();
+        let ready: StatusCodeRecordResult = env.call(admin(), *llm, &llm_calls::READY, ()).unwrap();
         assert!(matches!(ready, StatusCodeRecordResult::Ok(_)), "model reloaded: {ready:?}");
-        let max: MaxTokensRecord = env.query_one(admin(), *llm, "get_max_tokens", ()).unwrap();
+        let max: MaxTokensRecord = env.call(admin(), *llm, &llm_calls::GET_MAX_TOKENS, ()).unwrap();
         assert_eq!(max.max_tokens_update, 4, "configured again");
     }
     let c = add_challenge(&*env, f.game, "After the LLM upgrade", 4);
@@ -370,17 +371,17 @@ fn removing_an_llm_drains_unregisters_and_deletes_it() {
     let mainer = controller_of(&j);
     let (gone, kept) = (j.slots[1].canister.unwrap(), j.slots[2].canister.unwrap());
     let fleet =
-        env.update_one::<_, CreatorResult<FleetJobView>>(admin(), f.creator, "remove_llm", gone).unwrap().unwrap();
+        env.call(admin(), f.creator, &creator_calls::REMOVE_LLM, (gone,)).unwrap().unwrap();
     let view = follow_fleet(&*env, &f, fleet.id);
     assert_eq!(view.status, JobStatus::Done, "{view:?}");
-    let llms = env.query_one::<_, ControllerResult<Vec<LlmStatus>>>(admin(), mainer, "list_llms", ()).unwrap().unwrap();
+    let llms = env.call(admin(), mainer, &controller_calls::LIST_LLMS, ()).unwrap().unwrap();
     assert_eq!(llms.iter().map(|l| l.canister).collect::<Vec<_>>(), vec![kept]);
     assert!(env.status(admin(), gone).is_err(), "the LLM canister is deleted");
     let mainers = env
-        .query_one::<_, CreatorResult<Page<MainerView>>>(admin(), f.creator, "list_mainers", PageRequest::first(5))
+        .call(admin(), f.creator, &creator_calls::LIST_MAINERS, (PageRequest::first(5),))
         .unwrap()
         .unwrap();
     assert_eq!(mainers.items[0].llms, vec![kept]);
-    let stranger = env.update_one::<_, CreatorResult<FleetJobView>>(user(66), f.creator, "remove_llm", kept).unwrap();
+    let stranger = env.call(user(66), f.creator, &creator_calls::REMOVE_LLM, (kept,)).unwrap();
     assert!(matches!(stranger, Err(CreatorError::Unauthorized(_))));
 }

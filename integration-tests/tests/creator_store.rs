@@ -3,10 +3,12 @@
 //! on-chain; listing, deleting, and admin-only access. Runs on PocketIC too
 //! when `POCKET_IC_BIN` is set.
 
+use candid::utils::ArgumentEncoder;
 use candid::{CandidType, Principal};
 use integration_tests::{TestEnv, TestEnvExt, new_env, user, wasm};
+use mainer_types::calls::{Method, creator as creator_calls};
 use mainer_types::creator::{
-    ArtefactInfo, ArtefactKind, CreatorArgs, CreatorError, CreatorInit, MAX_UPLOAD_CHUNK_BYTES, StartUploadRequest,
+    ArtefactInfo, ArtefactKind, CreatorArgs, CreatorError, CreatorInit, MAX_ARTEFACT_CHUNK_BYTES, StartUploadRequest,
     UploadChunkRequest, UploadStatus,
 };
 use mainer_types::{Page, PageRequest};
@@ -48,12 +50,8 @@ impl<'a> Creator<'a> {
         self.env.upgrade(controller(), self.id, &wasm("mainer_creator"), arg).expect("the creator upgrades");
     }
 
-    fn update<A: CandidType, T: CandidType + DeserializeOwned>(&self, who: Principal, method: &str, arg: A) -> T {
-        self.env.update_one(who, self.id, method, arg).unwrap_or_else(|e| panic!("{method}: {e:?}"))
-    }
-
-    fn query<A: CandidType, T: CandidType + DeserializeOwned>(&self, who: Principal, method: &str, arg: A) -> T {
-        self.env.query_one(who, self.id, method, arg).unwrap_or_else(|e| panic!("{method}: {e:?}"))
+    fn call<A: ArgumentEncoder, T: CandidType + DeserializeOwned>(&self, who: Principal, m: &Method<A, T>, args: A) -> T {
+        self.env.call(who, self.id, m, args).unwrap_or_else(|e| panic!("{}: {e:?}", m.name))
     }
 
     fn start(&self, kind: ArtefactKind, name: &str, size: usize, expected: Option<&str>) -> R<UploadStatus> {
@@ -63,12 +61,12 @@ impl<'a> Creator<'a> {
             total_size: size as u64,
             expected_sha256: expected.map(String::from),
         };
-        self.update(admin(), "start_upload", req)
+        self.call(admin(), &creator_calls::START_UPLOAD, (req,))
     }
 
     fn chunk(&self, upload_id: u64, offset: usize, bytes: &[u8]) -> R<UploadStatus> {
         let req = UploadChunkRequest { upload_id, offset: offset as u64, bytes: bytes.to_vec() };
-        self.update(admin(), "upload_chunk", req)
+        self.call(admin(), &creator_calls::UPLOAD_CHUNK, (req,))
     }
 
     /// Sends `bytes[from..]` in chunks of `step`.
@@ -81,11 +79,11 @@ impl<'a> Creator<'a> {
     }
 
     fn status(&self, upload_id: u64) -> R<UploadStatus> {
-        self.query(admin(), "upload_status", upload_id)
+        self.call(admin(), &creator_calls::UPLOAD_STATUS, (upload_id,))
     }
 
     fn finish(&self, upload_id: u64) -> R<ArtefactInfo> {
-        self.update(admin(), "finish_upload", upload_id)
+        self.call(admin(), &creator_calls::FINISH_UPLOAD, (upload_id,))
     }
 
     fn upload(&self, kind: ArtefactKind, name: &str, bytes: &[u8], step: usize) -> ArtefactInfo {
@@ -95,19 +93,18 @@ impl<'a> Creator<'a> {
     }
 
     fn uploads(&self) -> Page<UploadStatus> {
-        self.query::<_, R<_>>(admin(), "list_uploads", PageRequest::first(100)).unwrap()
+        self.call(admin(), &creator_calls::LIST_UPLOADS, (PageRequest::first(100),)).unwrap()
     }
 
     fn artefacts(&self, kind: Option<ArtefactKind>, page: PageRequest) -> Page<ArtefactInfo> {
         self.env
-            .query_candid::<_, (R<Page<ArtefactInfo>>,)>(admin(), self.id, "list_artefacts", (kind, page))
+            .call(admin(), self.id, &creator_calls::LIST_ARTEFACTS, (kind, page))
             .unwrap()
-            .0
             .unwrap()
     }
 
     fn info(&self, sha256: &str) -> R<ArtefactInfo> {
-        self.query(admin(), "artefact_info", sha256.to_string())
+        self.call(admin(), &creator_calls::ARTEFACT_INFO, (sha256.to_string(),))
     }
 }
 
@@ -184,8 +181,8 @@ fn bad_uploads_are_refused_and_the_stored_part_survives() {
         (250_000, straddling, CreatorError::UploadOverlap { received: 300_000, offset: 250_000 }),
         (
             300_000,
-            vec![0; MAX_UPLOAD_CHUNK_BYTES as usize + 1],
-            CreatorError::ChunkTooLarge { size: MAX_UPLOAD_CHUNK_BYTES + 1, max: MAX_UPLOAD_CHUNK_BYTES },
+            vec![0; MAX_ARTEFACT_CHUNK_BYTES as usize + 1],
+            CreatorError::ChunkTooLarge { size: MAX_ARTEFACT_CHUNK_BYTES + 1, max: MAX_ARTEFACT_CHUNK_BYTES },
         ),
         (
             model.len() - 10,
@@ -211,7 +208,7 @@ fn bad_uploads_are_refused_and_the_stored_part_survives() {
     assert_eq!(creator.finish(id), Err(mismatch));
     assert_eq!(creator.uploads().total, 1);
     assert!(matches!(creator.info(&sha(&other)), Err(CreatorError::NotFound(_))));
-    creator.update::<_, R<()>>(admin(), "cancel_upload", id).unwrap();
+    creator.call(admin(), &creator_calls::CANCEL_UPLOAD, (id,)).unwrap();
     assert_eq!(creator.uploads().total, 0);
     assert!(matches!(creator.status(id), Err(CreatorError::NotFound(_))));
 
@@ -255,7 +252,7 @@ fn a_big_file_is_hashed_across_several_messages() {
     // More than one 64 MiB hashing slice.
     let big = synthetic(70 * 1024 * 1024 + 5, 3);
     let id = creator.start(ArtefactKind::Model, "big.gguf", big.len(), Some(&sha(&big))).unwrap().upload_id;
-    creator.send_from(id, &big, 0, MAX_UPLOAD_CHUNK_BYTES as usize);
+    creator.send_from(id, &big, 0, MAX_ARTEFACT_CHUNK_BYTES as usize);
     if let Some(mut sim) = env.simulator() {
         sim.clear_executions();
     }
@@ -286,7 +283,7 @@ fn artefacts_are_listed_newest_first_and_deleted() {
     assert_eq!(creator.upload(ArtefactKind::LlmWasm, "b again", &b, 50_000), b_info);
     assert_eq!(creator.artefacts(None, PageRequest::first(10)).total, 3);
 
-    let delete = |sha: &str| creator.update::<_, R<()>>(admin(), "delete_artefact", sha.to_string());
+    let delete = |sha: &str| creator.call(admin(), &creator_calls::DELETE_ARTEFACT, (sha.to_string(),));
     delete(&b_info.sha256).unwrap();
     assert!(matches!(creator.info(&b_info.sha256), Err(CreatorError::NotFound(_))));
     assert!(matches!(delete(&b_info.sha256), Err(CreatorError::NotFound(_))));
@@ -312,32 +309,26 @@ fn every_store_endpoint_refuses_a_stranger() {
     let page = PageRequest::first(10);
     let c = &creator;
     let checks: Vec<(&str, bool)> = vec![
-        ("start_upload", unauthorized(c.update::<_, R<UploadStatus>>(s, "start_upload", start).map(drop))),
-        ("upload_chunk", unauthorized(c.update::<_, R<UploadStatus>>(s, "upload_chunk", chunk).map(drop))),
-        ("upload_status", unauthorized(c.query::<_, R<UploadStatus>>(s, "upload_status", id).map(drop))),
-        ("finish_upload", unauthorized(c.update::<_, R<ArtefactInfo>>(s, "finish_upload", id).map(drop))),
-        ("cancel_upload", unauthorized(c.update::<_, R<()>>(s, "cancel_upload", id))),
-        ("list_uploads", unauthorized(c.query::<_, R<Page<UploadStatus>>>(s, "list_uploads", page).map(drop))),
+        ("start_upload", unauthorized(c.call(s, &creator_calls::START_UPLOAD, (start,)).map(drop))),
+        ("upload_chunk", unauthorized(c.call(s, &creator_calls::UPLOAD_CHUNK, (chunk,)).map(drop))),
+        ("upload_status", unauthorized(c.call(s, &creator_calls::UPLOAD_STATUS, (id,)).map(drop))),
+        ("finish_upload", unauthorized(c.call(s, &creator_calls::FINISH_UPLOAD, (id,)).map(drop))),
+        ("cancel_upload", unauthorized(c.call(s, &creator_calls::CANCEL_UPLOAD, (id,)))),
+        ("list_uploads", unauthorized(c.call(s, &creator_calls::LIST_UPLOADS, (page,)).map(drop))),
         (
             "list_artefacts",
             unauthorized(
                 c.env
-                    .query_candid::<_, (R<Page<ArtefactInfo>>,)>(
-                        s,
-                        c.id,
-                        "list_artefacts",
-                        (None::<ArtefactKind>, page),
-                    )
+                    .call(s, c.id, &creator_calls::LIST_ARTEFACTS, (None::<ArtefactKind>, page), )
                     .unwrap()
-                    .0
                     .map(drop),
             ),
         ),
         (
             "artefact_info",
-            unauthorized(c.query::<_, R<ArtefactInfo>>(s, "artefact_info", stored.sha256.clone()).map(drop)),
+            unauthorized(c.call(s, &creator_calls::ARTEFACT_INFO, (stored.sha256.clone(),)).map(drop)),
         ),
-        ("delete_artefact", unauthorized(c.update::<_, R<()>>(s, "delete_artefact", stored.sha256.clone()))),
+        ("delete_artefact", unauthorized(c.call(s, &creator_calls::DELETE_ARTEFACT, (stored.sha256.clone(),)))),
     ];
     for (method, refused) in checks {
         assert!(refused, "{method} served a stranger");
@@ -348,5 +339,5 @@ fn every_store_endpoint_refuses_a_stranger() {
     // Nothing changed; the controller is an admin without being listed.
     assert_eq!(creator.status(id).unwrap().received, 10);
     assert_eq!(creator.info(&stored.sha256).unwrap(), stored);
-    assert!(creator.query::<_, R<UploadStatus>>(controller(), "upload_status", id).is_ok());
+    assert!(creator.call(controller(), &creator_calls::UPLOAD_STATUS, (id,)).is_ok());
 }

@@ -4,9 +4,11 @@
 
 use std::time::Duration;
 
+use candid::utils::ArgumentEncoder;
 use candid::{CandidType, Principal};
 use integration_tests::{TestEnv, TestEnvExt, new_env, user, wasm};
 use mainer_types::MainerRole;
+use mainer_types::calls::{Method, game_state as game_calls};
 use mainer_types::game::{
     Challenge, ChallengeStatus, ClaimedEvidence, CloseReason, GameCounts, GameError, GameResult, GameStateArgs,
     GameStateInit, GameStateUpgrade, GenerationSettings, MainerInfo, NewChallenge, RegisterMainerRequest, Submission,
@@ -59,54 +61,44 @@ impl<'a> Game<'a> {
         Game { env, id }
     }
 
-    fn update<A: CandidType, R: CandidType + DeserializeOwned>(&self, who: Principal, method: &str, arg: A) -> R {
-        self.env.update_one(who, self.id, method, arg).unwrap_or_else(|e| panic!("{method}: {e:?}"))
-    }
-
-    fn query<A: CandidType, R: CandidType + DeserializeOwned>(&self, who: Principal, method: &str, arg: A) -> R {
-        self.env.query_one(who, self.id, method, arg).unwrap_or_else(|e| panic!("{method}: {e:?}"))
+    fn call<A: ArgumentEncoder, T: CandidType + DeserializeOwned>(&self, who: Principal, m: &Method<A, T>, args: A) -> T {
+        self.env.call(who, self.id, m, args).unwrap_or_else(|e| panic!("{}: {e:?}", m.name))
     }
 
     fn add_challenge(&self, who: Principal, new: NewChallenge) -> GameResult<Challenge> {
-        self.update(who, "add_challenge", new)
+        self.call(who, &game_calls::ADD_CHALLENGE, (new,))
     }
 
     fn register(&self, who: Principal, mainer: Principal) -> GameResult<MainerInfo> {
-        self.update(who, "register_mainer", RegisterMainerRequest { mainer, role: MainerRole::Own, owner: owner() })
+        self.call(who, &game_calls::REGISTER_MAINER, (RegisterMainerRequest { mainer, role: MainerRole::Own, owner: owner() },))
     }
 
     fn get_challenge(&self, who: Principal) -> GameResult<Challenge> {
-        self.update(who, "get_challenge", ())
+        self.call(who, &game_calls::GET_CHALLENGE, ())
     }
 
     fn submit(&self, who: Principal, challenge_id: u64, answer: &str) -> GameResult<Submission> {
-        self.update(who, "submit", SubmitRequest { challenge_id, answer: answer.into(), evidence: evidence() })
+        self.call(who, &game_calls::SUBMIT, (SubmitRequest { challenge_id, answer: answer.into(), evidence: evidence() },))
     }
 
     fn is_open(&self, id: u64) -> bool {
-        self.query::<_, GameResult<bool>>(stranger(), "is_challenge_open", id).unwrap()
+        self.call(stranger(), &game_calls::IS_CHALLENGE_OPEN, (id,)).unwrap()
     }
 
     fn counts(&self) -> GameCounts {
-        self.query(stranger(), "counts", ())
+        self.call(stranger(), &game_calls::COUNTS, ())
     }
 
     fn submissions_by_challenge(&self, who: Principal, id: u64) -> GameResult<Page<Submission>> {
-        self.env
-            .query_candid(who, self.id, "submissions_by_challenge", (id, PageRequest::first(100)))
-            .map(|(r,)| r)
-            .unwrap()
+        self.call(who, &game_calls::SUBMISSIONS_BY_CHALLENGE, (id, PageRequest::first(100)))
     }
 
     fn submissions_by_mainer(&self, who: Principal, mainer: Principal) -> GameResult<Page<Submission>> {
-        self.env
-            .query_candid(who, self.id, "submissions_by_mainer", (mainer, PageRequest::first(100)))
-            .map(|(r,)| r)
-            .unwrap()
+        self.call(who, &game_calls::SUBMISSIONS_BY_MAINER, (mainer, PageRequest::first(100)))
     }
 
     fn challenges(&self) -> Vec<Challenge> {
-        self.query::<_, GameResult<Page<Challenge>>>(admin(), "list_challenges", PageRequest::first(100)).unwrap().items
+        self.call(admin(), &game_calls::LIST_CHALLENGES, (PageRequest::first(100),)).unwrap().items
     }
 }
 
@@ -183,16 +175,16 @@ fn challenges_are_handed_out_answered_and_stored_with_evidence() {
     let mine = game.submissions_by_mainer(mainer(0), mainer(0)).unwrap();
     assert_eq!(mine.items.iter().map(|s| s.challenge_id).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(game.submissions_by_mainer(owner(), mainer(0)).unwrap().total, 2, "the owner may read it too");
-    let info: GameResult<MainerInfo> = game.query(mainer(0), "mainer_info", mainer(0));
+    let info: GameResult<MainerInfo> = game.call(mainer(0), &game_calls::MAINER_INFO, (mainer(0),));
     assert_eq!(info.unwrap().submissions, 2);
     assert_eq!(game.counts(), GameCounts { mainers: 3, challenges: 2, open_challenges: 1, submissions: 4 });
-    let mainers: GameResult<Page<MainerInfo>> = game.query(admin(), "list_mainers", PageRequest::first(2));
+    let mainers: GameResult<Page<MainerInfo>> = game.call(admin(), &game_calls::LIST_MAINERS, (PageRequest::first(2),));
     let mainers = mainers.unwrap();
     assert_eq!((mainers.items.len(), mainers.total, mainers.next_offset), (2, 3, Some(2)));
 
-    let health: bool = game.query(stranger(), "health", ());
+    let health: bool = game.call(stranger(), &game_calls::HEALTH, ());
     assert!(health);
-    let me: Principal = game.query(stranger(), "whoami", ());
+    let me: Principal = game.call(stranger(), &game_calls::WHOAMI, ());
     assert_eq!(me, stranger());
 }
 
@@ -206,23 +198,15 @@ fn every_admin_endpoint_refuses_a_stranger() {
 
     for who in [stranger(), mainer(0)] {
         assert!(unauthorized(game.register(who, mainer(9))));
-        assert!(unauthorized(game.update::<_, GameResult<()>>(who, "unregister_mainer", mainer(0))));
+        assert!(unauthorized(game.call(who, &game_calls::UNREGISTER_MAINER, (mainer(0),))));
         assert!(unauthorized(game.add_challenge(who, question("q2"))));
-        assert!(unauthorized(game.update::<_, GameResult<Challenge>>(who, "close_challenge", c.id)));
+        assert!(unauthorized(game.call(who, &game_calls::CLOSE_CHALLENGE, (c.id,))));
         assert!(unauthorized(game.submissions_by_challenge(who, c.id)));
-        assert!(unauthorized(game.query::<_, GameResult<Page<Challenge>>>(
-            who,
-            "list_challenges",
-            PageRequest::first(5)
-        )));
-        assert!(unauthorized(game.query::<_, GameResult<Page<MainerInfo>>>(
-            who,
-            "list_mainers",
-            PageRequest::first(5)
-        )));
+        assert!(unauthorized(game.call(who, &game_calls::LIST_CHALLENGES, (PageRequest::first(5),))));
+        assert!(unauthorized(game.call(who, &game_calls::LIST_MAINERS, (PageRequest::first(5),))));
     }
     assert!(unauthorized(game.submissions_by_mainer(stranger(), mainer(0))));
-    assert!(unauthorized(game.query::<_, GameResult<MainerInfo>>(stranger(), "mainer_info", mainer(0))));
+    assert!(unauthorized(game.call(stranger(), &game_calls::MAINER_INFO, (mainer(0),))));
     // Registrars register, but do not manage challenges.
     assert!(unauthorized(game.add_challenge(registrar(), question("q3"))));
     assert_eq!(game.counts(), GameCounts { mainers: 1, challenges: 1, open_challenges: 1, submissions: 1 });
@@ -240,7 +224,7 @@ fn unregistered_principals_neither_take_nor_submit() {
 
     game.register(registrar(), mainer(0)).unwrap();
     assert_eq!(game.get_challenge(mainer(0)).unwrap().id, c.id);
-    game.update::<_, GameResult<()>>(registrar(), "unregister_mainer", mainer(0)).unwrap();
+    game.call(registrar(), &game_calls::UNREGISTER_MAINER, (mainer(0),)).unwrap();
     assert_eq!(game.get_challenge(mainer(0)), Err(GameError::NotRegistered(mainer(0))));
     assert_eq!(game.submit(mainer(0), c.id, "a"), Err(GameError::NotRegistered(mainer(0))));
     assert_eq!(game.counts().submissions, 0);
@@ -268,7 +252,7 @@ fn submissions_are_refused_when_duplicate_oversize_or_badly_evidenced() {
         evidence: ClaimedEvidence { prompt_sha256: "not a hash".into(), ..evidence() },
     };
     assert!(matches!(
-        game.update::<_, GameResult<Submission>>(mainer(1), "submit", bad),
+        game.call(mainer(1), &game_calls::SUBMIT, (bad,)),
         Err(GameError::InvalidInput(_))
     ));
     assert_eq!(game.counts().submissions, 1);
@@ -385,14 +369,14 @@ fn submit_cost(sim: &mut ic_sim::Simulator, game: Principal, already: u64, store
         }
         let m = |i: u64| Principal::self_authenticating((i as u32).to_le_bytes());
         if done >= stored {
-            let outcome = sim.update_call_traced(m(done % MAINERS), game, "submit", arg(challenge));
+            let outcome = sim.update_call_traced(m(done % MAINERS), game, game_calls::SUBMIT.name, arg(challenge));
             outcome.result.expect("submit replies");
             done += 1;
             continue;
         }
         let batch = (MAINERS - done % MAINERS).min(stored - done);
         let ids: Vec<_> = (0..batch)
-            .map(|i| sim.submit_update(m(done % MAINERS + i), game, "submit", arg(challenge)).unwrap())
+            .map(|i| sim.submit_update(m(done % MAINERS + i), game, game_calls::SUBMIT.name, arg(challenge)).unwrap())
             .collect();
         sim.tick();
         for id in ids {
@@ -419,7 +403,7 @@ fn submit_cost_does_not_grow_with_stored_submissions() {
     for i in 0..1_000u32 {
         let m = Principal::self_authenticating(i.to_le_bytes());
         let req = RegisterMainerRequest { mainer: m, role: MainerRole::ShareAgent, owner: owner() };
-        sim.update_call(registrar(), game.id, "register_mainer", candid::encode_one(req).unwrap()).unwrap();
+        sim.update_call(registrar(), game.id, game_calls::REGISTER_MAINER.name, candid::encode_one(req).unwrap()).unwrap();
     }
     let small = submit_cost(&mut sim, game.id, 0, 1_000, 100);
     let large = submit_cost(&mut sim, game.id, 1_100, 100_000, 100);

@@ -19,7 +19,7 @@ use ic_stable_structures::storable::Bound;
 use ic_stable_structures::{Memory, StableBTreeMap, Storable};
 use llm_engine::ByteSource;
 use llm_engine::source::check_range;
-use mainer_types::llama_cpp::{FileUploadInputRecord, FileUploadRecord, MAX_UPLOAD_CHUNK_BYTES};
+use mainer_types::llama_cpp::{FileUploadInputRecord, FileUploadRecord, MAX_FILE_UPLOAD_CHUNK_BYTES};
 
 use crate::sha::{self, Sha256State};
 
@@ -59,7 +59,7 @@ impl std::fmt::Display for FileError {
                 write!(f, "filename of {bytes} bytes is longer than {MAX_FILENAME_BYTES} bytes")
             }
             FileError::ChunkTooLarge { bytes } => {
-                write!(f, "chunk of {bytes} bytes is larger than {MAX_UPLOAD_CHUNK_BYTES} bytes")
+                write!(f, "chunk of {bytes} bytes is larger than {MAX_FILE_UPLOAD_CHUNK_BYTES} bytes")
             }
             FileError::ChunkSizeMismatch { chunksize, actual } => {
                 write!(f, "chunksize {chunksize} is not the chunk's length {actual}")
@@ -148,7 +148,7 @@ impl<M: Memory> FileStore<M> {
             return Err(FileError::FilenameTooLong { bytes: name.len() });
         }
         let chunk = &input.chunk;
-        if chunk.len() > MAX_UPLOAD_CHUNK_BYTES {
+        if chunk.len() > MAX_FILE_UPLOAD_CHUNK_BYTES {
             return Err(FileError::ChunkTooLarge { bytes: chunk.len() });
         }
         if input.chunksize != chunk.len() as u64 {
@@ -305,13 +305,13 @@ mod tests {
         let mut c = chunk("f", 0, b"abc");
         c.chunksize = 4;
         assert!(matches!(s.upload(&c), Err(FileError::ChunkSizeMismatch { .. })));
-        let big = vec![0u8; MAX_UPLOAD_CHUNK_BYTES + 1];
+        let big = vec![0u8; MAX_FILE_UPLOAD_CHUNK_BYTES + 1];
         assert!(matches!(s.upload(&chunk("f", 0, &big)), Err(FileError::ChunkTooLarge { .. })));
         assert_eq!(s.upload(&chunk("", 0, b"a")), Err(FileError::EmptyFilename));
         assert!(matches!(s.upload(&chunk(&"n".repeat(2000), 0, b"a")), Err(FileError::FilenameTooLong { .. })));
         assert_eq!(s.size("f"), None);
-        let max = vec![1u8; MAX_UPLOAD_CHUNK_BYTES];
-        assert_eq!(s.upload(&chunk("f", 0, &max)).unwrap().filesize, MAX_UPLOAD_CHUNK_BYTES as u64);
+        let max = vec![1u8; MAX_FILE_UPLOAD_CHUNK_BYTES];
+        assert_eq!(s.upload(&chunk("f", 0, &max)).unwrap().filesize, MAX_FILE_UPLOAD_CHUNK_BYTES as u64);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use candid::utils::ArgumentEncoder;
 use candid::{CandidType, Principal};
 use ic_cdk::call::{Call, CallFailed};
+use mainer_types::calls::Method;
 use mainer_types::llama_cpp::{InputRecord, OutputRecordResult};
 use serde::de::DeserializeOwned;
 
@@ -27,17 +28,21 @@ fn failed(e: CallFailed) -> CallError {
     }
 }
 
-/// A bounded-wait call with Candid arguments and one Candid result.
+/// A bounded-wait call of `method` with its Candid arguments and result.
 pub async fn call<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
     canister: Principal,
-    method: &str,
+    method: &Method<A, R>,
     args: A,
 ) -> Result<R, CallError> {
-    let response = Call::bounded_wait(canister, method).with_args(&args).await.map_err(failed)?;
-    response.candid::<R>().map_err(|e| CallError { code: 0, message: format!("undecodable reply of {method}: {e}") })
+    let name = method.name;
+    let response = Call::bounded_wait(canister, name).with_args(&args).await.map_err(failed)?;
+    response.candid::<R>().map_err(|e| CallError { code: 0, message: format!("undecodable reply of {name}: {e}") })
 }
 
-/// One call of the llama.cpp protocol.
+/// One call of the llama.cpp protocol, named by the LLM client.
 pub async fn llm(canister: Principal, method: &str, arg: &InputRecord) -> Result<OutputRecordResult, (u32, String)> {
-    call::<_, OutputRecordResult>(canister, method, (arg,)).await.map_err(|e| (e.code, e.message))
+    let Some(m) = mainer_types::calls::llm::chat_method(method) else {
+        return Err((0, format!("{method} is not a method of the llama.cpp protocol")));
+    };
+    call(canister, &m, (arg.clone(),)).await.map_err(|e| (e.code, e.message))
 }

@@ -21,9 +21,10 @@ use candid::Principal;
 use ic_cdk::api::msg_caller;
 use ic_cdk::{init, post_upgrade, query, update};
 use mainer_types::controller::{
-    AnswerDelivery, ControllerArgs, ControllerConfigView, ControllerError, ControllerResult, ControllerSettings,
+    AddLlmRequest, AnswerDelivery, ControllerArgs, ControllerConfigView, ControllerError, ControllerResult, ControllerSettings,
     Counters, HealthReport, LlmCheck, LlmStatus, ServiceRequest, ServiceTicket, StepReport, WorkItem, WorkState,
 };
+use mainer_types::calls::llm as llm_calls;
 use mainer_types::llama_cpp::StatusCodeRecordResult;
 use mainer_types::{MainerRole, Page, PageRequest};
 
@@ -84,13 +85,6 @@ fn post_upgrade(args: Option<ControllerArgs>) {
 // LLM pool and ShareAgents (admins and the creator)
 // ----------------------------------------------------------------------
 
-#[derive(candid::CandidType, serde::Deserialize)]
-pub struct AddLlmRequest {
-    pub canister: Principal,
-    /// SHA-256 (hex) of the model the LLM has loaded, reported as evidence.
-    pub model_sha256: Option<String>,
-}
-
 #[update]
 fn add_llm(req: AddLlmRequest) -> ControllerResult<LlmStatus> {
     access::require_manager(&msg_caller())?;
@@ -132,8 +126,8 @@ async fn check_llms() -> ControllerResult<Vec<LlmCheck>> {
     let llms: Vec<Principal> = storage::read(|s| s.llms.keys().collect());
     let mut checks = Vec::new();
     for llm in llms {
-        let ready = calls::call::<_, StatusCodeRecordResult>(llm, "ready", ()).await;
-        let access = calls::call::<_, StatusCodeRecordResult>(llm, "check_access", ()).await;
+        let ready = calls::call(llm, &llm_calls::READY, ()).await;
+        let access = calls::call(llm, &llm_calls::CHECK_ACCESS, ()).await;
         let (ok, detail) = match (ready, access) {
             (Ok(StatusCodeRecordResult::Ok(_)), Ok(StatusCodeRecordResult::Ok(_))) => {
                 (true, "ready, access granted".into())

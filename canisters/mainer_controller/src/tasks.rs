@@ -7,6 +7,7 @@
 
 use candid::Principal;
 use mainer_types::MainerRole;
+use mainer_types::calls::{controller, game_state};
 use mainer_types::controller::{
     Answer, AnswerDelivery, ControllerError, DeliveryOutcome, ServiceRequest, ServiceTicket, StepReport, WorkItem,
     WorkOrigin, WorkState,
@@ -59,7 +60,7 @@ pub async fn pull() -> StepReport {
         return r.done();
     }
     r.started += 1;
-    match calls::call::<_, Result<Challenge, GameError>>(game, "get_challenge", ()).await {
+    match calls::call(game, &game_state::GET_CHALLENGE, ()).await {
         Ok(Ok(challenge)) => storage::mutate(|s| {
             if s.knows(challenge.id, WorkOrigin::Pulled) {
                 r.note(format!("challenge {} already taken", challenge.id));
@@ -83,7 +84,7 @@ pub async fn pull() -> StepReport {
 /// Whether the challenge is still open (an unreachable game state counts as open).
 async fn still_open(game: Principal, challenge_id: u64) -> bool {
     !matches!(
-        calls::call::<_, Result<bool, GameError>>(game, "is_challenge_open", (challenge_id,)).await,
+        calls::call(game, &game_state::IS_CHALLENGE_OPEN, (challenge_id,)).await,
         Ok(Ok(false))
     )
 }
@@ -122,7 +123,7 @@ pub async fn forward() -> StepReport {
         }
         let request = ServiceRequest { challenge: item.challenge.clone() };
         let result =
-            calls::call::<_, Result<ServiceTicket, ControllerError>>(service, "enqueue_challenge", (request,)).await;
+            calls::call(service, &controller::ENQUEUE_CHALLENGE, (request,)).await;
         storage::mutate(|s| {
             if s.item(item.id).map(|i| i.state) != Some(WorkState::Queued) {
                 return; // changed meanwhile (e.g. the answer already came back)
@@ -276,7 +277,7 @@ fn notify_agent_if_failed(id: u64) {
     if let Some((agent, challenge_id, reason)) = failed {
         ic_cdk::futures::spawn(async move {
             let delivery = AnswerDelivery { challenge_id, outcome: DeliveryOutcome::Failed(reason) };
-            let _ = calls::call::<_, Result<(), ControllerError>>(agent, "deliver_answer", (delivery,)).await;
+            let _ = calls::call(agent, &controller::DELIVER_ANSWER, (delivery,)).await;
         });
     }
 }
@@ -303,7 +304,7 @@ pub async fn hand_on() -> StepReport {
 
 async fn submit(item: WorkItem, game: Principal, answer: Answer, r: &mut Report) {
     let request = SubmitRequest { challenge_id: item.challenge.id, answer: answer.text, evidence: answer.evidence };
-    let result = calls::call::<_, Result<Submission, GameError>>(game, "submit", (request,)).await;
+    let result = calls::call(game, &game_state::SUBMIT, (request,)).await;
     let id = item.id;
     storage::mutate(|s| {
         if s.item(id).map(|i| i.state) != Some(WorkState::Answered) {
@@ -335,7 +336,7 @@ async fn submit(item: WorkItem, game: Principal, answer: Answer, r: &mut Report)
 
 async fn deliver(item: WorkItem, agent: Principal, answer: Answer, r: &mut Report) {
     let delivery = AnswerDelivery { challenge_id: item.challenge.id, outcome: DeliveryOutcome::Answered(answer) };
-    let result = calls::call::<_, Result<(), ControllerError>>(agent, "deliver_answer", (delivery,)).await;
+    let result = calls::call(agent, &controller::DELIVER_ANSWER, (delivery,)).await;
     let id = item.id;
     storage::mutate(|s| {
         if s.item(id).map(|i| i.state) != Some(WorkState::Answered) {

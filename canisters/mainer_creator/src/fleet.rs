@@ -13,6 +13,7 @@ use candid::{CandidType, Principal};
 use ic_cdk::call::Call;
 use ic_cdk::management_canister::{self as mgmt, CanisterInstallMode, UpgradeFlags};
 use ic_stable_structures::StableBTreeMap;
+use mainer_types::calls::{controller as controller_calls, llm as llm_calls};
 use mainer_types::controller::{ControllerArgs, ControllerError, ControllerUpgrade, HealthReport, LlmStatus};
 use mainer_types::creator::{FleetJobView, FleetTargetView, JobStatus};
 use mainer_types::llama_cpp::{ApiError, InputRecord, MaxTokensRecord, OutputRecordResult, StatusCodeRecordResult};
@@ -243,13 +244,13 @@ async fn run(target: &FleetTarget, job: &FleetJob) -> Result<bool, StepError> {
     match target.step {
         FleetStep::Drain => {
             let controller = controller_of(id)?;
-            call::<_, Result<LlmStatus, ControllerError>>(controller, "set_llm_draining", (id, true))
+            call(controller, &controller_calls::SET_LLM_DRAINING, (id, true))
                 .await?
                 .map_err(|e| retry(format!("set_llm_draining: {e}")))?;
         }
         FleetStep::WaitIdle => {
             let controller = controller_of(id)?;
-            let llms = call::<_, Result<Vec<LlmStatus>, ControllerError>>(controller, "list_llms", ())
+            let llms = call(controller, &controller_calls::LIST_LLMS, ())
                 .await?
                 .map_err(|e| retry(format!("list_llms: {e}")))?;
             if llms.iter().any(|l| l.canister == id && l.in_flight.is_some()) {
@@ -258,7 +259,7 @@ async fn run(target: &FleetTarget, job: &FleetJob) -> Result<bool, StepError> {
         }
         FleetStep::Unregister => {
             let controller = controller_of(id)?;
-            match call::<_, Result<(), ControllerError>>(controller, "remove_llm", (id,)).await? {
+            match call(controller, &controller_calls::REMOVE_LLM, (id,)).await? {
                 Ok(()) | Err(ControllerError::NotFound(_)) => {}
                 Err(e) => return Err(retry(format!("remove_llm: {e}"))),
             }
@@ -268,7 +269,8 @@ async fn run(target: &FleetTarget, job: &FleetJob) -> Result<bool, StepError> {
             // a wasm without `return_cycles` (the llama.cpp canister) cannot,
             // and its cycles go with it.
             let me = ic_cdk::api::canister_self();
-            match Call::bounded_wait(id, "return_cycles").with_arg(me).await {
+            let method = llm_calls::RETURN_CYCLES;
+            match Call::bounded_wait(id, method.name).with_arg(me).await {
                 Ok(reply) => match reply.candid::<Result<u128, ApiError>>() {
                     Ok(Ok(_)) | Err(_) => {}
                     Ok(Err(e)) => return Err(retry(format!("return_cycles: {e}"))),
@@ -307,7 +309,7 @@ async fn run(target: &FleetTarget, job: &FleetJob) -> Result<bool, StepError> {
                 .map_err(|e| retry(format!("start: {e}")))?;
         }
         FleetStep::Reload => {
-            match call::<_, OutputRecordResult>(id, "load_model", (InputRecord::new(["--model", MODEL_PATH]),)).await? {
+            match call(id, &llm_calls::LOAD_MODEL, (InputRecord::new(["--model", MODEL_PATH]),)).await? {
                 OutputRecordResult::Ok(_) => {}
                 OutputRecordResult::Err(r) => {
                     return Err(retry(format!("load_model: {} (status {})", r.error, r.status_code)));
@@ -318,20 +320,20 @@ async fn run(target: &FleetTarget, job: &FleetJob) -> Result<bool, StepError> {
             let n = jobs::max_tokens_update_of(id).unwrap_or(config::get().settings.max_tokens_update);
             let limits = MaxTokensRecord { max_tokens_update: n, max_tokens_query: n };
             if let StatusCodeRecordResult::Err(e) =
-                call::<_, StatusCodeRecordResult>(id, "set_max_tokens", (limits,)).await?
+                call(id, &llm_calls::SET_MAX_TOKENS, (limits,)).await?
             {
                 return Err(retry(format!("set_max_tokens: {e}")));
             }
         }
         FleetStep::Check => match job.kind {
             FleetKind::UpgradeControllers => {
-                let report: HealthReport = call(id, "health", ()).await?;
+                let report = call(id, &controller_calls::HEALTH, ()).await?;
                 if !report.timers_armed {
                     return Err(retry("the upgraded controller has no timers armed"));
                 }
             }
             _ => {
-                if let StatusCodeRecordResult::Err(e) = call::<_, StatusCodeRecordResult>(id, "ready", ()).await? {
+                if let StatusCodeRecordResult::Err(e) = call(id, &llm_calls::READY, ()).await? {
                     return Err(retry(format!("the LLM is not ready: {e}")));
                 }
             }

@@ -6,7 +6,8 @@ use candid::{CandidType, Principal};
 use ic_cdk::call::Call;
 use ic_cdk::management_canister::{self as mgmt, CanisterInstallMode, CanisterSettings, ChunkHash};
 use mainer_types::MainerRole;
-use mainer_types::controller::{ControllerArgs, ControllerError, ControllerInit, LlmStatus};
+use mainer_types::calls::{Method, controller as controller_calls, game_state as game_calls, llm as llm_calls};
+use mainer_types::controller::{AddLlmRequest, ControllerArgs, ControllerError, ControllerInit};
 use mainer_types::game::{GameError, MainerInfo, RegisterMainerRequest};
 use mainer_types::llama_cpp::{
     FileUploadInputRecord, FileUploadRecordResult, InputRecord, MaxTokensRecord, OutputRecordResult,
@@ -78,15 +79,15 @@ fn controller(job: &Job) -> Result<Principal, StepError> {
     canister(job, Target::Controller)
 }
 
-/// A bounded-wait call with Candid arguments, failures as retryable errors.
+/// A bounded-wait call of `method`, failures as retryable errors.
 pub async fn call<A: candid::utils::ArgumentEncoder, R: CandidType + DeserializeOwned>(
     canister: Principal,
-    method: &str,
+    method: &Method<A, R>,
     args: A,
 ) -> Result<R, StepError> {
-    let reply =
-        Call::bounded_wait(canister, method).with_args(&args).await.map_err(|e| retry(format!("{method}: {e}")))?;
-    reply.candid::<R>().map_err(|e| retry(format!("{method}: undecodable reply: {e}")))
+    let name = method.name;
+    let reply = Call::bounded_wait(canister, name).with_args(&args).await.map_err(|e| retry(format!("{name}: {e}")))?;
+    reply.candid::<R>().map_err(|e| retry(format!("{name}: undecodable reply: {e}")))
 }
 
 // ----------------------------------------------------------------------
@@ -221,7 +222,7 @@ async fn upload_model(job: &Job, i: usize) -> Result<Step, StepError> {
             chunksize: len as u64,
             offset,
         };
-        let uploaded = match call::<_, FileUploadRecordResult>(llm, "file_upload_chunk", (record,)).await? {
+        let uploaded = match call(llm, &llm_calls::FILE_UPLOAD_CHUNK, (record,)).await? {
             FileUploadRecordResult::Ok(r) => r,
             FileUploadRecordResult::Err(e) => {
                 jobs::update(job.id, |j| j.llms[i].bytes_copied = offset);
@@ -252,7 +253,7 @@ async fn upload_model(job: &Job, i: usize) -> Result<Step, StepError> {
 
 async fn load_model(job: &Job, i: usize) -> Result<Step, StepError> {
     let llm = canister(job, Target::Llm(i))?;
-    match call::<_, OutputRecordResult>(llm, "load_model", (InputRecord::new(["--model", MODEL_PATH]),)).await? {
+    match call(llm, &llm_calls::LOAD_MODEL, (InputRecord::new(["--model", MODEL_PATH]),)).await? {
         OutputRecordResult::Ok(_) => Ok(Step::Configure),
         OutputRecordResult::Err(r) => Err(retry(format!("load_model: {} (status {})", r.error, r.status_code))),
     }
@@ -262,7 +263,7 @@ async fn configure(job: &Job, i: usize) -> Result<Step, StepError> {
     let llm = canister(job, Target::Llm(i))?;
     let n = job.plan.max_tokens_update;
     let limits = MaxTokensRecord { max_tokens_update: n, max_tokens_query: n };
-    match call::<_, StatusCodeRecordResult>(llm, "set_max_tokens", (limits,)).await? {
+    match call(llm, &llm_calls::SET_MAX_TOKENS, (limits,)).await? {
         StatusCodeRecordResult::Ok(_) => Ok(Step::GrantAccess),
         StatusCodeRecordResult::Err(e) => Err(retry(format!("set_max_tokens: {e}"))),
     }
@@ -287,16 +288,10 @@ async fn grant_access(job: &Job, i: usize) -> Result<Step, StepError> {
     Ok(Step::AddToController)
 }
 
-#[derive(CandidType)]
-struct AddLlmRequest {
-    canister: Principal,
-    model_sha256: Option<String>,
-}
-
 async fn add_to_controller(job: &Job, i: usize) -> Result<Step, StepError> {
     let llm = canister(job, Target::Llm(i))?;
     let req = AddLlmRequest { canister: llm, model_sha256: job.plan.model.clone() };
-    match call::<_, Result<LlmStatus, ControllerError>>(controller(job)?, "add_llm", (req,)).await? {
+    match call(controller(job)?, &controller_calls::ADD_LLM, (req,)).await? {
         Ok(_) | Err(ControllerError::AlreadyExists(_)) => Ok(Step::Done),
         Err(e) => Err(retry(format!("add_llm: {e}"))),
     }
@@ -310,13 +305,13 @@ async fn register(job: &Job) -> Result<Step, StepError> {
     let mainer = controller(job)?;
     let game = config::get().game_state;
     let req = RegisterMainerRequest { mainer, role: job.plan.role, owner: job.plan.owner };
-    match call::<_, Result<MainerInfo, GameError>>(game, "register_mainer", (req,)).await? {
+    match call(game, &game_calls::REGISTER_MAINER, (req,)).await? {
         Ok(_) | Err(GameError::AlreadyRegistered(_)) => {}
         Err(e) => return Err(retry(format!("register_mainer: {e}"))),
     }
     if job.plan.role == MainerRole::ShareAgent {
         let service = job.plan.share_service.ok_or_else(|| fatal("a ShareAgent without a ShareService"))?;
-        if let Err(e) = call::<_, Result<(), ControllerError>>(service, "add_share_agent", (mainer,)).await? {
+        if let Err(e) = call(service, &controller_calls::ADD_SHARE_AGENT, (mainer,)).await? {
             return Err(retry(format!("add_share_agent on the ShareService: {e}")));
         }
     }

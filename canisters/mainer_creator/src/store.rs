@@ -28,7 +28,7 @@ use candid::{CandidType, Principal};
 use ic_stable_structures::storable::Bound;
 use ic_stable_structures::{Memory, StableBTreeMap, Storable};
 use mainer_types::creator::{
-    ArtefactInfo, ArtefactKind, CreatorError, MAX_UPLOAD_CHUNK_BYTES, StartUploadRequest, UploadChunkRequest,
+    ArtefactInfo, ArtefactKind, CreatorError, MAX_ARTEFACT_CHUNK_BYTES, StartUploadRequest, UploadChunkRequest,
     UploadStatus,
 };
 use mainer_types::{Page, PageRequest};
@@ -243,8 +243,8 @@ impl<M: Memory> Store<M> {
     /// after a time-out), and only its part past `received` is written.
     pub fn upload_chunk(&mut self, req: &UploadChunkRequest) -> Result<UploadStatus, CreatorError> {
         let len = req.bytes.len() as u64;
-        if len > MAX_UPLOAD_CHUNK_BYTES {
-            return Err(CreatorError::ChunkTooLarge { size: len, max: MAX_UPLOAD_CHUNK_BYTES });
+        if len > MAX_ARTEFACT_CHUNK_BYTES {
+            return Err(CreatorError::ChunkTooLarge { size: len, max: MAX_ARTEFACT_CHUNK_BYTES });
         }
         if len == 0 {
             return Err(invalid("empty chunk".into()));
@@ -732,7 +732,7 @@ mod tests {
             (1_001, bytes[1_001..1_100].to_vec(), CreatorError::UploadGap { received: 1_000, offset: 1_001 }),
             (500, wrong, CreatorError::UploadOverlap { received: 1_000, offset: 500 }),
             (900, straddle_wrong, CreatorError::UploadOverlap { received: 1_000, offset: 900 }),
-            (1_000, vec![1; 2_000_001], CreatorError::ChunkTooLarge { size: 2_000_001, max: MAX_UPLOAD_CHUNK_BYTES }),
+            (1_000, vec![1; 2_000_001], CreatorError::ChunkTooLarge { size: 2_000_001, max: MAX_ARTEFACT_CHUNK_BYTES }),
             (4_000_000, vec![1; 1_000_001], CreatorError::SizeOverrun { end: 5_000_001, total_size: 5_000_000 }),
         ];
         for (offset, b, err) in refused {

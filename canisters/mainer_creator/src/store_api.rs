@@ -8,6 +8,7 @@ use candid::Principal;
 use ic_cdk::api::{canister_self, msg_caller, time};
 use ic_cdk::call::Call;
 use ic_cdk::{query, update};
+use mainer_types::calls::Method;
 use mainer_types::creator::{
     ArtefactInfo, ArtefactKind, CreatorError, StartUploadRequest, UploadChunkRequest, UploadStatus,
 };
@@ -21,6 +22,9 @@ use crate::{access, jobs, store};
 /// (about 4 B instructions), awaits a self-call, and the next slice runs in a
 /// fresh message.
 const HASH_BYTES_PER_MESSAGE: u64 = 32 * 1024 * 1024;
+
+/// The creator's own hidden endpoint that `finish_upload` awaits between slices.
+const STORE_YIELD: Method<(), ()> = Method::update("store_yield");
 
 thread_local! {
     /// Uploads whose `finish_upload` is between two slices.
@@ -58,7 +62,7 @@ async fn finish_upload(upload_id: u64) -> Result<ArtefactInfo, CreatorError> {
     let _guard = FinishGuard::take(upload_id)?;
     let mut finishing = store::with(|s| s.begin_finish(upload_id))?;
     while !store::with(|s| s.hash_more(&mut finishing, HASH_BYTES_PER_MESSAGE))? {
-        Call::unbounded_wait(canister_self(), "store_yield")
+        Call::unbounded_wait(canister_self(), STORE_YIELD.name)
             .await
             .map_err(|e| CreatorError::InvalidInput(format!("finish_upload was interrupted ({e}); call it again")))?;
     }

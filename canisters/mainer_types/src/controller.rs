@@ -218,6 +218,14 @@ pub struct AnswerDelivery {
     pub outcome: DeliveryOutcome,
 }
 
+/// `add_llm`: an LLM canister joins the controller's pool.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct AddLlmRequest {
+    pub canister: Principal,
+    /// SHA-256 (hex) of the model the LLM has loaded, reported as evidence.
+    pub model_sha256: Option<String>,
+}
+
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct LlmStatus {
     pub canister: Principal,

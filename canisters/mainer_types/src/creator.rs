@@ -7,8 +7,8 @@ use serde::Deserialize;
 use crate::MainerRole;
 use crate::controller::ControllerSettings;
 
-/// Largest chunk an uploader may send in one message.
-pub const MAX_UPLOAD_CHUNK_BYTES: u64 = 2_000_000;
+/// Largest chunk of an artefact upload (`upload_chunk`) in one message.
+pub const MAX_ARTEFACT_CHUNK_BYTES: u64 = 2_000_000;
 
 #[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ArtefactKind {

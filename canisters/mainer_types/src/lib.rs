@@ -3,6 +3,7 @@
 //! This crate does not depend on ic-cdk (CI checks it with `cargo tree`), so
 //! the CLI and the tests use the very types the canisters speak.
 
+pub mod calls;
 pub mod controller;
 pub mod creator;
 pub mod game;

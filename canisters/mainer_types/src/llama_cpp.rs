@@ -118,8 +118,8 @@ pub enum AccessRecordResult {
     Err(ApiError),
 }
 
-/// Largest chunk `file_upload_chunk` accepts.
-pub const MAX_UPLOAD_CHUNK_BYTES: usize = 2_097_152;
+/// Largest chunk `file_upload_chunk` accepts (the llama.cpp canister's limit).
+pub const MAX_FILE_UPLOAD_CHUNK_BYTES: usize = 2_097_152;
 
 /// Method names, so callers and the fixture cannot drift apart.
 pub mod methods {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use candid::utils::ArgumentEncoder;
 use candid::{CandidType, Principal};
+use mainer_types::calls::{Method, Mode, creator as creator_calls};
 use mainer_types::controller::ControllerError;
 use mainer_types::creator::CreatorError;
 use mainer_types::game::GameError;
@@ -45,6 +46,17 @@ pub enum Kind {
     Update,
     /// An update that is harmless to repeat.
     IdempotentUpdate,
+}
+
+impl Kind {
+    /// How a call of a method in this `mode` is sent and retried.
+    pub fn of(mode: Mode) -> Kind {
+        match mode {
+            Mode::Query => Kind::Query,
+            Mode::Update => Kind::Update,
+            Mode::IdempotentUpdate => Kind::IdempotentUpdate,
+        }
+    }
 }
 
 pub struct Ctx<'a> {
@@ -125,7 +137,7 @@ impl<'a> Ctx<'a> {
                 "no game_state canister id: pass --game-state ID (or --creator ID to ask the creator)".into(),
             )
         })?;
-        let g: Principal = self.call(Kind::Query, creator, "game_state", ())?;
+        let g = self.call(creator, &creator_calls::GAME_STATE, ())?;
         self.game_state = Some(g);
         Ok(g)
     }
@@ -157,19 +169,19 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// A call with Candid arguments and one Candid result.
+    /// A call of `method` with its Candid arguments and result.
     pub fn call<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
         &mut self,
-        kind: Kind,
         canister: Principal,
-        method: &str,
+        method: &Method<A, R>,
         args: A,
     ) -> Result<R, CliError> {
-        let arg = candid::encode_args(args).map_err(|e| CliError::Usage(format!("cannot encode arguments: {e}")))?;
-        let bytes = self.raw(kind, canister, method, arg)?;
-        candid::decode_one(&bytes).map_err(|e| {
+        let name = method.name;
+        let arg = method.encode(args).map_err(|e| CliError::Usage(format!("cannot encode arguments: {e}")))?;
+        let bytes = self.raw(Kind::of(method.mode), canister, name, arg)?;
+        method.decode(&bytes).map_err(|e| {
             CliError::Canister(format!(
-                "the reply of {canister}.{method} does not decode ({e}): is it the canister you mean, with this interface?"
+                "the reply of {canister}.{name} does not decode ({e}): is it the canister you mean, with this interface?"
             ))
         })
     }
@@ -177,13 +189,12 @@ impl<'a> Ctx<'a> {
     /// A call to the creator; its typed errors become CLI errors.
     pub fn creator_call<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
         &mut self,
-        kind: Kind,
-        method: &str,
+        method: &Method<A, Result<R, CreatorError>>,
         args: A,
     ) -> Result<R, CliError> {
         let creator = self.creator()?;
-        let r: Result<R, CreatorError> = self.call(kind, creator, method, args)?;
-        r.map_err(|e| self.creator_error(method, e))
+        let r = self.call(creator, method, args)?;
+        r.map_err(|e| self.creator_error(method.name, e))
     }
 
     pub fn creator_error(&self, method: &str, e: CreatorError) -> CliError {
@@ -200,29 +211,27 @@ impl<'a> Ctx<'a> {
     /// A call to the game state; its typed errors become CLI errors.
     pub fn game_call<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
         &mut self,
-        kind: Kind,
-        method: &str,
+        method: &Method<A, Result<R, GameError>>,
         args: A,
     ) -> Result<R, CliError> {
         let game = self.game_state()?;
-        let r: Result<R, GameError> = self.call(kind, game, method, args)?;
+        let r = self.call(game, method, args)?;
         r.map_err(|e| {
-            CliError::refused(format!("{method}: {e}"), matches!(e, GameError::Unauthorized(_)), self.caller())
+            CliError::refused(format!("{}: {e}", method.name), matches!(e, GameError::Unauthorized(_)), self.caller())
         })
     }
 
     /// A call to a mAIner controller; its typed errors become CLI errors.
     pub fn controller_call<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
         &mut self,
-        kind: Kind,
         controller: Principal,
-        method: &str,
+        method: &Method<A, Result<R, ControllerError>>,
         args: A,
     ) -> Result<R, CliError> {
-        let r: Result<R, ControllerError> = self.call(kind, controller, method, args)?;
+        let r = self.call(controller, method, args)?;
         r.map_err(|e| {
             CliError::refused(
-                format!("{controller}.{method}: {e}"),
+                format!("{controller}.{}: {e}", method.name),
                 matches!(e, ControllerError::Unauthorized(_)),
                 self.caller(),
             )

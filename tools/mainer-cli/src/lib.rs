@@ -24,6 +24,7 @@ pub mod json;
 use cli::{ChallengeCmd, Cli, Command};
 use client::CanisterClient;
 use commands::{factory, game, upload};
+use mainer_types::calls::creator as creator_calls;
 use ctx::{Ctx, Retry};
 use error::{CliError, exit};
 
@@ -92,8 +93,8 @@ fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<(), CliError> {
         Command::RetryJob { id, follow } => factory::retry_job(ctx, *id, *follow),
         Command::Mainers => factory::mainers(ctx),
         Command::Llms => factory::llms(ctx),
-        Command::FleetUpgrade(a) => factory::fleet_upgrade(ctx, "upgrade_controllers", a),
-        Command::UpgradeLlms(a) => factory::fleet_upgrade(ctx, "upgrade_llms", a),
+        Command::FleetUpgrade(a) => factory::fleet_upgrade(ctx, &creator_calls::UPGRADE_CONTROLLERS, a),
+        Command::UpgradeLlms(a) => factory::fleet_upgrade(ctx, &creator_calls::UPGRADE_LLMS, a),
         Command::RemoveLlm { llm, no_follow } => factory::remove_llm(ctx, llm, !no_follow),
         Command::FleetJob { id, follow } => factory::fleet_job(ctx, *id, *follow),
         Command::Challenge(ChallengeCmd::Add(a)) => game::add(ctx, a),
@@ -115,7 +116,7 @@ struct WhoAmI {
 
 fn whoami(ctx: &mut Ctx) -> Result<(), CliError> {
     let controller_of_creator = match ctx.creator {
-        Some(creator) => Some(ctx.call::<_, bool>(ctx::Kind::Query, creator, "am_i_controller", ())?),
+        Some(creator) => Some(ctx.call(creator, &creator_calls::AM_I_CONTROLLER, ())?),
         None => None,
     };
     let me = WhoAmI {

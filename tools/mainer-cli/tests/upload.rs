@@ -8,21 +8,23 @@ use integration_tests::TestEnvExt;
 use integration_tests::deploy::admin;
 use integration_tests::factory::deploy_factory;
 use mainer_cli::commands::upload::sha256_hex;
+use mainer_types::calls::{creator as creator_calls};
 use mainer_types::Page;
 use mainer_types::PageRequest;
+use mainer_types::calls::creator as creator_calls;
 use mainer_types::creator::{ArtefactInfo, CreatorResult, UploadStatus};
 
 const SIZE: usize = 1_050_000;
 
 fn uploads(env: &SimEnv, f: &integration_tests::factory::Factory) -> Vec<UploadStatus> {
-    env.query_one::<_, CreatorResult<Page<UploadStatus>>>(admin(), f.creator, "list_uploads", PageRequest::first(50))
+    env.call(admin(), f.creator, &creator_calls::LIST_UPLOADS, (PageRequest::first(50),))
         .unwrap()
         .unwrap()
         .items
 }
 
 fn stored(env: &SimEnv, f: &integration_tests::factory::Factory, sha: &str) -> CreatorResult<ArtefactInfo> {
-    env.query_one(admin(), f.creator, "artefact_info", sha.to_string()).unwrap()
+    env.call(admin(), f.creator, &creator_calls::ARTEFACT_INFO, (sha.to_string(),)).unwrap()
 }
 
 #[test]
@@ -56,7 +58,7 @@ fn an_interrupted_upload_resumes_at_the_right_offset() {
         run.err
     );
     assert_eq!(client.bytes_sent.get(), 550_000);
-    assert_eq!(client.count("start_upload"), 0);
+    assert_eq!(client.count(creator_calls::START_UPLOAD.name), 0);
     assert!(
         run.out.contains(&format!("resumed Model `model.gguf` (1.05 MB): SHA-256 {sha} verified on-chain")),
         "{}",
@@ -79,7 +81,7 @@ fn a_file_already_stored_is_skipped() {
     let client = Faulty::new(SimClient::admin(&env));
     let again = mainer(&client, &f, &["--json", "upload", "--kind", "controller-wasm", path]);
     assert_eq!(again.code, 0, "{again:?}");
-    assert_eq!(client.count("start_upload") + client.count("upload_chunk"), 0);
+    assert_eq!(client.count(creator_calls::START_UPLOAD.name) + client.count(creator_calls::UPLOAD_CHUNK.name), 0);
     let json: serde_json::Value = serde_json::from_str(&again.out).unwrap();
     assert_eq!(json["status"], "already_stored");
     assert_eq!(json["artefact"]["kind"], "ControllerWasm");
@@ -137,8 +139,8 @@ fn lost_answers_are_retried_without_harm() {
         "{}",
         run.err
     );
-    assert_eq!(client.count("upload_chunk"), 6);
-    assert_eq!(client.count("finish_upload"), 2);
+    assert_eq!(client.count(creator_calls::UPLOAD_CHUNK.name), 6);
+    assert_eq!(client.count(creator_calls::FINISH_UPLOAD.name), 2);
     assert_eq!(stored(&env, &f, &sha).unwrap().name, "tiny model");
 }
 

@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use candid::{CandidType, Principal};
+use mainer_types::calls::{Method, controller as controller_calls, creator as creator_calls, llm as llm_calls};
 use mainer_types::controller::{ControllerSettings, HealthReport, LlmStatus, PromptFormat};
 use mainer_types::creator::{
-    ArtefactInfo, CreateMainerRequest, FleetJobView, JobStatus, JobView, MainerView, SlotView,
+    ArtefactInfo, CreateMainerRequest, CreatorResult, FleetJobView, JobStatus, JobView, MainerView, SlotView,
     UpgradeControllersRequest, UploadStatus,
 };
 use mainer_types::llama_cpp::StatusCodeRecordResult;
@@ -13,7 +14,7 @@ use mainer_types::{MainerRole, Page, PageRequest};
 
 use crate::cli::{CreateArgs, FleetArgs, JobsArgs, KindArg, PromptArg, RoleArg};
 use crate::config::parse_principal;
-use crate::ctx::{Ctx, Kind};
+use crate::ctx::Ctx;
 use crate::error::CliError;
 use crate::fmt::{self, Table};
 use crate::{note, outln};
@@ -46,7 +47,7 @@ fn status_text(s: &JobStatus) -> String {
 pub fn artefacts(ctx: &mut Ctx, kind: Option<KindArg>) -> Result<(), CliError> {
     let kind = kind.map(super::upload::kind);
     let all: Vec<ArtefactInfo> =
-        ctx.all_pages(|c, page| c.creator_call(Kind::Query, "list_artefacts", (kind, page)))?;
+        ctx.all_pages(|c, page| c.creator_call(&creator_calls::LIST_ARTEFACTS, (kind, page)))?;
     if ctx.json {
         ctx.print_json(&all);
         return Ok(());
@@ -66,7 +67,7 @@ pub fn artefacts(ctx: &mut Ctx, kind: Option<KindArg>) -> Result<(), CliError> {
 }
 
 pub fn uploads(ctx: &mut Ctx) -> Result<(), CliError> {
-    let all: Vec<UploadStatus> = ctx.all_pages(|c, page| c.creator_call(Kind::Query, "list_uploads", (page,)))?;
+    let all: Vec<UploadStatus> = ctx.all_pages(|c, page| c.creator_call(&creator_calls::LIST_UPLOADS, (page,)))?;
     if ctx.json {
         ctx.print_json(&all);
         return Ok(());
@@ -87,7 +88,7 @@ pub fn uploads(ctx: &mut Ctx) -> Result<(), CliError> {
 }
 
 pub fn cancel_upload(ctx: &mut Ctx, id: u64) -> Result<(), CliError> {
-    ctx.creator_call::<_, ()>(Kind::IdempotentUpdate, "cancel_upload", (id,))?;
+    ctx.creator_call(&creator_calls::CANCEL_UPLOAD, (id,))?;
     outln!(ctx, "cancelled upload {id}");
     Ok(())
 }
@@ -139,7 +140,7 @@ fn request(a: &CreateArgs) -> Result<CreateMainerRequest, CliError> {
 
 pub fn create_mainer(ctx: &mut Ctx, a: &CreateArgs) -> Result<(), CliError> {
     let req = request(a)?;
-    let job: JobView = ctx.creator_call(Kind::Update, "create_mainer", (req,))?;
+    let job: JobView = ctx.creator_call(&creator_calls::CREATE_MAINER, (req,))?;
     if a.follow {
         if !ctx.json {
             outln!(ctx, "job {}: {}", job.id, job.kind);
@@ -171,7 +172,7 @@ pub fn jobs(ctx: &mut Ctx, a: &JobsArgs) -> Result<(), CliError> {
     match (a.id, a.follow) {
         (Some(id), true) => follow_job(ctx, id),
         (Some(id), false) => {
-            let job: JobView = ctx.creator_call(Kind::Query, "job", (id,))?;
+            let job: JobView = ctx.creator_call(&creator_calls::JOB, (id,))?;
             if ctx.json {
                 ctx.print_json(&job);
             } else {
@@ -181,7 +182,7 @@ pub fn jobs(ctx: &mut Ctx, a: &JobsArgs) -> Result<(), CliError> {
         }
         (None, _) => {
             let page: Page<JobView> =
-                ctx.creator_call(Kind::Query, "list_jobs", (PageRequest { offset: 0, limit: a.limit },))?;
+                ctx.creator_call(&creator_calls::LIST_JOBS, (PageRequest { offset: 0, limit: a.limit },))?;
             if ctx.json {
                 ctx.print_json(&page.items);
                 return Ok(());
@@ -261,7 +262,7 @@ pub fn follow_job(ctx: &mut Ctx, id: u64) -> Result<(), CliError> {
     let job = poll(
         ctx,
         &format!("job {id}"),
-        |c| c.creator_call::<_, JobView>(Kind::Query, "job", (id,)),
+        |c| c.creator_call::<_, JobView>(&creator_calls::JOB, (id,)),
         |c, j| {
             if !c.json {
                 for (i, s) in j.slots.iter().enumerate() {
@@ -303,7 +304,7 @@ pub fn follow_job(ctx: &mut Ctx, id: u64) -> Result<(), CliError> {
 }
 
 pub fn retry_job(ctx: &mut Ctx, id: u64, follow: bool) -> Result<(), CliError> {
-    let job: JobView = ctx.creator_call(Kind::Update, "retry_job", (id,))?;
+    let job: JobView = ctx.creator_call(&creator_calls::RETRY_JOB, (id,))?;
     if follow {
         return follow_job(ctx, id);
     }
@@ -323,10 +324,10 @@ struct MainerRow {
 }
 
 pub fn mainers(ctx: &mut Ctx) -> Result<(), CliError> {
-    let all: Vec<MainerView> = ctx.all_pages(|c, page| c.creator_call(Kind::Query, "list_mainers", (page,)))?;
+    let all: Vec<MainerView> = ctx.all_pages(|c, page| c.creator_call(&creator_calls::LIST_MAINERS, (page,)))?;
     let mut rows = Vec::new();
     for m in all {
-        let (health, health_error) = match ctx.call::<_, HealthReport>(Kind::Query, m.controller, "health", ()) {
+        let (health, health_error) = match ctx.call(m.controller, &controller_calls::HEALTH, ()) {
             Ok(h) => (Some(h), None),
             Err(e) => (None, Some(e.to_string())),
         };
@@ -392,10 +393,10 @@ struct LlmRow {
 }
 
 pub fn llms(ctx: &mut Ctx) -> Result<(), CliError> {
-    let all: Vec<MainerView> = ctx.all_pages(|c, page| c.creator_call(Kind::Query, "list_mainers", (page,)))?;
+    let all: Vec<MainerView> = ctx.all_pages(|c, page| c.creator_call(&creator_calls::LIST_MAINERS, (page,)))?;
     let mut rows = Vec::new();
     for m in all.iter().filter(|m| !m.llms.is_empty()) {
-        let statuses: Vec<LlmStatus> = match ctx.controller_call(Kind::Query, m.controller, "list_llms", ()) {
+        let statuses: Vec<LlmStatus> = match ctx.controller_call(m.controller, &controller_calls::LIST_LLMS, ()) {
             Ok(s) => s,
             Err(e) => {
                 note!(ctx, "{}: list_llms: {e}", m.controller);
@@ -404,7 +405,7 @@ pub fn llms(ctx: &mut Ctx) -> Result<(), CliError> {
         };
         for llm in &m.llms {
             let health = ctx
-                .call::<_, StatusCodeRecordResult>(Kind::Query, *llm, "health", ())
+                .call(*llm, &llm_calls::HEALTH, ())
                 .ok()
                 .map(|r| matches!(r, StatusCodeRecordResult::Ok(_)));
             let cycles = ctx.client.canister_cycles(*llm).ok().map(candid::Nat::from);
@@ -473,15 +474,19 @@ fn upgrade_request(a: &FleetArgs) -> Result<UpgradeControllersRequest, CliError>
 }
 
 /// `upgrade_controllers` or `upgrade_llms`, then follows the fleet job.
-pub fn fleet_upgrade(ctx: &mut Ctx, method: &str, a: &FleetArgs) -> Result<(), CliError> {
+pub fn fleet_upgrade(
+    ctx: &mut Ctx,
+    method: &Method<(UpgradeControllersRequest,), CreatorResult<FleetJobView>>,
+    a: &FleetArgs,
+) -> Result<(), CliError> {
     let req = upgrade_request(a)?;
-    let job: FleetJobView = ctx.creator_call(Kind::Update, method, (req,))?;
+    let job: FleetJobView = ctx.creator_call(method, (req,))?;
     fleet_started(ctx, job, !a.no_follow)
 }
 
 pub fn remove_llm(ctx: &mut Ctx, llm: &str, follow: bool) -> Result<(), CliError> {
     let llm = parse_principal(llm, "LLM")?;
-    let job: FleetJobView = ctx.creator_call(Kind::Update, "remove_llm", (llm,))?;
+    let job: FleetJobView = ctx.creator_call(&creator_calls::REMOVE_LLM, (llm,))?;
     fleet_started(ctx, job, follow)
 }
 
@@ -507,7 +512,7 @@ pub fn fleet_job(ctx: &mut Ctx, id: u64, follow: bool) -> Result<(), CliError> {
     if follow {
         return follow_fleet(ctx, id);
     }
-    let job: FleetJobView = ctx.creator_call(Kind::Query, "fleet_job", (id,))?;
+    let job: FleetJobView = ctx.creator_call(&creator_calls::FLEET_JOB, (id,))?;
     if ctx.json {
         ctx.print_json(&job);
         return Ok(());
@@ -529,7 +534,7 @@ fn follow_fleet(ctx: &mut Ctx, id: u64) -> Result<(), CliError> {
     let job = poll(
         ctx,
         &format!("fleet job {id}"),
-        |c| c.creator_call::<_, FleetJobView>(Kind::Query, "fleet_job", (id,)),
+        |c| c.creator_call::<_, FleetJobView>(&creator_calls::FLEET_JOB, (id,)),
         |c, j| {
             let lines: Vec<String> = j
                 .targets

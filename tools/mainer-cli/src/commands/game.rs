@@ -1,11 +1,12 @@
 //! The game: challenges and submissions.
 
+use mainer_types::calls::game_state as game_calls;
 use mainer_types::game::{Challenge, ChallengeStatus, GenerationSettings, NewChallenge, Submission, SubmissionStatus};
 use mainer_types::{Page, PageRequest};
 
 use crate::cli::{ChallengeAddArgs, SubmissionsArgs};
 use crate::config::parse_principal;
-use crate::ctx::{Ctx, Kind};
+use crate::ctx::Ctx;
 use crate::error::CliError;
 use crate::fmt::{self, Table};
 use crate::outln;
@@ -31,7 +32,7 @@ pub fn add(ctx: &mut Ctx, a: &ChallengeAddArgs) -> Result<(), CliError> {
         max_submissions: a.max_submissions,
         deadline_ns,
     };
-    let c: Challenge = ctx.game_call(Kind::Update, "add_challenge", (challenge,))?;
+    let c: Challenge = ctx.game_call(&game_calls::ADD_CHALLENGE, (challenge,))?;
     if ctx.json {
         ctx.print_json(&c);
     } else {
@@ -41,7 +42,7 @@ pub fn add(ctx: &mut Ctx, a: &ChallengeAddArgs) -> Result<(), CliError> {
 }
 
 pub fn list(ctx: &mut Ctx) -> Result<(), CliError> {
-    let all: Vec<Challenge> = ctx.all_pages(|c, page| c.game_call(Kind::Query, "list_challenges", (page,)))?;
+    let all: Vec<Challenge> = ctx.all_pages(|c, page| c.game_call(&game_calls::LIST_CHALLENGES, (page,)))?;
     if ctx.json {
         ctx.print_json(&all);
         return Ok(());
@@ -66,7 +67,7 @@ pub fn list(ctx: &mut Ctx) -> Result<(), CliError> {
 }
 
 pub fn close(ctx: &mut Ctx, id: u64) -> Result<(), CliError> {
-    let c: Challenge = ctx.game_call(Kind::IdempotentUpdate, "close_challenge", (id,))?;
+    let c: Challenge = ctx.game_call(&game_calls::CLOSE_CHALLENGE, (id,))?;
     if ctx.json {
         ctx.print_json(&c);
     } else {
@@ -78,12 +79,12 @@ pub fn close(ctx: &mut Ctx, id: u64) -> Result<(), CliError> {
 pub fn submissions(ctx: &mut Ctx, a: &SubmissionsArgs) -> Result<(), CliError> {
     let all: Vec<Submission> = match (a.challenge, &a.mainer) {
         (Some(id), _) => ctx.all_pages(|c, page: PageRequest| {
-            c.game_call::<_, Page<Submission>>(Kind::Query, "submissions_by_challenge", (id, page))
+            c.game_call::<_, Page<Submission>>(&game_calls::SUBMISSIONS_BY_CHALLENGE, (id, page))
         })?,
         (None, Some(m)) => {
             let mainer = parse_principal(m, "--mainer")?;
             ctx.all_pages(|c, page: PageRequest| {
-                c.game_call::<_, Page<Submission>>(Kind::Query, "submissions_by_mainer", (mainer, page))
+                c.game_call::<_, Page<Submission>>(&game_calls::SUBMISSIONS_BY_MAINER, (mainer, page))
             })?
         }
         (None, None) => return Err(CliError::Usage("give --challenge ID or --mainer PRINCIPAL".into())),

@@ -15,14 +15,15 @@ use std::io::IsTerminal;
 use candid::CandidType;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mainer_types::PageRequest;
+use mainer_types::calls::creator as creator_calls;
 use mainer_types::creator::{
-    ArtefactInfo, ArtefactKind, CreatorError, MAX_UPLOAD_CHUNK_BYTES, StartUploadRequest, UploadChunkRequest,
+    ArtefactInfo, ArtefactKind, CreatorError, MAX_ARTEFACT_CHUNK_BYTES, StartUploadRequest, UploadChunkRequest,
     UploadStatus,
 };
 use sha2::{Digest, Sha256};
 
 use crate::cli::{KindArg, UploadArgs};
-use crate::ctx::{Ctx, Kind};
+use crate::ctx::Ctx;
 use crate::error::CliError;
 use crate::{fmt, note, outln};
 
@@ -58,8 +59,8 @@ pub fn run(ctx: &mut Ctx, args: &UploadArgs) -> Result<(), CliError> {
     if bytes.is_empty() {
         return Err(CliError::Usage(format!("{} is empty", path.display())));
     }
-    if args.chunk_size == 0 || args.chunk_size > MAX_UPLOAD_CHUNK_BYTES {
-        return Err(CliError::Usage(format!("--chunk-size must be 1 to {MAX_UPLOAD_CHUNK_BYTES}")));
+    if args.chunk_size == 0 || args.chunk_size > MAX_ARTEFACT_CHUNK_BYTES {
+        return Err(CliError::Usage(format!("--chunk-size must be 1 to {MAX_ARTEFACT_CHUNK_BYTES}")));
     }
     let kind = kind(args.kind);
     let name = match &args.name {
@@ -97,14 +98,14 @@ pub fn run(ctx: &mut Ctx, args: &UploadArgs) -> Result<(), CliError> {
 
     let (upload_id, start) = match resumable(ctx, kind, &name, size, &sha)? {
         Some(u) => {
-            let status: UploadStatus = ctx.creator_call(Kind::Query, "upload_status", (u.upload_id,))?;
+            let status: UploadStatus = ctx.creator_call(&creator_calls::UPLOAD_STATUS, (u.upload_id,))?;
             note!(ctx, "resuming upload {} at byte {} of {}", u.upload_id, status.received, size);
             (u.upload_id, Some(status.received))
         }
         None => {
             let req =
                 StartUploadRequest { kind, name: name.clone(), total_size: size, expected_sha256: Some(sha.clone()) };
-            let status: UploadStatus = ctx.creator_call(Kind::Update, "start_upload", (req,))?;
+            let status: UploadStatus = ctx.creator_call(&creator_calls::START_UPLOAD, (req,))?;
             note!(ctx, "started upload {}", status.upload_id);
             (status.upload_id, None)
         }
@@ -135,7 +136,7 @@ pub fn run(ctx: &mut Ctx, args: &UploadArgs) -> Result<(), CliError> {
 /// The stored artefact with this SHA-256, if any.
 fn stored(ctx: &mut Ctx, sha: &str) -> Result<Option<ArtefactInfo>, CliError> {
     let creator = ctx.creator()?;
-    let r: Result<ArtefactInfo, CreatorError> = ctx.call(Kind::Query, creator, "artefact_info", (sha.to_string(),))?;
+    let r: Result<ArtefactInfo, CreatorError> = ctx.call(creator, &creator_calls::ARTEFACT_INFO, (sha.to_string(),))?;
     match r {
         Ok(info) => Ok(Some(info)),
         Err(CreatorError::NotFound(_)) => Ok(None),
@@ -152,7 +153,7 @@ fn resumable(
     sha: &str,
 ) -> Result<Option<UploadStatus>, CliError> {
     let uploads = ctx.all_pages(|c, page: PageRequest| {
-        c.creator_call::<_, mainer_types::Page<UploadStatus>>(Kind::Query, "list_uploads", (page,))
+        c.creator_call::<_, mainer_types::Page<UploadStatus>>(&creator_calls::LIST_UPLOADS, (page,))
     })?;
     Ok(uploads
         .into_iter()
@@ -189,7 +190,7 @@ fn send_chunks(ctx: &mut Ctx, upload_id: u64, bytes: &[u8], mut offset: u64, chu
         let end = (offset + chunk).min(total);
         let req = UploadChunkRequest { upload_id, offset, bytes: bytes[offset as usize..end as usize].to_vec() };
         let r: Result<UploadStatus, CreatorError> =
-            match ctx.call(Kind::IdempotentUpdate, creator, "upload_chunk", (req,)) {
+            match ctx.call(creator, &creator_calls::UPLOAD_CHUNK, (req,)) {
                 Ok(r) => r,
                 Err(e) => {
                     pb.abandon();
@@ -225,7 +226,7 @@ fn send_chunks(ctx: &mut Ctx, upload_id: u64, bytes: &[u8], mut offset: u64, chu
 }
 
 fn cancel(ctx: &mut Ctx, upload_id: u64) {
-    match ctx.creator_call::<_, ()>(Kind::IdempotentUpdate, "cancel_upload", (upload_id,)) {
+    match ctx.creator_call(&creator_calls::CANCEL_UPLOAD, (upload_id,)) {
         Ok(()) => note!(ctx, "cancelled upload {upload_id}"),
         Err(e) => note!(ctx, "could not cancel upload {upload_id}: {e}"),
     }
@@ -237,7 +238,7 @@ fn finish(ctx: &mut Ctx, upload_id: u64, sha: &str) -> Result<ArtefactInfo, CliE
     note!(ctx, "finishing upload {upload_id}: the creator hashes the bytes");
     for _ in 0..FINISH_POLLS {
         let r: Result<ArtefactInfo, CreatorError> =
-            ctx.call(Kind::IdempotentUpdate, creator, "finish_upload", (upload_id,))?;
+            ctx.call(creator, &creator_calls::FINISH_UPLOAD, (upload_id,))?;
         match r {
             Ok(info) => return Ok(info),
             Err(CreatorError::HashMismatch { expected, actual }) => {

@@ -11,6 +11,7 @@ use integration_tests::deploy::{admin, run_for};
 use integration_tests::factory::Factory;
 use integration_tests::{Reject, TestEnv};
 use mainer_cli::client::{CanisterClient, ClientError};
+use mainer_types::calls::creator as creator_calls;
 use mainer_types::creator::UploadChunkRequest;
 
 /// Calls signed by `sender`; waiting moves the simulated clock.
@@ -97,7 +98,7 @@ impl CanisterClient for Faulty<'_> {
             return Err(ClientError::Unreachable("connection refused (injected crash)".into()));
         }
         self.calls.borrow_mut().push(method.to_string());
-        if method == "upload_chunk" {
+        if method == creator_calls::UPLOAD_CHUNK.name {
             let n = self.chunks.get() + 1;
             let mut req = Decode!(&arg, UploadChunkRequest).unwrap();
             self.bytes_sent.set(self.bytes_sent.get() + req.bytes.len() as u64);
@@ -113,7 +114,7 @@ impl CanisterClient for Faulty<'_> {
             return Ok(reply);
         }
         let reply = self.inner.update(canister, method, arg)?;
-        if method == "finish_upload" && self.lose_finish_answer && self.count("finish_upload") == 1 {
+        if method == creator_calls::FINISH_UPLOAD.name && self.lose_finish_answer && self.count(method) == 1 {
             return Err(ClientError::NoAnswer("injected: the answer was lost".into()));
         }
         Ok(reply)

@@ -7,10 +7,10 @@
 use candid::{Encode, Principal};
 use integration_tests::deploy::*;
 use integration_tests::{SimEnv, TestEnv, TestEnvExt};
-use mainer_types::calls::{controller as controller_calls, game_state as game_calls};
 use mainer_types::MainerRole;
-use mainer_types::controller::{ControllerResult, Counters};
-use mainer_types::game::{ClaimedEvidence, GameResult, MainerInfo, RegisterMainerRequest, Submission, SubmitRequest};
+use mainer_types::calls::{controller as controller_calls, game_state as game_calls};
+use mainer_types::controller::Counters;
+use mainer_types::game::{ClaimedEvidence, GameResult, RegisterMainerRequest, Submission, SubmitRequest};
 
 fn controller_per_answer() -> (u64, u64, u64, u64) {
     let env = SimEnv::new();
@@ -26,8 +26,7 @@ fn controller_per_answer() -> (u64, u64, u64, u64) {
     let llm_start = env.simulator().unwrap().execution_totals(llm).0;
     let mut seconds = 0;
     loop {
-        let c: Counters =
-            env.call(admin(), controller, &controller_calls::COUNTERS, ()).unwrap().unwrap();
+        let c: Counters = env.call(admin(), controller, &controller_calls::COUNTERS, ()).unwrap().unwrap();
         if c.submissions == answers {
             let total = env.simulator().unwrap().execution_totals(controller).0 - start;
             let llm_total = env.simulator().unwrap().execution_totals(llm).0 - llm_start;

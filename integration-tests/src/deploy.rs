@@ -4,14 +4,11 @@
 use std::time::Duration;
 
 use candid::{CandidType, Principal};
-use mainer_types::calls::{controller as controller_calls, game_state as game_calls, llm as llm_calls};
 use mainer_types::MainerRole;
-use mainer_types::controller::{
-    AddLlmRequest, ControllerArgs, ControllerInit, ControllerResult, ControllerSettings, LlmStatus, PromptFormat,
-};
+use mainer_types::calls::{controller as controller_calls, game_state as game_calls, llm as llm_calls};
+use mainer_types::controller::{AddLlmRequest, ControllerArgs, ControllerInit, ControllerSettings, PromptFormat};
 use mainer_types::game::{
-    Challenge, GameResult, GameStateArgs, GameStateInit, GenerationSettings, MainerInfo, NewChallenge,
-    RegisterMainerRequest,
+    Challenge, GameStateArgs, GameStateInit, GenerationSettings, NewChallenge, RegisterMainerRequest,
 };
 use mainer_types::llama_cpp::{
     FileUploadInputRecord, FileUploadRecordResult, InputRecord, MaxTokensRecord, OutputRecordResult,
@@ -45,9 +42,7 @@ pub fn add_challenge(env: &dyn TestEnv, game: Principal, question: &str, max_tok
         max_submissions: None,
         deadline_ns: None,
     };
-    env.call(admin(), game, &game_calls::ADD_CHALLENGE, (challenge,))
-        .unwrap()
-        .expect("challenge added")
+    env.call(admin(), game, &game_calls::ADD_CHALLENGE, (challenge,)).unwrap().expect("challenge added")
 }
 
 /// The fault switches of the test LLM fixture.
@@ -124,9 +119,7 @@ pub fn deploy_controller(
     let reg = RegisterMainerRequest { mainer: id, role, owner: owner() };
     env.call(admin(), game, &game_calls::REGISTER_MAINER, (reg,)).unwrap().expect("registered");
     if let Some(service) = share_service {
-        env.call(admin(), service, &controller_calls::ADD_SHARE_AGENT, (id,))
-            .unwrap()
-            .expect("agent added");
+        env.call(admin(), service, &controller_calls::ADD_SHARE_AGENT, (id,)).unwrap().expect("agent added");
     }
     id
 }

@@ -5,8 +5,8 @@
 use candid::{Encode, Principal};
 use mainer_types::calls::{creator as creator_calls, game_state as game_calls};
 use mainer_types::creator::*;
-use mainer_types::game::{GameResult, GameStateArgs, GameStateInit, Submission};
-use mainer_types::{MainerRole, Page, PageRequest};
+use mainer_types::game::{GameStateArgs, GameStateInit, Submission};
+use mainer_types::{MainerRole, PageRequest};
 
 use crate::deploy::{admin, owner, run_for, test_settings};
 use crate::{TestEnv, TestEnvExt, wasm};
@@ -47,23 +47,17 @@ pub fn upload_artefact(
     bytes: &[u8],
 ) -> ArtefactInfo {
     let start = StartUploadRequest { kind, name: name.into(), total_size: bytes.len() as u64, expected_sha256: None };
-    let status: UploadStatus = env
-        .call(admin(), creator, &creator_calls::START_UPLOAD, (start,))
-        .unwrap()
-        .expect("upload starts");
+    let status: UploadStatus =
+        env.call(admin(), creator, &creator_calls::START_UPLOAD, (start,)).unwrap().expect("upload starts");
     for (i, chunk) in bytes.chunks(MAX_ARTEFACT_CHUNK_BYTES as usize).enumerate() {
         let req = UploadChunkRequest {
             upload_id: status.upload_id,
             offset: i as u64 * MAX_ARTEFACT_CHUNK_BYTES,
             bytes: chunk.to_vec(),
         };
-        env.call(admin(), creator, &creator_calls::UPLOAD_CHUNK, (req,))
-            .unwrap()
-            .expect("chunk accepted");
+        env.call(admin(), creator, &creator_calls::UPLOAD_CHUNK, (req,)).unwrap().expect("chunk accepted");
     }
-    env.call(admin(), creator, &creator_calls::FINISH_UPLOAD, (status.upload_id,))
-        .unwrap()
-        .expect("upload finishes")
+    env.call(admin(), creator, &creator_calls::FINISH_UPLOAD, (status.upload_id,)).unwrap().expect("upload finishes")
 }
 
 /// A request for a mAIner with the test settings (plain prompts, short timers).
@@ -117,5 +111,5 @@ pub fn submissions_by_mainer(env: &dyn TestEnv, game: Principal, mainer: Princip
     env.call(admin(), game, &game_calls::SUBMISSIONS_BY_MAINER, (mainer, PageRequest::first(500)))
         .unwrap()
         .expect("admins may list submissions")
-    .items
+        .items
 }

@@ -28,17 +28,11 @@ fn counters(env: &dyn TestEnv, controller: Principal) -> Counters {
 }
 
 fn recent_work(env: &dyn TestEnv, controller: Principal) -> Vec<WorkItem> {
-    env.call(admin(), controller, &controller_calls::RECENT_WORK, (PageRequest::first(100),))
-        .unwrap()
-        .unwrap()
-        .items
+    env.call(admin(), controller, &controller_calls::RECENT_WORK, (PageRequest::first(100),)).unwrap().unwrap().items
 }
 
 fn queue(env: &dyn TestEnv, controller: Principal) -> Vec<WorkItem> {
-    env.call(admin(), controller, &controller_calls::QUEUE, (PageRequest::first(100),))
-        .unwrap()
-        .unwrap()
-        .items
+    env.call(admin(), controller, &controller_calls::QUEUE, (PageRequest::first(100),)).unwrap().unwrap().items
 }
 
 #[derive(candid::CandidType)]
@@ -248,18 +242,13 @@ fn a_challenge_that_closes_meanwhile_is_dropped_with_its_reason() {
     let w = own_with_llms(&*env, 1);
     env.call(admin(), w.controller, &controller_calls::PAUSE, ()).unwrap().unwrap();
     let c = add_challenge(&*env, w.game, "Soon closed", 4);
-    let pulled: StepReport =
-        env.call(admin(), w.controller, &controller_calls::TRIGGER_PULL, ()).unwrap().unwrap();
+    let pulled: StepReport = env.call(admin(), w.controller, &controller_calls::TRIGGER_PULL, ()).unwrap().unwrap();
     assert!(pulled.notes.iter().any(|n| n.contains("paused")), "{pulled:?}");
     env.call(admin(), w.controller, &controller_calls::RESUME, ()).unwrap().unwrap();
-    let pulled: StepReport =
-        env.call(admin(), w.controller, &controller_calls::TRIGGER_PULL, ()).unwrap().unwrap();
+    let pulled: StepReport = env.call(admin(), w.controller, &controller_calls::TRIGGER_PULL, ()).unwrap().unwrap();
     assert_eq!(pulled.finished, 1, "{pulled:?}");
     env.call(admin(), w.game, &game_calls::CLOSE_CHALLENGE, (c.id,)).unwrap().unwrap();
-    let _: StepReport = env
-        .call(admin(), w.controller, &controller_calls::TRIGGER_PROCESS, ())
-        .unwrap()
-        .unwrap();
+    let _: StepReport = env.call(admin(), w.controller, &controller_calls::TRIGGER_PROCESS, ()).unwrap().unwrap();
     let done = recent_work(&*env, w.controller);
     assert_eq!(done.len(), 1);
     match &done[0].state {
@@ -337,8 +326,7 @@ fn an_unregistered_controller_cannot_take_challenges() {
     };
     env.install(admin(), id, &wasm("mainer_controller"), Encode!(&ControllerArgs::Init(init)).unwrap()).unwrap();
     add_challenge(&*env, game, "for registered mAIners only", 4);
-    let report: StepReport =
-        env.call(admin(), id, &controller_calls::TRIGGER_PULL, ()).unwrap().unwrap();
+    let report: StepReport = env.call(admin(), id, &controller_calls::TRIGGER_PULL, ()).unwrap().unwrap();
     assert_eq!(report.finished, 0);
     assert!(report.notes.iter().any(|n| n.contains("not a registered")), "{report:?}");
 }

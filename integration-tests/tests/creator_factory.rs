@@ -5,7 +5,9 @@ use candid::{Encode, Principal};
 use integration_tests::deploy::*;
 use integration_tests::factory::{self, *};
 use integration_tests::{TestEnv, TestEnvExt, new_env, user, wasm};
-use mainer_types::calls::{controller as controller_calls, creator as creator_calls, game_state as game_calls, llm as llm_calls};
+use mainer_types::calls::{
+    controller as controller_calls, creator as creator_calls, game_state as game_calls, llm as llm_calls,
+};
 use mainer_types::creator::*;
 use mainer_types::game::Submission;
 use mainer_types::{MainerRole, Page, PageRequest};
@@ -91,10 +93,8 @@ fn the_whole_factory_makes_mainers_that_answer() {
             "the model's hash is the evidence"
         );
     }
-    let mainers: Page<MainerView> = env
-        .call(admin(), f.creator, &creator_calls::LIST_MAINERS, (PageRequest::first(10),))
-        .unwrap()
-        .unwrap();
+    let mainers: Page<MainerView> =
+        env.call(admin(), f.creator, &creator_calls::LIST_MAINERS, (PageRequest::first(10),)).unwrap().unwrap();
     assert_eq!(mainers.total, 4);
     assert!(mainers.items.iter().all(|m| m.ready));
 }
@@ -227,20 +227,14 @@ fn new_version_of(mut wasm: Vec<u8>, tag: &str) -> Vec<u8> {
 }
 
 fn queue_of(env: &dyn TestEnv, controller: Principal) -> Vec<(u64, u64)> {
-    use mainer_types::controller::{ControllerResult, WorkItem};
-    let page = env
-        .call(admin(), controller, &controller_calls::QUEUE, (PageRequest::first(100),))
-        .unwrap()
-        .unwrap();
+    let page = env.call(admin(), controller, &controller_calls::QUEUE, (PageRequest::first(100),)).unwrap().unwrap();
     page.items.iter().map(|i| (i.id, i.challenge.id)).collect()
 }
 
 fn set_process_interval(env: &dyn TestEnv, controller: Principal, seconds: u64) {
-    use mainer_types::controller::{ControllerResult, ControllerSettings};
+    use mainer_types::controller::ControllerSettings;
     let settings = ControllerSettings { process_interval_seconds: seconds, ..test_settings() };
-    env.call(admin(), controller, &controller_calls::SET_SETTINGS, (settings,))
-        .unwrap()
-        .unwrap();
+    env.call(admin(), controller, &controller_calls::SET_SETTINGS, (settings,)).unwrap().unwrap();
 }
 
 #[test]
@@ -273,14 +267,11 @@ fn a_fleet_upgrade_keeps_models_loaded_and_queues_intact() {
         &new_version_of(wasm("mainer_controller"), "v2"),
     );
     let req = UpgradeControllersRequest { wasm_sha256: Some(v2.sha256.clone()), targets: None, batch_size: 2 };
-    let fleet: FleetJobView = env
-        .call(admin(), f.creator, &creator_calls::UPGRADE_CONTROLLERS, (req,))
-        .unwrap()
-        .unwrap();
+    let fleet: FleetJobView =
+        env.call(admin(), f.creator, &creator_calls::UPGRADE_CONTROLLERS, (req,)).unwrap().unwrap();
     let mut view = fleet;
     for _ in 0..300 {
-        view =
-            env.call(admin(), f.creator, &creator_calls::FLEET_JOB, (view.id,)).unwrap().unwrap();
+        view = env.call(admin(), f.creator, &creator_calls::FLEET_JOB, (view.id,)).unwrap().unwrap();
         if view.status != JobStatus::Running {
             break;
         }
@@ -294,7 +285,8 @@ fn a_fleet_upgrade_keeps_models_loaded_and_queues_intact() {
     let after: Vec<Vec<(u64, u64)>> = controllers.iter().map(|c| queue_of(&*env, *c)).collect();
     assert_eq!(after, queues, "every queue intact");
     for llm in &llms {
-        let ready: mainer_types::llama_cpp::StatusCodeRecordResult = env.call(admin(), *llm, &llm_calls::READY, ()).unwrap();
+        let ready: mainer_types::llama_cpp::StatusCodeRecordResult =
+            env.call(admin(), *llm, &llm_calls::READY, ()).unwrap();
         assert!(
             matches!(ready, mainer_types::llama_cpp::StatusCodeRecordResult::Ok(_)),
             "the model is still loaded: {ready:?}"
@@ -315,8 +307,7 @@ fn a_fleet_upgrade_keeps_models_loaded_and_queues_intact() {
 
 fn follow_fleet(env: &dyn TestEnv, f: &Factory, id: u64) -> FleetJobView {
     for _ in 0..300 {
-        let view =
-            env.call(admin(), f.creator, &creator_calls::FLEET_JOB, (id,)).unwrap().unwrap();
+        let view = env.call(admin(), f.creator, &creator_calls::FLEET_JOB, (id,)).unwrap().unwrap();
         if view.status != JobStatus::Running {
             return view;
         }
@@ -340,8 +331,7 @@ fn an_llm_upgrade_reloads_the_model_and_sets_max_tokens_again() {
         &new_version_of(wasm("test_llm"), "v2"),
     );
     let req = UpgradeControllersRequest { wasm_sha256: Some(v2.sha256.clone()), targets: None, batch_size: 1 };
-    let fleet =
-        env.call(admin(), f.creator, &creator_calls::UPGRADE_LLMS, (req,)).unwrap().unwrap();
+    let fleet = env.call(admin(), f.creator, &creator_calls::UPGRADE_LLMS, (req,)).unwrap().unwrap();
     let view = follow_fleet(&*env, &f, fleet.id);
     assert_eq!(view.status, JobStatus::Done, "{view:?}");
     for llm in &llms {
@@ -364,23 +354,19 @@ fn an_llm_upgrade_reloads_the_model_and_sets_max_tokens_again() {
 
 #[test]
 fn removing_an_llm_drains_unregisters_and_deletes_it() {
-    use mainer_types::controller::{ControllerResult, LlmStatus};
     let env = new_env();
     let f = factory(&*env);
     let j = run_until_done(&*env, &f, create(&*env, &f, MainerRole::Own, 2, None).unwrap().id, 600);
     let mainer = controller_of(&j);
     let (gone, kept) = (j.slots[1].canister.unwrap(), j.slots[2].canister.unwrap());
-    let fleet =
-        env.call(admin(), f.creator, &creator_calls::REMOVE_LLM, (gone,)).unwrap().unwrap();
+    let fleet = env.call(admin(), f.creator, &creator_calls::REMOVE_LLM, (gone,)).unwrap().unwrap();
     let view = follow_fleet(&*env, &f, fleet.id);
     assert_eq!(view.status, JobStatus::Done, "{view:?}");
     let llms = env.call(admin(), mainer, &controller_calls::LIST_LLMS, ()).unwrap().unwrap();
     assert_eq!(llms.iter().map(|l| l.canister).collect::<Vec<_>>(), vec![kept]);
     assert!(env.status(admin(), gone).is_err(), "the LLM canister is deleted");
-    let mainers = env
-        .call(admin(), f.creator, &creator_calls::LIST_MAINERS, (PageRequest::first(5),))
-        .unwrap()
-        .unwrap();
+    let mainers =
+        env.call(admin(), f.creator, &creator_calls::LIST_MAINERS, (PageRequest::first(5),)).unwrap().unwrap();
     assert_eq!(mainers.items[0].llms, vec![kept]);
     let stranger = env.call(user(66), f.creator, &creator_calls::REMOVE_LLM, (kept,)).unwrap();
     assert!(matches!(stranger, Err(CreatorError::Unauthorized(_))));

@@ -50,7 +50,12 @@ impl<'a> Creator<'a> {
         self.env.upgrade(controller(), self.id, &wasm("mainer_creator"), arg).expect("the creator upgrades");
     }
 
-    fn call<A: ArgumentEncoder, T: CandidType + DeserializeOwned>(&self, who: Principal, m: &Method<A, T>, args: A) -> T {
+    fn call<A: ArgumentEncoder, T: CandidType + DeserializeOwned>(
+        &self,
+        who: Principal,
+        m: &Method<A, T>,
+        args: A,
+    ) -> T {
         self.env.call(who, self.id, m, args).unwrap_or_else(|e| panic!("{}: {e:?}", m.name))
     }
 
@@ -97,10 +102,7 @@ impl<'a> Creator<'a> {
     }
 
     fn artefacts(&self, kind: Option<ArtefactKind>, page: PageRequest) -> Page<ArtefactInfo> {
-        self.env
-            .call(admin(), self.id, &creator_calls::LIST_ARTEFACTS, (kind, page))
-            .unwrap()
-            .unwrap()
+        self.env.call(admin(), self.id, &creator_calls::LIST_ARTEFACTS, (kind, page)).unwrap().unwrap()
     }
 
     fn info(&self, sha256: &str) -> R<ArtefactInfo> {
@@ -318,16 +320,10 @@ fn every_store_endpoint_refuses_a_stranger() {
         (
             "list_artefacts",
             unauthorized(
-                c.env
-                    .call(s, c.id, &creator_calls::LIST_ARTEFACTS, (None::<ArtefactKind>, page), )
-                    .unwrap()
-                    .map(drop),
+                c.env.call(s, c.id, &creator_calls::LIST_ARTEFACTS, (None::<ArtefactKind>, page)).unwrap().map(drop),
             ),
         ),
-        (
-            "artefact_info",
-            unauthorized(c.call(s, &creator_calls::ARTEFACT_INFO, (stored.sha256.clone(),)).map(drop)),
-        ),
+        ("artefact_info", unauthorized(c.call(s, &creator_calls::ARTEFACT_INFO, (stored.sha256.clone(),)).map(drop))),
         ("delete_artefact", unauthorized(c.call(s, &creator_calls::DELETE_ARTEFACT, (stored.sha256.clone(),)))),
     ];
     for (method, refused) in checks {

@@ -61,7 +61,12 @@ impl<'a> Game<'a> {
         Game { env, id }
     }
 
-    fn call<A: ArgumentEncoder, T: CandidType + DeserializeOwned>(&self, who: Principal, m: &Method<A, T>, args: A) -> T {
+    fn call<A: ArgumentEncoder, T: CandidType + DeserializeOwned>(
+        &self,
+        who: Principal,
+        m: &Method<A, T>,
+        args: A,
+    ) -> T {
         self.env.call(who, self.id, m, args).unwrap_or_else(|e| panic!("{}: {e:?}", m.name))
     }
 
@@ -70,7 +75,11 @@ impl<'a> Game<'a> {
     }
 
     fn register(&self, who: Principal, mainer: Principal) -> GameResult<MainerInfo> {
-        self.call(who, &game_calls::REGISTER_MAINER, (RegisterMainerRequest { mainer, role: MainerRole::Own, owner: owner() },))
+        self.call(
+            who,
+            &game_calls::REGISTER_MAINER,
+            (RegisterMainerRequest { mainer, role: MainerRole::Own, owner: owner() },),
+        )
     }
 
     fn get_challenge(&self, who: Principal) -> GameResult<Challenge> {
@@ -78,7 +87,11 @@ impl<'a> Game<'a> {
     }
 
     fn submit(&self, who: Principal, challenge_id: u64, answer: &str) -> GameResult<Submission> {
-        self.call(who, &game_calls::SUBMIT, (SubmitRequest { challenge_id, answer: answer.into(), evidence: evidence() },))
+        self.call(
+            who,
+            &game_calls::SUBMIT,
+            (SubmitRequest { challenge_id, answer: answer.into(), evidence: evidence() },),
+        )
     }
 
     fn is_open(&self, id: u64) -> bool {
@@ -251,10 +264,7 @@ fn submissions_are_refused_when_duplicate_oversize_or_badly_evidenced() {
         answer: "fine".into(),
         evidence: ClaimedEvidence { prompt_sha256: "not a hash".into(), ..evidence() },
     };
-    assert!(matches!(
-        game.call(mainer(1), &game_calls::SUBMIT, (bad,)),
-        Err(GameError::InvalidInput(_))
-    ));
+    assert!(matches!(game.call(mainer(1), &game_calls::SUBMIT, (bad,)), Err(GameError::InvalidInput(_))));
     assert_eq!(game.counts().submissions, 1);
 }
 
@@ -403,7 +413,8 @@ fn submit_cost_does_not_grow_with_stored_submissions() {
     for i in 0..1_000u32 {
         let m = Principal::self_authenticating(i.to_le_bytes());
         let req = RegisterMainerRequest { mainer: m, role: MainerRole::ShareAgent, owner: owner() };
-        sim.update_call(registrar(), game.id, game_calls::REGISTER_MAINER.name, candid::encode_one(req).unwrap()).unwrap();
+        sim.update_call(registrar(), game.id, game_calls::REGISTER_MAINER.name, candid::encode_one(req).unwrap())
+            .unwrap();
     }
     let small = submit_cost(&mut sim, game.id, 0, 1_000, 100);
     let large = submit_cost(&mut sim, game.id, 1_100, 100_000, 100);

@@ -10,8 +10,8 @@ use integration_tests::deploy::{
 };
 use integration_tests::{TestEnv, TestEnvExt, new_env, user, wasm};
 use llm_engine::{GgufFile, Model, Sampler, SamplerConfig, Session, Tokenizer};
-use mainer_types::calls::{llm as llm_calls};
 use mainer_types::MainerRole;
+use mainer_types::calls::llm as llm_calls;
 use mainer_types::game::{GameResult, Submission};
 use mainer_types::llama_cpp::{
     AccessInputRecord, AccessRecordResult, FileUploadInputRecord, FileUploadRecordResult, InputRecord, MaxTokensRecord,
@@ -278,7 +278,8 @@ fn access_is_for_controllers_and_granted_principals() {
     let env = new_env();
     let llm = deploy_llm_with_model(&*env, &stories(), 0);
     let chat = |who: Principal| call(&*env, who, llm, methods::NEW_CHAT, &["--prompt-cache", "a"]);
-    let check = |who: Principal| -> StatusCodeRecordResult { env.call(who, llm, &llm_calls::CHECK_ACCESS, ()).unwrap() };
+    let check =
+        |who: Principal| -> StatusCodeRecordResult { env.call(who, llm, &llm_calls::CHECK_ACCESS, ()).unwrap() };
 
     // Level 0 (the default): a non-controller is refused.
     let refused = err(chat(user(1)));

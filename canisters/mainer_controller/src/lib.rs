@@ -20,11 +20,12 @@ mod work;
 use candid::Principal;
 use ic_cdk::api::msg_caller;
 use ic_cdk::{init, post_upgrade, query, update};
-use mainer_types::controller::{
-    AddLlmRequest, AnswerDelivery, ControllerArgs, ControllerConfigView, ControllerError, ControllerResult, ControllerSettings,
-    Counters, HealthReport, LlmCheck, LlmStatus, ServiceRequest, ServiceTicket, StepReport, WorkItem, WorkState,
-};
 use mainer_types::calls::llm as llm_calls;
+use mainer_types::controller::{
+    AddLlmRequest, AnswerDelivery, ControllerArgs, ControllerConfigView, ControllerError, ControllerResult,
+    ControllerSettings, Counters, HealthReport, LlmCheck, LlmStatus, ServiceRequest, ServiceTicket, StepReport,
+    WorkItem, WorkState,
+};
 use mainer_types::llama_cpp::StatusCodeRecordResult;
 use mainer_types::{MainerRole, Page, PageRequest};
 

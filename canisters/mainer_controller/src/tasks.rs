@@ -12,7 +12,7 @@ use mainer_types::controller::{
     Answer, AnswerDelivery, ControllerError, DeliveryOutcome, ServiceRequest, ServiceTicket, StepReport, WorkItem,
     WorkOrigin, WorkState,
 };
-use mainer_types::game::{Challenge, ClaimedEvidence, GameError, Submission, SubmitRequest};
+use mainer_types::game::{ClaimedEvidence, GameError, SubmitRequest};
 use mainer_types::llm_client::LlmSession;
 use sha2::{Digest, Sha256};
 
@@ -83,10 +83,7 @@ pub async fn pull() -> StepReport {
 
 /// Whether the challenge is still open (an unreachable game state counts as open).
 async fn still_open(game: Principal, challenge_id: u64) -> bool {
-    !matches!(
-        calls::call(game, &game_state::IS_CHALLENGE_OPEN, (challenge_id,)).await,
-        Ok(Ok(false))
-    )
+    !matches!(calls::call(game, &game_state::IS_CHALLENGE_OPEN, (challenge_id,)).await, Ok(Ok(false)))
 }
 
 fn drop_closed(id: u64, r: &mut Report) {
@@ -122,8 +119,7 @@ pub async fn forward() -> StepReport {
             continue;
         }
         let request = ServiceRequest { challenge: item.challenge.clone() };
-        let result =
-            calls::call(service, &controller::ENQUEUE_CHALLENGE, (request,)).await;
+        let result = calls::call(service, &controller::ENQUEUE_CHALLENGE, (request,)).await;
         storage::mutate(|s| {
             if s.item(item.id).map(|i| i.state) != Some(WorkState::Queued) {
                 return; // changed meanwhile (e.g. the answer already came back)

@@ -14,7 +14,7 @@ use ic_cdk::call::Call;
 use ic_cdk::management_canister::{self as mgmt, CanisterInstallMode, UpgradeFlags};
 use ic_stable_structures::StableBTreeMap;
 use mainer_types::calls::{controller as controller_calls, llm as llm_calls};
-use mainer_types::controller::{ControllerArgs, ControllerError, ControllerUpgrade, HealthReport, LlmStatus};
+use mainer_types::controller::{ControllerArgs, ControllerError, ControllerUpgrade};
 use mainer_types::creator::{FleetJobView, FleetTargetView, JobStatus};
 use mainer_types::llama_cpp::{ApiError, InputRecord, MaxTokensRecord, OutputRecordResult, StatusCodeRecordResult};
 use serde::Deserialize;
@@ -319,9 +319,7 @@ async fn run(target: &FleetTarget, job: &FleetJob) -> Result<bool, StepError> {
         FleetStep::Configure => {
             let n = jobs::max_tokens_update_of(id).unwrap_or(config::get().settings.max_tokens_update);
             let limits = MaxTokensRecord { max_tokens_update: n, max_tokens_query: n };
-            if let StatusCodeRecordResult::Err(e) =
-                call(id, &llm_calls::SET_MAX_TOKENS, (limits,)).await?
-            {
+            if let StatusCodeRecordResult::Err(e) = call(id, &llm_calls::SET_MAX_TOKENS, (limits,)).await? {
                 return Err(retry(format!("set_max_tokens: {e}")));
             }
         }

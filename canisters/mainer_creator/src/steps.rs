@@ -8,7 +8,7 @@ use ic_cdk::management_canister::{self as mgmt, CanisterInstallMode, CanisterSet
 use mainer_types::MainerRole;
 use mainer_types::calls::{Method, controller as controller_calls, game_state as game_calls, llm as llm_calls};
 use mainer_types::controller::{AddLlmRequest, ControllerArgs, ControllerError, ControllerInit};
-use mainer_types::game::{GameError, MainerInfo, RegisterMainerRequest};
+use mainer_types::game::{GameError, RegisterMainerRequest};
 use mainer_types::llama_cpp::{
     FileUploadInputRecord, FileUploadRecordResult, InputRecord, MaxTokensRecord, OutputRecordResult,
     StatusCodeRecordResult,

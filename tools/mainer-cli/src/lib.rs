@@ -24,9 +24,9 @@ pub mod json;
 use cli::{ChallengeCmd, Cli, Command};
 use client::CanisterClient;
 use commands::{factory, game, upload};
-use mainer_types::calls::creator as creator_calls;
 use ctx::{Ctx, Retry};
 use error::{CliError, exit};
+use mainer_types::calls::creator as creator_calls;
 
 /// Parses the command line; Err carries the exit code and clap's message.
 pub fn parse<I: IntoIterator<Item = T>, T: Into<OsString> + Clone>(args: I) -> Result<Cli, (i32, String)> {

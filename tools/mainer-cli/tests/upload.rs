@@ -8,8 +8,6 @@ use integration_tests::TestEnvExt;
 use integration_tests::deploy::admin;
 use integration_tests::factory::deploy_factory;
 use mainer_cli::commands::upload::sha256_hex;
-use mainer_types::calls::{creator as creator_calls};
-use mainer_types::Page;
 use mainer_types::PageRequest;
 use mainer_types::calls::creator as creator_calls;
 use mainer_types::creator::{ArtefactInfo, CreatorResult, UploadStatus};
@@ -17,10 +15,7 @@ use mainer_types::creator::{ArtefactInfo, CreatorResult, UploadStatus};
 const SIZE: usize = 1_050_000;
 
 fn uploads(env: &SimEnv, f: &integration_tests::factory::Factory) -> Vec<UploadStatus> {
-    env.call(admin(), f.creator, &creator_calls::LIST_UPLOADS, (PageRequest::first(50),))
-        .unwrap()
-        .unwrap()
-        .items
+    env.call(admin(), f.creator, &creator_calls::LIST_UPLOADS, (PageRequest::first(50),)).unwrap().unwrap().items
 }
 
 fn stored(env: &SimEnv, f: &integration_tests::factory::Factory, sha: &str) -> CreatorResult<ArtefactInfo> {

@@ -404,10 +404,8 @@ pub fn llms(ctx: &mut Ctx) -> Result<(), CliError> {
             }
         };
         for llm in &m.llms {
-            let health = ctx
-                .call(*llm, &llm_calls::HEALTH, ())
-                .ok()
-                .map(|r| matches!(r, StatusCodeRecordResult::Ok(_)));
+            let health =
+                ctx.call(*llm, &llm_calls::HEALTH, ()).ok().map(|r| matches!(r, StatusCodeRecordResult::Ok(_)));
             let cycles = ctx.client.canister_cycles(*llm).ok().map(candid::Nat::from);
             let status = statuses.iter().find(|s| s.canister == *llm).cloned();
             rows.push(LlmRow { llm: *llm, mainer: m.controller, role: m.role, status, health, cycles });

@@ -189,16 +189,15 @@ fn send_chunks(ctx: &mut Ctx, upload_id: u64, bytes: &[u8], mut offset: u64, chu
     while offset < total {
         let end = (offset + chunk).min(total);
         let req = UploadChunkRequest { upload_id, offset, bytes: bytes[offset as usize..end as usize].to_vec() };
-        let r: Result<UploadStatus, CreatorError> =
-            match ctx.call(creator, &creator_calls::UPLOAD_CHUNK, (req,)) {
-                Ok(r) => r,
-                Err(e) => {
-                    pb.abandon();
-                    return Err(e.context(format!(
-                        "upload {upload_id} stopped at byte {offset} of {total}; run the same command again to resume"
-                    )));
-                }
-            };
+        let r: Result<UploadStatus, CreatorError> = match ctx.call(creator, &creator_calls::UPLOAD_CHUNK, (req,)) {
+            Ok(r) => r,
+            Err(e) => {
+                pb.abandon();
+                return Err(e.context(format!(
+                    "upload {upload_id} stopped at byte {offset} of {total}; run the same command again to resume"
+                )));
+            }
+        };
         match r {
             Ok(status) => {
                 sent += end - offset;
@@ -237,8 +236,7 @@ fn finish(ctx: &mut Ctx, upload_id: u64, sha: &str) -> Result<ArtefactInfo, CliE
     let creator = ctx.creator()?;
     note!(ctx, "finishing upload {upload_id}: the creator hashes the bytes");
     for _ in 0..FINISH_POLLS {
-        let r: Result<ArtefactInfo, CreatorError> =
-            ctx.call(creator, &creator_calls::FINISH_UPLOAD, (upload_id,))?;
+        let r: Result<ArtefactInfo, CreatorError> = ctx.call(creator, &creator_calls::FINISH_UPLOAD, (upload_id,))?;
         match r {
             Ok(info) => return Ok(info),
             Err(CreatorError::HashMismatch { expected, actual }) => {

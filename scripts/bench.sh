@@ -1,11 +1,53 @@
 #!/usr/bin/env bash
 # Runs the benchmarks and writes their reports to benchmarks/.
+#
+#   scripts/bench.sh           every benchmark (the LLM one takes minutes)
+#   scripts/bench.sh --check   regenerates the fast deterministic reports into
+#                              a scratch directory and fails when they differ
+#                              from the committed ones in benchmarks/
+#
+# Reports hold instruction counts, heap sizes and simulated time, which the
+# simulator makes deterministic, so a changed figure shows in the diff (and
+# the check fails until the new reports are committed). Wall-clock figures
+# live in their own reports, which the check never compares.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/build.sh
-mkdir -p benchmarks
-cargo run -q --locked -p integration-tests --example bench_simulator | tee benchmarks/simulator.md
-cargo run -q --locked -p integration-tests --example bench_mainer | tee benchmarks/mainer.md
-cargo run -q --locked -p integration-tests --example bench_creator_store | tee benchmarks/creator_store.md
-cargo run -q --locked -p integration-tests --example bench_llm | tee benchmarks/llm.md
-cargo run -q --locked -p integration-tests --example bench_creator_copy | tee benchmarks/creator_copy.md
+
+# Report benchmarks/<name>.md comes from the example bench_<name>.
+FAST=(simulator mainer creator_store creator_copy)   # deterministic, checked
+SLOW=(llm)                                          # deterministic, minutes: full run only
+TIMING=(simulator_speed)                            # wall-clock: full run only, never checked
+
+run() { cargo run -q --locked -p integration-tests --example "bench_$1"; }
+
+case "${1:-}" in
+  "")
+    scripts/build.sh
+    mkdir -p benchmarks
+    for b in "${FAST[@]}" "${SLOW[@]}" "${TIMING[@]}"; do
+      run "$b" | tee "benchmarks/$b.md"
+    done
+    ;;
+  --check)
+    scripts/build.sh
+    scratch=$(mktemp -d)
+    trap 'rm -rf "$scratch"' EXIT
+    drifted=()
+    for b in "${FAST[@]}"; do
+      echo "==> benchmark $b"
+      run "$b" >"$scratch/$b.md"
+      if ! diff -u "benchmarks/$b.md" "$scratch/$b.md"; then
+        drifted+=("$b")
+      fi
+    done
+    if ((${#drifted[@]})); then
+      echo "error: benchmarks/ differs for: ${drifted[*]}; run scripts/bench.sh and commit the reports" >&2
+      exit 1
+    fi
+    echo "benchmarks/ is up to date (${FAST[*]})"
+    ;;
+  *)
+    echo "usage: scripts/bench.sh [--check]" >&2
+    exit 2
+    ;;
+esac

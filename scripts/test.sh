@@ -19,3 +19,5 @@ for crate in mainer_types llm_engine; do
 done
 echo "==> tests"
 cargo test --workspace --locked "$@"
+echo "==> benchmark reports match the code (deterministic figures)"
+scripts/bench.sh --check

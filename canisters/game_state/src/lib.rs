@@ -25,7 +25,38 @@ use mainer_types::game::{
 use mainer_types::{Page, PageRequest};
 
 use access::Caller;
+use mainer_types::http::{HttpRequest, HttpResponse};
 use state::{Config, mutate_state, read_state};
+
+thread_local! {
+    /// Refused update calls since install or upgrade (for `/metrics`).
+    static REFUSED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Logs an update's outcome: `done` describes a success at info; a refusal
+/// is a warning, or debug for `quiet` errors (e.g. no open challenge, which
+/// mAIners hear on every pull).
+fn logged<T>(
+    method: &str,
+    result: Result<T, GameError>,
+    done: impl FnOnce(&T) -> String,
+    quiet: impl FnOnce(&GameError) -> bool,
+) -> Result<T, GameError> {
+    let caller = ic_cdk::api::msg_caller();
+    match &result {
+        Ok(value) => canister_common::info!("{method} by {caller}: {}", done(value)),
+        Err(e) if quiet(e) => canister_common::debug!("{method} by {caller}: {e}"),
+        Err(e) => {
+            REFUSED.with(|r| r.set(r.get() + 1));
+            canister_common::warn!("{method} by {caller} refused: {e}");
+        }
+    }
+    result
+}
+
+fn loud(_: &GameError) -> bool {
+    false
+}
 
 fn caller() -> Caller {
     let principal = ic_cdk::api::msg_caller();
@@ -44,6 +75,7 @@ fn init(args: GameStateArgs) {
     let config = Config::from_init(init).unwrap_or_else(|e| ic_cdk::trap(format!("invalid init arguments: {e}")));
     mutate_state(|s| s.set_config(config));
     timers::arm();
+    canister_common::info!("installed");
 }
 
 /// Takes no argument, `(null)`, or `(opt GameStateArgs::Upgrade)`; only the
@@ -69,31 +101,38 @@ fn post_upgrade() {
     // fails and is rolled back, instead of every later message.
     read_state(|_| ());
     timers::arm();
+    canister_common::info!("upgraded: {:?}", read_state(|s| s.counts()));
 }
 
 #[ic_cdk::update]
 fn register_mainer(req: RegisterMainerRequest) -> Result<MainerInfo, GameError> {
-    mutate_state(|s| mainers::register(s, &caller(), req, now()))
+    let result = mutate_state(|s| mainers::register(s, &caller(), req, now()));
+    logged("register_mainer", result, |m| format!("registered {} ({:?}, owner {})", m.mainer, m.role, m.owner), loud)
 }
 
 #[ic_cdk::update]
 fn unregister_mainer(mainer: Principal) -> Result<(), GameError> {
-    mutate_state(|s| mainers::unregister(s, &caller(), mainer))
+    let result = mutate_state(|s| mainers::unregister(s, &caller(), mainer));
+    logged("unregister_mainer", result, |_| format!("unregistered {mainer}"), loud)
 }
 
 #[ic_cdk::update]
 fn add_challenge(new: NewChallenge) -> Result<Challenge, GameError> {
-    mutate_state(|s| challenges::add(s, &caller(), new, now()))
+    let result = mutate_state(|s| challenges::add(s, &caller(), new, now()));
+    logged("add_challenge", result, |c| format!("added challenge {}", c.id), loud)
 }
 
 #[ic_cdk::update]
 fn close_challenge(id: ChallengeId) -> Result<Challenge, GameError> {
-    mutate_state(|s| challenges::close(s, &caller(), id, now()))
+    let result = mutate_state(|s| challenges::close(s, &caller(), id, now()));
+    logged("close_challenge", result, |c| format!("closed challenge {}", c.id), loud)
 }
 
 #[ic_cdk::update]
 fn get_challenge() -> Result<Challenge, GameError> {
-    mutate_state(|s| challenges::take(s, &caller(), now()))
+    let result = mutate_state(|s| challenges::take(s, &caller(), now()));
+    let quiet = |e: &GameError| matches!(e, GameError::NoOpenChallenge);
+    logged("get_challenge", result, |c| format!("handed out challenge {}", c.id), quiet)
 }
 
 #[ic_cdk::query]
@@ -103,7 +142,8 @@ fn is_challenge_open(id: ChallengeId) -> Result<bool, GameError> {
 
 #[ic_cdk::update]
 fn submit(req: SubmitRequest) -> Result<Submission, GameError> {
-    mutate_state(|s| submissions::submit(s, &caller(), req, now()))
+    let result = mutate_state(|s| submissions::submit(s, &caller(), req, now()));
+    logged("submit", result, |s| format!("answer to challenge {} accepted", s.challenge_id), loud)
 }
 
 #[ic_cdk::query]
@@ -141,6 +181,24 @@ fn health() -> bool {
     true
 }
 
+/// `/logs` and `/metrics` for the HTTP gateway, which calls anonymously
+/// (see `canister_common::http`: nothing secret is logged).
+#[ic_cdk::query]
+fn http_request(req: HttpRequest) -> HttpResponse {
+    canister_common::http::serve(&req, |w| {
+        let c = read_state(|s| s.counts());
+        w.encode_gauge("game_mainers", c.mainers as f64, "Registered mAIners.")?;
+        w.encode_gauge("game_challenges", c.challenges as f64, "Challenges, open and closed.")?;
+        w.encode_gauge("game_open_challenges", c.open_challenges as f64, "Open challenges.")?;
+        w.encode_gauge("game_submissions", c.submissions as f64, "Submissions kept.")?;
+        w.encode_counter(
+            "game_refused_calls_total",
+            REFUSED.with(|r| r.get()) as f64,
+            "Updates refused since the last upgrade.",
+        )
+    })
+}
+
 #[ic_cdk::query]
 fn whoami() -> Principal {
     ic_cdk::api::msg_caller()
@@ -151,15 +209,4 @@ fn whoami() -> Principal {
 candid::export_service!();
 
 #[cfg(test)]
-mod interface_tests {
-    use candid_parser::utils::{CandidSource, service_equal};
-
-    #[test]
-    fn the_did_file_matches_the_endpoints() {
-        let did = include_str!("../game_state.did");
-        let actual = super::__export_service();
-        if let Err(e) = service_equal(CandidSource::Text(did), CandidSource::Text(&actual)) {
-            panic!("game_state.did differs from the Rust interface: {e}\n\nthe Rust interface:\n{actual}");
-        }
-    }
-}
+canister_common::did_test!("game_state.did");

@@ -24,6 +24,7 @@ pub mod chat;
 pub mod conversations;
 pub mod engine;
 pub mod files;
+pub mod metrics;
 pub mod service;
 pub mod settings;
 pub mod sha;
@@ -43,6 +44,7 @@ use mainer_types::llama_cpp::{
 
 use api::{AccessListResult, FileDetailsInputRecord, MemoryStatus};
 use chat::Meter;
+use mainer_types::http::{HttpRequest, HttpResponse};
 use service::{Memories, Service};
 use settings::Caller;
 
@@ -107,9 +109,16 @@ fn init() {
 
 #[post_upgrade]
 fn post_upgrade() {
+    canister_common::info!("upgraded");
     if mutate(|s| s.begin_reload()) {
         // In its own message: a failed load must not fail the upgrade.
-        ic_cdk_timers::set_timer(Duration::ZERO, async { mutate(|s| s.reload_after_upgrade(&IcMeter)) });
+        ic_cdk_timers::set_timer(Duration::ZERO, async {
+            mutate(|s| s.reload_after_upgrade(&IcMeter));
+            match memory_status().model {
+                api::ModelState::ReloadFailed(e) => canister_common::error!("reloading the model failed: {e}"),
+                _ => canister_common::info!("model reloaded after the upgrade"),
+            }
+        });
     }
 }
 
@@ -128,25 +137,33 @@ fn ready() -> StatusCodeRecordResult {
 #[update]
 fn new_chat(input: InputRecord) -> OutputRecordResult {
     let caller = caller();
-    mutate(|s| s.new_chat(caller, &input, ic_cdk::api::time()))
+    let result = mutate(|s| s.new_chat(caller, &input, ic_cdk::api::time()));
+    metrics::record_output("new_chat", caller.principal, &result, IcMeter.instructions());
+    result
 }
 
 #[update]
 fn run_update(input: InputRecord) -> OutputRecordResult {
     let caller = caller();
-    mutate(|s| s.run_update(caller, &input, ic_cdk::api::time(), &IcMeter))
+    let result = mutate(|s| s.run_update(caller, &input, ic_cdk::api::time(), &IcMeter));
+    metrics::record_output("run_update", caller.principal, &result, IcMeter.instructions());
+    result
 }
 
 #[update]
 fn remove_prompt_cache(input: InputRecord) -> OutputRecordResult {
     let caller = caller();
-    mutate(|s| s.remove_prompt_cache(caller, &input))
+    let result = mutate(|s| s.remove_prompt_cache(caller, &input));
+    metrics::record_output("remove_prompt_cache", caller.principal, &result, IcMeter.instructions());
+    result
 }
 
 #[update]
 fn load_model(input: InputRecord) -> OutputRecordResult {
     let caller = caller();
-    mutate(|s| s.load_model(caller, &input, &IcMeter))
+    let result = mutate(|s| s.load_model(caller, &input, &IcMeter));
+    metrics::record_output("load_model", caller.principal, &result, IcMeter.instructions());
+    result
 }
 
 #[update]
@@ -163,7 +180,13 @@ fn get_max_tokens() -> MaxTokensRecord {
 #[update]
 fn file_upload_chunk(input: FileUploadInputRecord) -> FileUploadRecordResult {
     let caller = caller();
-    mutate(|s| s.file_upload_chunk(caller, &input))
+    let result = mutate(|s| s.file_upload_chunk(caller, &input));
+    let error = match &result {
+        FileUploadRecordResult::Ok(_) => None,
+        FileUploadRecordResult::Err(e) => Some(format!("{} at offset {}: {e}", input.filename, input.offset)),
+    };
+    metrics::record_status("file_upload_chunk", caller.principal, error);
+    result
 }
 
 #[query]
@@ -194,25 +217,11 @@ fn whoami() -> String {
 
 // ---- beyond the llama.cpp interface ----
 
-/// Cycles kept by `return_cycles`: enough to answer the call and be stopped.
-const RETURN_CYCLES_KEEP: u128 = 100_000_000_000;
-
 /// Controllers: sends every cycle above a small reserve to `to`. The creator
 /// calls it before deleting the canister, whose cycles the IC would burn.
 #[ic_cdk::update]
 async fn return_cycles(to: candid::Principal) -> Result<u128, mainer_types::llama_cpp::ApiError> {
-    use mainer_types::llama_cpp::ApiError;
-    if !ic_cdk::api::is_controller(&ic_cdk::api::msg_caller()) {
-        return Err(ApiError::StatusCode(401));
-    }
-    let amount = ic_cdk::api::canister_liquid_cycle_balance().saturating_sub(RETURN_CYCLES_KEEP);
-    ic_cdk::management_canister::deposit_cycles(
-        &ic_cdk::management_canister::DepositCyclesArgs { canister_id: to },
-        amount,
-    )
-    .await
-    .map_err(|e| ApiError::Other(format!("deposit_cycles: {e}")))?;
-    Ok(amount)
+    canister_common::cycles::return_cycles(to).await
 }
 
 /// Controllers: lets `principal` use the inference endpoints at any access level.
@@ -233,6 +242,13 @@ fn list_access() -> AccessListResult {
     read(|s| s.list_access(caller()))
 }
 
+/// `/logs` and `/metrics` for the HTTP gateway, which calls anonymously
+/// (see `canister_common::http`: nothing secret is logged).
+#[query]
+fn http_request(req: HttpRequest) -> HttpResponse {
+    canister_common::http::serve(&req, |w| metrics::encode(&memory_status(), w))
+}
+
 #[query]
 fn memory_status() -> MemoryStatus {
     read(|s| s.memory_status(heap_bytes(), ic_cdk::api::stable_size() * 65_536))
@@ -241,18 +257,4 @@ fn memory_status() -> MemoryStatus {
 candid::export_service!();
 
 #[cfg(test)]
-mod did_tests {
-    use candid_parser::utils::{CandidSource, service_equal};
-
-    /// `UPDATE_DID=1 cargo test -p llm` rewrites the file from the code.
-    #[test]
-    fn the_did_file_matches_the_rust_interface() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/llm.did");
-        if std::env::var("UPDATE_DID").is_ok_and(|v| v == "1") {
-            std::fs::write(path, super::__export_service()).unwrap();
-        }
-        let did = std::fs::read_to_string(path).unwrap();
-        service_equal(CandidSource::Text(&did), CandidSource::Text(&super::__export_service()))
-            .expect("llm.did differs from the Rust interface");
-    }
-}
+canister_common::did_test!("llm.did");

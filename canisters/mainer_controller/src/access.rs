@@ -8,6 +8,7 @@ use mainer_types::controller::ControllerError;
 use crate::storage;
 
 fn unauthorized(what: &str) -> ControllerError {
+    canister_common::warn!("refused {}: only {what} may call this", ic_cdk::api::msg_caller());
     ControllerError::Unauthorized(format!("only {what} may call this"))
 }
 

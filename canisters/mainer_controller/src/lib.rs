@@ -11,6 +11,7 @@
 
 mod access;
 mod calls;
+mod metrics;
 mod pool;
 mod storage;
 mod tasks;
@@ -26,6 +27,7 @@ use mainer_types::controller::{
     ControllerSettings, Counters, HealthReport, LlmCheck, LlmStatus, ServiceRequest, ServiceTicket, StepReport,
     WorkItem, WorkState,
 };
+use mainer_types::http::{HttpRequest, HttpResponse};
 use mainer_types::llama_cpp::StatusCodeRecordResult;
 use mainer_types::{MainerRole, Page, PageRequest};
 
@@ -62,6 +64,7 @@ fn init(args: ControllerArgs) {
     };
     storage::mutate(|s| s.config.set(storage::Stored(Some(config))));
     timers::arm();
+    canister_common::info!("installed as {:?}", init.role);
 }
 
 #[post_upgrade]
@@ -80,6 +83,7 @@ fn post_upgrade(args: Option<ControllerArgs>) {
         s.release_all_llms();
     });
     timers::arm();
+    canister_common::info!("upgraded; in-flight work went back to the queue");
 }
 
 // ----------------------------------------------------------------------
@@ -316,6 +320,13 @@ fn health() -> HealthReport {
     })
 }
 
+/// `/logs` and `/metrics` for the HTTP gateway, which calls anonymously
+/// (see `canister_common::http`: nothing secret is logged).
+#[query]
+fn http_request(req: HttpRequest) -> HttpResponse {
+    canister_common::http::serve(&req, |w| storage::read(|s| metrics::encode(s, now(), w)))
+}
+
 #[query]
 fn ready() -> bool {
     health().ready
@@ -339,18 +350,4 @@ fn whoami() -> Principal {
 candid::export_service!();
 
 #[cfg(test)]
-mod did_tests {
-    use candid_parser::utils::{CandidSource, service_equal};
-
-    /// `UPDATE_DID=1 cargo test -p mainer_controller` rewrites the file from the code.
-    #[test]
-    fn the_did_file_matches_the_rust_interface() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/mainer_controller.did");
-        if std::env::var("UPDATE_DID").is_ok_and(|v| v == "1") {
-            std::fs::write(path, super::__export_service()).unwrap();
-        }
-        let did = std::fs::read_to_string(path).unwrap();
-        service_equal(CandidSource::Text(&did), CandidSource::Text(&super::__export_service()))
-            .expect("mainer_controller.did differs from the Rust interface");
-    }
-}
+canister_common::did_test!("mainer_controller.did");

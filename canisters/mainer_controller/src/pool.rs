@@ -103,6 +103,7 @@ impl State {
     /// Counts a failure; `rest` keeps the LLM out of rotation for a while.
     pub fn llm_failed(&mut self, llm: Principal, error: String, rest: bool, now_ns: u64) {
         let rest_ns = self.settings().llm_rest_seconds * NANOS;
+        canister_common::warn!("LLM {llm} failed{}: {error}", if rest { ", resting" } else { "" });
         if let Some(mut slot) = self.llm(llm) {
             slot.failures += 1;
             slot.last_error = Some(error);

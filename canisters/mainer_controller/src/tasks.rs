@@ -31,8 +31,11 @@ struct Report {
 }
 
 impl Report {
+    /// Also logged: the notes are the steps, retries and refusals of a run.
     fn note(&mut self, n: impl Into<String>) {
-        self.notes.push(n.into());
+        let n = n.into();
+        canister_common::info!("{n}");
+        self.notes.push(n);
     }
     fn done(self) -> StepReport {
         StepReport { started: self.started, finished: self.finished, notes: self.notes }

@@ -117,12 +117,18 @@ impl State {
         item.last_error = Some(error.clone());
         item.updated_at_ns = now_ns;
         if may_give_up && item.attempts >= settings.max_attempts {
+            canister_common::error!("item {id} failed after {} attempts: {error}", item.attempts);
             item.state = WorkState::Failed { reason: format!("after {} attempts: {error}", item.attempts) };
             self.count(|c| c.items_failed += 1);
             self.finish(item.clone());
         } else {
             item.state = retry_state;
             item.next_attempt_ns = now_ns + settings.retry_delay_seconds(item.attempts) * NANOS;
+            canister_common::warn!(
+                "item {id}: attempt {} failed ({error}); retry in {} s",
+                item.attempts,
+                settings.retry_delay_seconds(item.attempts)
+            );
             self.put(item.clone());
         }
         Some(item)

@@ -11,6 +11,7 @@ mod fleet;
 mod jobs;
 mod jobs_api;
 mod memory;
+mod metrics;
 mod steps;
 mod store;
 mod store_api;
@@ -69,6 +70,13 @@ fn health() -> bool {
     true
 }
 
+/// `/logs` and `/metrics` for the HTTP gateway, which calls anonymously
+/// (see `canister_common::http`: nothing secret is logged).
+#[query]
+fn http_request(req: mainer_types::http::HttpRequest) -> mainer_types::http::HttpResponse {
+    canister_common::http::serve(&req, metrics::encode)
+}
+
 #[query]
 fn whoami() -> candid::Principal {
     ic_cdk::api::msg_caller()
@@ -87,18 +95,4 @@ fn settings() -> CreatorSettings {
 candid::export_service!();
 
 #[cfg(test)]
-mod did_tests {
-    use candid_parser::utils::{CandidSource, service_equal};
-
-    /// `UPDATE_DID=1 cargo test -p mainer_creator` rewrites the file from the code.
-    #[test]
-    fn the_did_file_matches_the_rust_interface() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/mainer_creator.did");
-        if std::env::var("UPDATE_DID").is_ok_and(|v| v == "1") {
-            std::fs::write(path, super::__export_service()).unwrap();
-        }
-        let did = std::fs::read_to_string(path).unwrap();
-        service_equal(CandidSource::Text(&did), CandidSource::Text(&super::__export_service()))
-            .expect("mainer_creator.did differs from the Rust interface");
-    }
-}
+canister_common::did_test!("mainer_creator.did");

@@ -42,7 +42,7 @@ impl TestEnv for SimEnv {
     }
 
     fn upgrade(&self, sender: Principal, canister: Principal, wasm: &[u8], arg: Vec<u8>) -> Result<(), Reject> {
-        borrow(&self.sim).install_code(sender, canister, wasm, arg, InstallMode::Upgrade { skip_pre_upgrade: false })
+        borrow(&self.sim).install_code(sender, canister, wasm, arg, InstallMode::UPGRADE)
     }
 
     fn reinstall(&self, sender: Principal, canister: Principal, wasm: &[u8], arg: Vec<u8>) -> Result<(), Reject> {

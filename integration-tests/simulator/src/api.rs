@@ -59,10 +59,12 @@ impl Simulator {
         let mode = match mode {
             InstallMode::Install => mgmt::CanisterInstallMode::Install,
             InstallMode::Reinstall => mgmt::CanisterInstallMode::Reinstall,
-            InstallMode::Upgrade { skip_pre_upgrade } => mgmt::CanisterInstallMode::Upgrade(Some(mgmt::UpgradeFlags {
-                skip_pre_upgrade: Some(skip_pre_upgrade),
-                wasm_memory_persistence: None,
-            })),
+            InstallMode::Upgrade { skip_pre_upgrade, wasm_memory_persistence } => {
+                mgmt::CanisterInstallMode::Upgrade(Some(mgmt::UpgradeFlags {
+                    skip_pre_upgrade: Some(skip_pre_upgrade),
+                    wasm_memory_persistence,
+                }))
+            }
         };
         if wasm.len() <= CHUNKED_INSTALL_THRESHOLD {
             let args = mgmt::InstallCodeArgs {
@@ -110,7 +112,7 @@ impl Simulator {
         wasm: &[u8],
         arg: Vec<u8>,
     ) -> Result<(), Reject> {
-        self.install_code(sender, canister, wasm, arg, InstallMode::Upgrade { skip_pre_upgrade: false })
+        self.install_code(sender, canister, wasm, arg, InstallMode::UPGRADE)
     }
 
     pub fn reinstall_canister(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use wasmtime::{Engine, Global, Instance, Linker, Memory, Ref, Store, Table, Trap, TypedFunc, Val};
 
-use crate::module::{CompiledModule, TABLE_EXPORT};
+use crate::module::{CompiledModule, MEMORY_EXPORT, START_EXPORT, TABLE_EXPORT};
 use crate::stable::StableMemory;
 use crate::system_api::{Ctx, Effects, MessageEnv, TrapReason};
 
@@ -17,6 +17,8 @@ pub enum Invoke<'a> {
     Export(&'a str),
     /// A function of the table (a callback) with its environment argument.
     Table { index: u64, env: u64 },
+    /// The module's start function.
+    Start,
 }
 
 /// Whether a successful message keeps its changes.
@@ -27,12 +29,18 @@ pub enum Persist {
     /// Keep stable memory, discard the heap: `canister_pre_upgrade`, whose
     /// heap is thrown away by the upgrade (or kept intact if it fails).
     StableOnly,
+    /// Like `StableOnly`, and the heap as the message left it is returned in
+    /// [`Outcome::heap_after`]: `canister_pre_upgrade` of an upgrade that
+    /// keeps the heap (enhanced orthogonal persistence).
+    StableOnlyWithHeap,
 }
 
 pub struct Outcome {
     pub trap: Option<TrapReason>,
     pub effects: Effects,
     pub instructions: u64,
+    /// With [`Persist::StableOnlyWithHeap`] and no trap: the heap the message left.
+    pub heap_after: Option<Vec<u8>>,
 }
 
 pub struct CanisterInstance {
@@ -48,8 +56,10 @@ pub struct CanisterInstance {
 }
 
 impl CanisterInstance {
-    /// Instantiates `module` with a fresh heap, which runs the module's wasm
-    /// start function, if any.
+    /// Instantiates `module` with a fresh heap. The module's start function
+    /// does not run here (the rewrite took it out of the start section): the
+    /// installer runs it with [`Invoke::Start`], with the canister's stable
+    /// memory and the install budget, as the IC does.
     pub fn new(
         engine: &Engine,
         linker: &Linker<Ctx>,
@@ -58,12 +68,12 @@ impl CanisterInstance {
     ) -> Result<Self, String> {
         let mut store = Store::new(engine, Ctx::new(heap_limit_bytes));
         store.limiter(|ctx| ctx);
-        // Start functions get the install budget; it is counted with init.
-        store.set_fuel(u64::MAX / 2).map_err(|e| e.to_string())?;
+        // Instantiation runs no code (no start section), but fuel must be set.
+        store.set_fuel(0).map_err(|e| e.to_string())?;
         let instance = linker
             .instantiate(&mut store, &module.module)
             .map_err(|e| format!("Wasm module could not be instantiated: {e:#}"))?;
-        let memory = instance.get_memory(&mut store, "memory");
+        let memory = instance.get_memory(&mut store, MEMORY_EXPORT);
         store.data_mut().memory = memory;
         let table = if module.has_table { instance.get_table(&mut store, TABLE_EXPORT) } else { None };
         let globals = module
@@ -128,9 +138,13 @@ impl CanisterInstance {
         ctx.env = MessageEnv::default();
         let effects = std::mem::take(&mut ctx.effects);
         let trap = result.err().map(|e| classify_trap(e, limit));
+        let mut heap_after = None;
         match (trap.is_none(), persist) {
             (true, Persist::Commit) => stable.commit(),
-            (true, Persist::StableOnly) => {
+            (true, Persist::StableOnly | Persist::StableOnlyWithHeap) => {
+                if persist == Persist::StableOnlyWithHeap {
+                    heap_after = Some(self.heap_contents());
+                }
                 stable.commit();
                 self.restore(engine, linker);
             }
@@ -139,7 +153,34 @@ impl CanisterInstance {
                 self.restore(engine, linker);
             }
         }
-        Outcome { trap, effects, instructions }
+        Outcome { trap, effects, instructions, heap_after }
+    }
+
+    /// A copy of the heap.
+    pub fn heap_contents(&self) -> Vec<u8> {
+        self.memory.map_or_else(Vec::new, |m| m.data(&self.store).to_vec())
+    }
+
+    /// Takes over `heap` (an upgrade that keeps the heap): the memory grows to
+    /// its size, receives it, and then the module's own data segments are
+    /// written over it, as the IC does for enhanced orthogonal persistence.
+    pub fn adopt_heap(&mut self, heap: &[u8]) -> Result<(), String> {
+        let Some(mem) = self.memory else { return Ok(()) };
+        let current = mem.data_size(&self.store);
+        if current < heap.len() {
+            let pages = (heap.len() - current).div_ceil(crate::stable::WASM_PAGE);
+            mem.grow(&mut self.store, pages as u64)
+                .map_err(|e| format!("the kept heap of {} bytes does not fit the new module: {e}", heap.len()))?;
+        }
+        let data = mem.data_mut(&mut self.store);
+        data[..heap.len()].copy_from_slice(heap);
+        for (offset, bytes) in &self.module.data_segments {
+            let start = *offset as usize;
+            if let Some(dst) = data.get_mut(start..start + bytes.len()) {
+                dst.copy_from_slice(bytes);
+            }
+        }
+        Ok(())
     }
 
     fn invoke(&mut self, invoke: Invoke) -> wasmtime::Result<()> {
@@ -157,6 +198,7 @@ impl CanisterInstance {
                 };
                 func.call(&mut self.store, ())
             }
+            Invoke::Start => self.invoke(Invoke::Export(START_EXPORT)),
             Invoke::Table { index, env } => {
                 let table = self.table.ok_or_else(|| {
                     wasmtime::Error::new(TrapReason::SystemApi("the module has no function table".into()))

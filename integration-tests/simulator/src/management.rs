@@ -20,7 +20,17 @@ const MAX_CONTROLLERS: usize = 10;
 pub enum InstallMode {
     Install,
     Reinstall,
-    Upgrade { skip_pre_upgrade: bool },
+    Upgrade {
+        skip_pre_upgrade: bool,
+        /// `keep` retains the heap (enhanced orthogonal persistence), `replace`
+        /// or `None` gives the new code a fresh one.
+        wasm_memory_persistence: Option<mgmt::WasmMemoryPersistence>,
+    },
+}
+
+impl InstallMode {
+    /// A plain upgrade: pre_upgrade runs, the heap is replaced.
+    pub const UPGRADE: InstallMode = InstallMode::Upgrade { skip_pre_upgrade: false, wasm_memory_persistence: None };
 }
 
 impl From<mgmt::CanisterInstallMode> for InstallMode {
@@ -28,9 +38,10 @@ impl From<mgmt::CanisterInstallMode> for InstallMode {
         match m {
             mgmt::CanisterInstallMode::Install => InstallMode::Install,
             mgmt::CanisterInstallMode::Reinstall => InstallMode::Reinstall,
-            mgmt::CanisterInstallMode::Upgrade(flags) => {
-                InstallMode::Upgrade { skip_pre_upgrade: flags.and_then(|f| f.skip_pre_upgrade).unwrap_or(false) }
-            }
+            mgmt::CanisterInstallMode::Upgrade(flags) => InstallMode::Upgrade {
+                skip_pre_upgrade: flags.as_ref().and_then(|f| f.skip_pre_upgrade).unwrap_or(false),
+                wasm_memory_persistence: flags.and_then(|f| f.wasm_memory_persistence),
+            },
         }
     }
 }
@@ -57,6 +68,29 @@ fn nat_u64(n: &Nat) -> u64 {
 
 fn nat_u128(n: &Nat) -> u128 {
     u128::try_from(n.0.clone()).unwrap_or(u128::MAX)
+}
+
+/// The IC's two safety rules for `wasm_memory_persistence` on upgrade: it may
+/// not be omitted when the old module uses enhanced orthogonal persistence, and
+/// `keep` needs a new module that uses it.
+fn memory_persistence_check(
+    option: Option<mgmt::WasmMemoryPersistence>,
+    old_eop: bool,
+    new_eop: bool,
+) -> Result<(), Reject> {
+    match option {
+        None if old_eop => Err(reject(
+            RejectCode::CanisterError,
+            "IC0504",
+            "Missing upgrade option: Enhanced orthogonal persistence requires the `wasm_memory_persistence` upgrade option.",
+        )),
+        Some(mgmt::WasmMemoryPersistence::Keep) if !new_eop => Err(reject(
+            RejectCode::CanisterError,
+            "IC0504",
+            "Invalid upgrade option: The `wasm_memory_persistence: opt Keep` upgrade option requires that the new canister module supports enhanced orthogonal persistence.",
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn not_controller(id: Principal) -> Reject {
@@ -441,7 +475,13 @@ impl Simulator {
         self.install(sender, target, &wasm, args.arg, args.mode.into())
     }
 
-    /// Installs, reinstalls or upgrades code; all or nothing.
+    /// Installs, reinstalls or upgrades code; all or nothing. The stages are
+    /// the IC's: `canister_pre_upgrade` on the old code (upgrade), a new
+    /// instance (with the old heap under `wasm_memory_persistence = keep`),
+    /// the module's start function, then `canister_init` or
+    /// `canister_post_upgrade`; start and the hook run with the canister's
+    /// stable memory (empty after install and reinstall) and share the
+    /// install budget.
     pub(crate) fn install(
         &mut self,
         sender: Principal,
@@ -477,56 +517,83 @@ impl Simulator {
             return Err(out_of_cycles(id, self.config.costs.execution_cost(limit)));
         };
         let mut used = 0u64;
-        let mut stable_backup = None;
+        let upgrade = matches!(mode, InstallMode::Upgrade { .. });
+        let keep_heap = matches!(
+            mode,
+            InstallMode::Upgrade { wasm_memory_persistence: Some(mgmt::WasmMemoryPersistence::Keep), .. }
+        );
+        let stable_backup = upgrade.then(|| self.canisters[&id].stable.clone_contents());
+        let fail = |sim: &mut Self, used: u64, err: Reject| {
+            sim.refund_install(id, prepaid, used);
+            if let Some(b) = stable_backup.as_ref() {
+                sim.canisters.get_mut(&id).unwrap().stable = b.clone_contents();
+            }
+            Err(err)
+        };
 
-        // 1. pre_upgrade on the old code.
-        if let InstallMode::Upgrade { skip_pre_upgrade } = mode {
-            stable_backup = Some(self.canisters[&id].stable.clone_contents());
+        // 1. pre_upgrade on the old code; under `keep` its heap is what the
+        //    new code takes over.
+        let mut kept_heap = None;
+        if let InstallMode::Upgrade { skip_pre_upgrade, .. } = mode {
             let has_hook = self.canisters[&id].instance.as_ref().unwrap().has_export("canister_pre_upgrade");
             if has_hook && !skip_pre_upgrade {
                 let env = self.env(id, EntryKind::PreUpgrade, sender, "", Vec::new(), limit, None);
-                let outcome = self.run(id, env, Invoke::Export("canister_pre_upgrade"), Persist::StableOnly);
+                let persist = if keep_heap { Persist::StableOnlyWithHeap } else { Persist::StableOnly };
+                let mut outcome = self.run(id, env, Invoke::Export("canister_pre_upgrade"), persist);
                 used += outcome.instructions;
+                kept_heap = outcome.heap_after.take();
                 if let Some(trap) = self.apply_outcome(id, None, outcome, 0, "canister_pre_upgrade".into()) {
-                    self.refund_install(id, prepaid, used);
-                    self.canisters.get_mut(&id).unwrap().stable = stable_backup.unwrap();
-                    return Err(trap_reject(id, &trap));
+                    return fail(self, used, trap_reject(id, &trap));
                 }
+            }
+            if keep_heap && kept_heap.is_none() {
+                kept_heap = Some(self.canisters[&id].instance.as_ref().unwrap().heap_contents());
             }
         }
 
-        // 2. A fresh instance (fresh heap) of the new code.
+        // 2. The rules of `wasm_memory_persistence`, checked after pre_upgrade as the IC does.
+        if let InstallMode::Upgrade { wasm_memory_persistence, .. } = mode {
+            let old_eop = self.canisters[&id].instance.as_ref().is_some_and(|i| i.module.eop);
+            if let Err(e) = memory_persistence_check(wasm_memory_persistence, old_eop, compiled.eop) {
+                return fail(self, used, e);
+            }
+        }
+
+        // 3. A fresh instance of the new code: a fresh heap, or the kept one.
         let heap_limit = self.heap_limit_for(&self.canisters[&id], compiled.wasm64);
         let linker = self.rt.linker(compiled.wasm64);
-        let fresh = match CanisterInstance::new(&self.rt.engine, linker, compiled.clone(), heap_limit) {
+        let mut fresh = match CanisterInstance::new(&self.rt.engine, linker, compiled.clone(), heap_limit) {
             Ok(i) => i,
-            Err(e) => {
-                self.refund_install(id, prepaid, used);
-                if let Some(b) = stable_backup {
-                    self.canisters.get_mut(&id).unwrap().stable = b;
-                }
-                return Err(invalid(e));
-            }
+            Err(e) => return fail(self, used, invalid(e)),
         };
+        if let Some(heap) = &kept_heap {
+            if let Err(e) = fresh.adopt_heap(heap) {
+                return fail(self, used, invalid(e));
+            }
+        }
         let c = self.canisters.get_mut(&id).unwrap();
         let old_instance = c.instance.replace(fresh);
-        let old_stable = match mode {
-            InstallMode::Upgrade { .. } => None,
-            _ => Some(std::mem::take(&mut c.stable)),
-        };
+        let old_stable = (!upgrade).then(|| std::mem::take(&mut c.stable));
         let old_timer = std::mem::take(&mut c.global_timer);
         let old_certified = c.certified_data.clone();
-        if !matches!(mode, InstallMode::Upgrade { .. }) {
+        if !upgrade {
             c.certified_data.clear();
         }
 
-        // 3. canister_init or canister_post_upgrade.
-        let (hook, kind) = match mode {
-            InstallMode::Upgrade { .. } => ("canister_post_upgrade", EntryKind::PostUpgrade),
-            _ => ("canister_init", EntryKind::Init),
+        // 4. The start function, then canister_init or canister_post_upgrade.
+        let (hook, kind) = if upgrade {
+            ("canister_post_upgrade", EntryKind::PostUpgrade)
+        } else {
+            ("canister_init", EntryKind::Init)
         };
         let mut trap = None;
-        if self.canisters[&id].instance.as_ref().unwrap().has_export(hook) {
+        if compiled.has_start {
+            let env = self.env(id, EntryKind::Start, sender, "", Vec::new(), limit.saturating_sub(used), None);
+            let outcome = self.run(id, env, Invoke::Start, Persist::Commit);
+            used += outcome.instructions;
+            trap = self.apply_outcome(id, None, outcome, 0, "start".into());
+        }
+        if trap.is_none() && self.canisters[&id].instance.as_ref().unwrap().has_export(hook) {
             let env = self.env(id, kind, sender, "", arg, limit.saturating_sub(used), None);
             let outcome = self.run(id, env, Invoke::Export(hook), Persist::Commit);
             used += outcome.instructions;
@@ -549,7 +616,7 @@ impl Simulator {
         }
         c.module_hash = Some(Sha256::digest(wasm).into());
         c.version += 1;
-        if !matches!(mode, InstallMode::Upgrade { .. }) && old_instance.is_some() {
+        if !upgrade && old_instance.is_some() {
             // Reinstall: the old code's open calls can no longer be answered.
             let owed = c.drop_call_contexts();
             for (origin, refund) in owed {
@@ -563,8 +630,8 @@ impl Simulator {
     fn refund_install(&mut self, id: Principal, prepaid: u128, used: u64) {
         let cost = self.config.costs.execution_cost(used).min(prepaid);
         let c = self.canisters.get_mut(&id).unwrap();
+        // The instructions were counted by `apply_outcome` for each stage.
         c.cycles += prepaid - cost;
-        c.instructions_executed += used;
         c.cycles_burned_executing += cost;
     }
 

@@ -1,6 +1,9 @@
 //! Canister wasm: decompression, validation against the system API, and the
-//! export rewrite that lets the simulator reach the function table and the
-//! mutable globals (as the IC's own instrumentation does).
+//! rewrite that lets the simulator reach what the IC's own instrumentation
+//! reaches: the function table, the mutable globals, the memory (exported under
+//! an internal name, since other toolchains need not export it) and the start
+//! function (taken out of the start section, so that the simulator calls it
+//! itself once the memory and the canister's stable memory are in place).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,6 +18,14 @@ use crate::system_api;
 pub(crate) const TABLE_EXPORT: &str = "__ic_sim_table";
 /// Prefix of the names under which the rewritten module exports mutable globals.
 pub(crate) const GLOBAL_EXPORT_PREFIX: &str = "__ic_sim_global_";
+/// Name under which the rewritten module exports memory 0.
+pub(crate) const MEMORY_EXPORT: &str = "__ic_sim_memory";
+/// Name under which the rewritten module exports the function of its start
+/// section (which the rewrite removes).
+pub(crate) const START_EXPORT: &str = "__ic_sim_start";
+/// The custom section by which a module declares enhanced orthogonal
+/// persistence (the IC reads it as private or public metadata).
+const EOP_SECTION: &str = "enhanced-orthogonal-persistence";
 
 /// Largest wasm module the IC accepts once decompressed.
 pub const MAX_WASM_MODULE_BYTES: usize = 100 * 1024 * 1024;
@@ -26,6 +37,14 @@ pub(crate) struct CompiledModule {
     /// Export names of the mutable globals (after the rewrite), in index order.
     pub mutable_globals: Vec<String>,
     pub has_table: bool,
+    /// Whether the module has a start function (exported as [`START_EXPORT`]).
+    pub has_start: bool,
+    /// Whether the module declares enhanced orthogonal persistence.
+    pub eop: bool,
+    /// Active data segments of memory 0 with constant offsets, kept only for
+    /// EOP modules: an upgrade that keeps the heap writes them over it, as the
+    /// IC does.
+    pub data_segments: Vec<(u64, Vec<u8>)>,
     /// Size of the module as installed (compressed if it was), which the cost
     /// model counts as memory.
     pub installed_size: usize,
@@ -115,10 +134,15 @@ struct Rewrite {
     wasm: Vec<u8>,
     mutable_globals: Vec<String>,
     has_table: bool,
+    has_start: bool,
+    wasm64: bool,
+    eop: bool,
+    data_segments: Vec<(u64, Vec<u8>)>,
 }
 
-/// Copies every section unchanged except the export section, to which table 0
-/// and every mutable global are added.
+/// Copies every section unchanged except two: the export section, to which
+/// table 0, memory 0, the start function and every mutable global are added,
+/// and the start section, which is dropped.
 fn rewrite_exports(wasm: &[u8]) -> Result<Rewrite, String> {
     use wasmparser::{Parser, Payload, TypeRef};
     let invalid = |e: wasmparser::BinaryReaderError| format!("Wasm module is invalid: {e}");
@@ -128,6 +152,10 @@ fn rewrite_exports(wasm: &[u8]) -> Result<Rewrite, String> {
     let mut mutable_global_indices = Vec::new();
     let mut global_count = 0u32;
     let mut table_count = 0u32;
+    let mut memory64 = None;
+    let mut start = None;
+    let mut eop = false;
+    let mut data_segments = Vec::new();
     let mut export_section_at = None;
 
     for payload in Parser::new(0).parse_all(wasm) {
@@ -148,6 +176,33 @@ fn rewrite_exports(wasm: &[u8]) -> Result<Rewrite, String> {
                 }
             }
             Payload::TableSection(reader) => table_count += reader.count(),
+            Payload::MemorySection(reader) => {
+                if let Some(first) = reader.clone().into_iter().next() {
+                    memory64.get_or_insert(first.map_err(invalid)?.memory64);
+                }
+            }
+            Payload::StartSection { func, .. } => start = Some(*func),
+            Payload::CustomSection(reader) => {
+                let name = reader.name();
+                let declared = name.strip_prefix("icp:private ").or_else(|| name.strip_prefix("icp:public "));
+                eop |= declared == Some(EOP_SECTION);
+            }
+            Payload::DataSection(reader) => {
+                for data in reader.clone() {
+                    let data = data.map_err(invalid)?;
+                    if let wasmparser::DataKind::Active { memory_index: 0, offset_expr } = data.kind {
+                        match offset_expr.get_operators_reader().read().map_err(invalid)? {
+                            wasmparser::Operator::I32Const { value } => {
+                                data_segments.push((value as u32 as u64, data.data.to_vec()))
+                            }
+                            wasmparser::Operator::I64Const { value } => {
+                                data_segments.push((value as u64, data.data.to_vec()))
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
             Payload::GlobalSection(reader) => {
                 for global in reader.clone() {
                     if global.map_err(invalid)?.ty.mutable {
@@ -181,6 +236,12 @@ fn rewrite_exports(wasm: &[u8]) -> Result<Rewrite, String> {
     if has_table {
         export_section.export(TABLE_EXPORT, wasm_encoder::ExportKind::Table, 0);
     }
+    if memory64.is_some() {
+        export_section.export(MEMORY_EXPORT, wasm_encoder::ExportKind::Memory, 0);
+    }
+    if let Some(func) = start {
+        export_section.export(START_EXPORT, wasm_encoder::ExportKind::Func, func);
+    }
     let mut mutable_globals = Vec::new();
     for index in mutable_global_indices {
         let name = format!("{GLOBAL_EXPORT_PREFIX}{index}");
@@ -199,7 +260,8 @@ fn rewrite_exports(wasm: &[u8]) -> Result<Rewrite, String> {
         if i == insert_at {
             module.section(&export_section);
         }
-        if export_section_at == Some(i) {
+        // The start section (8) goes: the simulator calls the start function.
+        if export_section_at == Some(i) || *id == 8 {
             continue;
         }
         module.section(&wasm_encoder::RawSection { id: *id, data: &wasm[range.clone()] });
@@ -207,7 +269,18 @@ fn rewrite_exports(wasm: &[u8]) -> Result<Rewrite, String> {
     if insert_at == sections.len() {
         module.section(&export_section);
     }
-    Ok(Rewrite { wasm: module.finish(), mutable_globals, has_table })
+    if !eop {
+        data_segments.clear();
+    }
+    Ok(Rewrite {
+        wasm: module.finish(),
+        mutable_globals,
+        has_table,
+        has_start: start.is_some(),
+        wasm64: memory64.unwrap_or(false),
+        eop,
+        data_segments,
+    })
 }
 
 fn encoder_kind(kind: wasmparser::ExternalKind) -> wasm_encoder::ExportKind {
@@ -224,12 +297,6 @@ fn encoder_kind(kind: wasmparser::ExternalKind) -> wasm_encoder::ExportKind {
 
 /// Checks the imports against the system API and records the module's shape.
 fn describe(module: Module, rewrite: Rewrite, installed_size: usize) -> Result<CompiledModule, String> {
-    let mut wasm64 = false;
-    for export in module.exports() {
-        if let ExternType::Memory(m) = export.ty() {
-            wasm64 = m.is_64();
-        }
-    }
     for import in module.imports() {
         let (module_name, name) = (import.module(), import.name());
         let known = module_name == "ic0" && system_api::is_known(name);
@@ -249,9 +316,12 @@ fn describe(module: Module, rewrite: Rewrite, installed_size: usize) -> Result<C
     }
     Ok(CompiledModule {
         module,
-        wasm64,
+        wasm64: rewrite.wasm64,
         mutable_globals: rewrite.mutable_globals,
         has_table: rewrite.has_table,
+        has_start: rewrite.has_start,
+        eop: rewrite.eop,
+        data_segments: rewrite.data_segments,
         installed_size,
     })
 }
@@ -288,8 +358,11 @@ mod tests {
         let wasm =
             wat::parse_str(r#"(module (global (mut i64) (i64.const 0)) (table 1 funcref) (func) (start 0))"#).unwrap();
         let r = rewrite_exports(&wasm).unwrap();
+        assert!(r.has_start);
         let m = Module::new(&Engine::default(), &r.wasm).unwrap();
-        assert_eq!(m.exports().count(), 2);
+        let names: Vec<_> = m.exports().map(|e| e.name().to_string()).collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert!(names.contains(&START_EXPORT.to_string()));
     }
 
     #[test]

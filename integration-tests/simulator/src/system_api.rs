@@ -267,7 +267,7 @@ fn charge(c: &mut C, instructions: u64) -> Result<()> {
 }
 
 fn memory(c: &C) -> Result<Memory> {
-    c.data().memory.ok_or_else(|| api_trap("the module has no exported memory"))
+    c.data().memory.ok_or_else(|| api_trap("the module has no memory"))
 }
 
 fn read_mem(c: &mut C, ptr: u64, len: u64) -> Result<Vec<u8>> {

@@ -6,7 +6,7 @@ weighted cost table (exported global `ic_instructions`: scalar float ops
 cost 20, calls 10, branches 2, SIMD ops 1), the IC's count.
 
 Build the probe first (from the crate directory, add +simd128 or not):
-  RUSTFLAGS="-C target-feature=+simd128" cargo build --release \
+  RUSTFLAGS="-C target-feature=+simd128 -C llvm-args=-disable-lsr" cargo build --release \
       --target wasm32-unknown-unknown --example wasm_probe
 For IC-weighted counts instrument it first (tools/ic_meter, its own cargo project):
   (cd tools/ic_meter && cargo run --release -- PROBE.wasm PROBE_IC.wasm [--profile])

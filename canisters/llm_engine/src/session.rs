@@ -121,7 +121,7 @@ impl Session {
         let n = tokens.len();
         let emb = c.embedding_length;
         let mut x = vec![0f32; n * emb];
-        let embeddings = model.view(&model.token_embd);
+        let embeddings = &model.token_embd;
         for (row, &token) in x.chunks_exact_mut(emb).zip(tokens) {
             embeddings.dequantize_row(token as usize, row);
         }
@@ -155,7 +155,7 @@ impl Session {
             let mut normed = vec![0f32; c.embedding_length];
             dense::rms_norm(hidden, &model.output_norm, c.rms_epsilon, &mut normed);
             let mut logits = vec![0f32; c.vocab_size];
-            model.view(&model.output).matmul(&normed, &mut logits, &mut self.scratch);
+            model.output().matmul(&normed, &mut logits, &mut self.scratch);
             self.logits = Some(logits);
         }
         Ok(self.logits.as_deref().expect("just computed"))
@@ -200,9 +200,9 @@ impl Session {
         for (xt, out) in x.chunks_exact(emb).zip(b.normed.chunks_exact_mut(emb)) {
             dense::rms_norm(xt, &layer.attn_norm, c.rms_epsilon, out);
         }
-        model.view(&layer.wq).matmul(&b.normed, &mut b.q, &mut self.scratch);
-        model.view(&layer.wk).matmul(&b.normed, &mut b.k, &mut self.scratch);
-        model.view(&layer.wv).matmul(&b.normed, &mut b.v, &mut self.scratch);
+        layer.wq.matmul(&b.normed, &mut b.q, &mut self.scratch);
+        layer.wk.matmul(&b.normed, &mut b.k, &mut self.scratch);
+        layer.wv.matmul(&b.normed, &mut b.v, &mut self.scratch);
         add_bias(&mut b.q, layer.bq.as_deref());
         add_bias(&mut b.k, layer.bk.as_deref());
         add_bias(&mut b.v, layer.bv.as_deref());
@@ -238,7 +238,7 @@ impl Session {
                 }
             }
         }
-        model.view(&layer.wo).matmul(&b.attended, &mut b.projected, &mut self.scratch);
+        layer.wo.matmul(&b.attended, &mut b.projected, &mut self.scratch);
         dense::add_in_place(x, &b.projected);
     }
 
@@ -248,10 +248,10 @@ impl Session {
         for (xt, out) in x.chunks_exact(emb).zip(b.normed.chunks_exact_mut(emb)) {
             dense::rms_norm(xt, &layer.ffn_norm, c.rms_epsilon, out);
         }
-        model.view(&layer.w_gate).matmul(&b.normed, &mut b.gate, &mut self.scratch);
-        model.view(&layer.w_up).matmul(&b.normed, &mut b.up, &mut self.scratch);
+        layer.w_gate.matmul(&b.normed, &mut b.gate, &mut self.scratch);
+        layer.w_up.matmul(&b.normed, &mut b.up, &mut self.scratch);
         dense::swiglu_in_place(&mut b.gate, &b.up);
-        model.view(&layer.w_down).matmul(&b.gate, &mut b.projected, &mut self.scratch);
+        layer.w_down.matmul(&b.gate, &mut b.projected, &mut self.scratch);
         dense::add_in_place(x, &b.projected);
     }
 }

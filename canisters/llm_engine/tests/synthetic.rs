@@ -114,8 +114,8 @@ fn model_errors_are_typed() {
         Error::WrongTensorShape { .. }
     ));
     assert!(matches!(
-        rewrite("", Some(("blk.0.attn_q.weight", &[64, 64], TensorType::Q4_1, vec![0; 2 * 64 * 20]))),
-        Error::UnsupportedTensorType { type_name: "Q4_1", .. }
+        rewrite("", Some(("blk.0.attn_q.weight", &[64, 64], TensorType::BF16, vec![0; 2 * 64 * 64]))),
+        Error::UnsupportedTensorType { type_name: "BF16", .. }
     ));
 
     let mut w = llm_engine::GgufWriter::new();

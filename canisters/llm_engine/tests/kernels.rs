@@ -161,13 +161,13 @@ fn packed_dot_products_follow_the_reference_arithmetic() {
         // dequantized activations, up to f32 rounding.
         let xq: Vec<f32> = (0..cols).map(|i| acts.value(i) as f32 * acts.scale(i / matrix.block())).collect();
         let mut row = vec![0f32; cols];
-        for r in 0..rows {
+        for (r, &got) in out.iter().enumerate() {
             m.dequantize_row(r, &mut row);
             let exact = dot_f64(&row, &xq);
             let bound = 1e-5 * norm_product(&row, &xq);
-            assert!((out[r] as f64 - exact).abs() <= bound, "{ty} row {r}: {} vs {exact}", out[r]);
+            assert!((got as f64 - exact).abs() <= bound, "{ty} row {r}: {got} vs {exact}");
             let unquantized = dot_f64(&row, &x);
-            assert!((out[r] as f64 - unquantized).abs() <= 2e-2 * norm_product(&row, &x), "{ty} row {r}");
+            assert!((got as f64 - unquantized).abs() <= 2e-2 * norm_product(&row, &x), "{ty} row {r}");
         }
     }
 }
@@ -185,7 +185,7 @@ fn batched_matmul_equals_one_vector_at_a_time() {
         let m = Weights::new("w", ty, rows, cols, &data).unwrap();
         let mut scratch = MatmulScratch::default();
         let mut batched = vec![0f32; n * rows];
-        m.matmul(&xs, &mut batched, &mut scratch);
+        m.matmul(xs, &mut batched, &mut scratch);
         let mut row = vec![0f32; cols];
         for t in 0..n {
             let mut single = vec![0f32; rows];

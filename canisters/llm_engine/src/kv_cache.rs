@@ -4,7 +4,23 @@
 //! simd128). With f16 the query is rounded to f16 before the key dot
 //! products, as ggml does when multiplying by an f16 tensor.
 
+use crate::kernels::lanes::F32x4;
 use crate::kernels::{dense, half};
+
+/// `dense::dot_f32` for lengths that are a multiple of 16, in its order
+/// (four accumulators, `((a0 + a1) + (a2 + a3)).sum()`) without its tails.
+#[inline(always)]
+fn dot16(a: &[f32], b: &[f32]) -> f32 {
+    let zero = F32x4::splat(0.0);
+    let (mut a0, mut a1, mut a2, mut a3) = (zero, zero, zero, zero);
+    for (x, y) in a.chunks_exact(16).zip(b.chunks_exact(16)) {
+        a0 = a0.add(F32x4::load(x).mul(F32x4::load(y)));
+        a1 = a1.add(F32x4::load(&x[4..]).mul(F32x4::load(&y[4..])));
+        a2 = a2.add(F32x4::load(&x[8..]).mul(F32x4::load(&y[8..])));
+        a3 = a3.add(F32x4::load(&x[12..]).mul(F32x4::load(&y[12..])));
+    }
+    a0.add(a1).add(a2.add(a3)).sum()
+}
 
 /// How the cache stores keys and values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -128,6 +144,54 @@ impl KvCache {
         match self.ty {
             CacheType::F32 => out.extend_from_slice(q),
             CacheType::F16 => out.extend(q.iter().map(|&v| half::round_to_f16(v))),
+        }
+    }
+
+    /// `scores[p] = q · keys[first + p * stride..][..q.len()]` for every p,
+    /// `q` from `prepare_query`; bit-identical to `key_dot` per position.
+    pub fn scores(&self, q: &[f32], first: usize, stride: usize, scores: &mut [f32]) {
+        let n = q.len();
+        match &self.keys {
+            Store::F32(k) if n.is_multiple_of(16) => {
+                for (p, s) in scores.iter_mut().enumerate() {
+                    let row = &k[first + p * stride..][..n];
+                    *s = dot16(q, row);
+                }
+            }
+            _ => {
+                for (p, s) in scores.iter_mut().enumerate() {
+                    *s = self.key_dot(first + p * stride, q);
+                }
+            }
+        }
+    }
+
+    /// `out += weights[p] * values[first + p * stride..][..out.len()]` for
+    /// every p in order; bit-identical to `add_value` per position.
+    pub fn weighted_values(&self, weights: &[f32], first: usize, stride: usize, out: &mut [f32]) {
+        let n = out.len();
+        match &self.values {
+            Store::F32(v) if n.is_multiple_of(16) => {
+                // Sixteen outputs at a time stay in registers over all positions.
+                for (c, chunk) in out.chunks_exact_mut(16).enumerate() {
+                    let mut acc = [0, 4, 8, 12].map(|i| F32x4::load(&chunk[i..]));
+                    for (p, &w) in weights.iter().enumerate() {
+                        let row = &v[first + p * stride + 16 * c..][..16];
+                        let w = F32x4::splat(w);
+                        for (j, a) in acc.iter_mut().enumerate() {
+                            *a = a.add(w.mul(F32x4::load(&row[4 * j..])));
+                        }
+                    }
+                    for (j, a) in acc.iter().enumerate() {
+                        a.store(&mut chunk[4 * j..]);
+                    }
+                }
+            }
+            _ => {
+                for (p, &w) in weights.iter().enumerate() {
+                    self.add_value(out, w, first + p * stride);
+                }
+            }
         }
     }
 

@@ -233,15 +233,11 @@ impl Session {
                 self.cache.prepare_query(&b.q[t * q_dim + h * hd..][..hd], &mut b.query);
                 let kv_offset = layer_index * kv_dim + (h / group) * hd;
                 let scores = &mut b.scores[..visible];
-                for (p, s) in scores.iter_mut().enumerate() {
-                    *s = self.cache.key_dot(p * stride + kv_offset, &b.query);
-                }
+                self.cache.scores(&b.query, kv_offset, stride, scores);
                 dense::scale_in_place(scores, scale);
                 dense::softmax(scores);
                 let out = &mut b.attended[t * q_dim + h * hd..][..hd];
-                for (p, &weight) in scores.iter().enumerate() {
-                    self.cache.add_value(out, weight, p * stride + kv_offset);
-                }
+                self.cache.weighted_values(scores, kv_offset, stride, out);
             }
         }
         layer.wo.matmul(&b.attended, &mut b.projected, &mut self.scratch);

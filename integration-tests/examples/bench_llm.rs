@@ -16,7 +16,6 @@ use std::time::Instant;
 use candid::{Decode, Encode, Principal};
 use ic_sim::Simulator;
 use integration_tests::{user, wasm, wasm_dir};
-use llm_engine::TensorType;
 use llm_engine::synthetic::{SyntheticSpec, build};
 use mainer_types::llama_cpp::{
     FileUploadInputRecord, FileUploadRecordResult, InputRecord, MaxTokensRecord, OutputRecordResult, RunOutputRecord,
@@ -148,15 +147,17 @@ fn measure(name: &str, gguf: &[u8], prompt: &str, prompt_batch: u64, generate_ba
     }
 }
 
-/// The Qwen2.5-0.5B-shaped file, built once and kept under target/.
-fn qwen_shape() -> Vec<u8> {
+/// The Qwen2.5-0.5B-shaped file in `q8_0` or `q4_k_m` (llama.cpp's mix),
+/// built once and kept under target/.
+fn qwen_shape(kind: &str) -> Vec<u8> {
     let dir: PathBuf = wasm_dir().parent().map(|p| p.join("bench-models")).unwrap_or_else(|| "bench-models".into());
-    let path = dir.join("qwen2.5-0.5b-shape-q8_0.gguf");
+    let path = dir.join(format!("qwen2.5-0.5b-shape-{kind}.gguf"));
     if let Ok(bytes) = std::fs::read(&path) {
         return bytes;
     }
     let t = Instant::now();
-    let spec = SyntheticSpec::qwen2_5_0_5b_shape(TensorType::Q8_0, 32_768);
+    let preset = SyntheticSpec::preset(&format!("qwen2.5-0.5b-{kind}")).expect("a preset");
+    let spec = SyntheticSpec { context_length: 32_768, ..preset };
     let bytes = build(&spec).expect("synthetic spec").to_bytes();
     eprintln!("built the synthetic Qwen2.5-0.5B-shaped model in {:.1} s", t.elapsed().as_secs_f64());
     std::fs::create_dir_all(&dir).ok();
@@ -176,7 +177,8 @@ fn main() {
         friends. Tell me a story about what she saw under a big tree.<|im_end|>\n<|im_start|>assistant\n";
     let figures = [
         measure("stories260K (F32)", &stories, STORIES_PROMPT, 16, 8),
-        measure("Qwen2.5-0.5B shape, q8_0 (synthetic)", &qwen_shape(), qwen_prompt, 32, 8),
+        measure("Qwen2.5-0.5B shape, q8_0 (synthetic)", &qwen_shape("q8_0"), qwen_prompt, 32, 8),
+        measure("Qwen2.5-0.5B shape, q4_k_m layout (synthetic)", &qwen_shape("q4_k_m"), qwen_prompt, 32, 8),
     ];
 
     println!("## LLM canister benchmark\n");
@@ -187,10 +189,12 @@ fn main() {
          `canisters/llm_engine/tools/ic_meter` are within a few per cent of these (see \
          `canisters/llm/README.md`). A call stops itself at 36B instructions (the limit is 40B).\n"
     );
-    println!("| | {} | {} |", figures[0].name, figures[1].name);
-    println!("|---|---:|---:|");
+    let names: Vec<&str> = figures.iter().map(|f| f.name.as_str()).collect();
+    println!("| | {} |", names.join(" | "));
+    println!("|---|{}", "---:|".repeat(figures.len()));
     let row = |label: &str, f: &dyn Fn(&Figures) -> String| {
-        println!("| {label} | {} | {} |", f(&figures[0]), f(&figures[1]));
+        let cells: Vec<String> = figures.iter().map(f).collect();
+        println!("| {label} | {} |", cells.join(" | "));
     };
     row("model file", &|f| format!("{:.1} MB", f.file_bytes as f64 / 1e6));
     row("upload in 2 MB chunks (simulator wall time)", &|f| {

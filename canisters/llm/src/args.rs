@@ -50,6 +50,7 @@ impl LlmArgs {
             top_k: self.top_k.unwrap_or(DEFAULT_TOP_K),
             top_p: self.top_p.unwrap_or(DEFAULT_TOP_P),
             seed: self.seed.flatten().unwrap_or(DEFAULT_SEED),
+            ..llm_engine::SamplerConfig::default()
         }
     }
 }

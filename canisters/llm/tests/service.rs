@@ -263,7 +263,7 @@ fn a_long_greedy_answer_equals_the_engine_however_it_is_split() {
 fn seeded_sampling_is_reproducible_across_splits() {
     let (tokenizer, _) = native();
     let prompt = "The little dog";
-    let config = SamplerConfig { temperature: 0.9, top_k: 40, top_p: 0.95, seed: 1234 };
+    let config = SamplerConfig { temperature: 0.9, top_k: 40, top_p: 0.95, seed: 1234, ..SamplerConfig::default() };
     let expected = tokenizer.decode(&native_generate(&tokenizer.encode(prompt, true, false), 40, config));
     let sampled = |max: u64, seed: &str| {
         let (_, mut s) = loaded(max, &[]);

@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-use llm_engine::synthetic::{SyntheticSpec, build};
+use llm_engine::synthetic::{Layout, SyntheticSpec, build};
 use llm_engine::{Architecture, GgufFile, Model, Sampler, Session, TensorType, Tokenizer};
 
 struct State {
@@ -55,7 +55,8 @@ pub unsafe extern "C" fn load_gguf(ptr: *mut u8, len: u32, capacity: u32) -> i32
 }
 
 /// Builds a synthetic model in place: preset 0 = tiny llama, 1 = tiny qwen2,
-/// 2 = Qwen2.5-0.5B shape; weight type 0 = F32, 1 = F16, 8 = Q8_0.
+/// 2 = Qwen2.5-0.5B shape; weight type 0 = F32, 1 = F16, 8 = Q8_0, 12 =
+/// llama.cpp's Q4_K_M mix (Q4_K, Q6_K, Q5_0, Q8_0 as its rules give them).
 /// `blocks` overrides the block count when non-zero.
 #[unsafe(no_mangle)]
 pub extern "C" fn build_synthetic(preset: u32, weight_type: u32, blocks: u32, capacity: u32) -> i32 {
@@ -67,6 +68,9 @@ pub extern "C" fn build_synthetic(preset: u32, weight_type: u32, blocks: u32, ca
         _ => return -2,
     };
     spec.weight_type = ty;
+    if ty == TensorType::Q4_K {
+        spec.layout = Layout::Q4KM;
+    }
     if blocks > 0 {
         spec.block_count = blocks as usize;
     }

@@ -6,7 +6,7 @@ weighted cost table (exported global `ic_instructions`: scalar float ops
 cost 20, calls 10, branches 2, SIMD ops 1), the IC's count.
 
 Build the probe first (from the crate directory, add +simd128 or not):
-  RUSTFLAGS="-C target-feature=+simd128" cargo build --release \
+  RUSTFLAGS="-C target-feature=+simd128 -C llvm-args=-disable-lsr" cargo build --release \
       --target wasm32-unknown-unknown --example wasm_probe
 For IC-weighted counts instrument it first (tools/ic_meter, its own cargo project):
   (cd tools/ic_meter && cargo run --release -- PROBE.wasm PROBE_IC.wasm [--profile])
@@ -26,11 +26,14 @@ FUEL = 10**15
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("wasm")
-    ap.add_argument("model", choices=["stories", "qwen05b-q8", "qwen05b-f16", "tiny-qwen2", "tiny-qwen2-q8",
-                                          "tiny-qwen2-f16", "tiny-llama"])
+    ap.add_argument("model", choices=["stories", "qwen05b-q8", "qwen05b-q4km", "qwen05b-f16", "tiny-qwen2",
+                                      "tiny-qwen2-q8", "tiny-qwen2-f16", "tiny-llama"])
     ap.add_argument("--blocks", type=int, default=0, help="override the block count (synthetic only)")
     ap.add_argument("--prompt", type=int, default=16, help="prompt tokens fed in one batch")
     ap.add_argument("--steps", type=int, default=3, help="tokens generated one by one")
+    ap.add_argument("--positions", default="",
+                    help="comma-separated context positions: cost of one generation step at each "
+                         "(the prompt is fed in batches of 64 to get there)")
     ap.add_argument("--profile", type=int, default=0,
                     help="print the N costliest functions (module instrumented with --profile)")
     args = ap.parse_args()
@@ -78,13 +81,23 @@ def main():
         print(f"  = {used / n / 1e6:,.2f} M per prompt token ({n} tokens)")
     else:
         preset, ty = {"tiny-llama": (0, 0), "tiny-qwen2": (1, 0), "tiny-qwen2-q8": (1, 8),
-                     "tiny-qwen2-f16": (1, 1), "qwen05b-q8": (2, 8), "qwen05b-f16": (2, 1)}[args.model]
+                     "tiny-qwen2-f16": (1, 1), "qwen05b-q8": (2, 8), "qwen05b-q4km": (2, 12), "qwen05b-f16": (2, 1)}[args.model]
         t = time.time()
         assert ex["build_synthetic"](store, preset, ty, args.blocks, 4096) == 0
         store.set_fuel(FUEL)
         print(f"built synthetic model in {time.time() - t:.1f} s")
         _, used = metered("feed_dummy", args.prompt)
         print(f"  = {used / args.prompt / 1e6:,.2f} M per prompt token")
+    if args.positions:
+        fed = args.prompt
+        for target in [int(p) for p in args.positions.split(",")]:
+            while fed < target - 1:
+                batch = min(64, target - 1 - fed)
+                ex["feed_dummy"](store, batch)
+                fed += batch
+            _, used = metered("step")
+            fed += 1
+            print(f"  position {target}: {used / 1e6:,.2f} M per generated token")
     if args.profile:  # leave model loading out of the profile
         for idx in range(100000):
             try:

@@ -26,6 +26,7 @@
 pub mod error;
 pub mod gguf;
 pub mod kernels;
+pub mod kv_cache;
 pub mod model;
 pub mod sampling;
 pub mod session;
@@ -35,6 +36,7 @@ pub mod tokenizer;
 
 pub use error::{Error, Result};
 pub use gguf::{GgufFile, GgufWriter, TensorInfo, TensorType, Value};
+pub use kv_cache::CacheType;
 pub use model::{Architecture, Model, ModelConfig};
 pub use sampling::{Sampler, SamplerConfig};
 pub use session::Session;

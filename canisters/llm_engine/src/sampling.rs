@@ -1,6 +1,7 @@
-//! Choosing the next token from logits: greedy, or temperature / top-k /
-//! top-p sampling driven by a seeded generator, so a seed always gives the
-//! same text.
+//! Choosing the next token from logits: greedy, or llama.cpp's sampler
+//! chain (repetition / frequency / presence penalties over the last n
+//! tokens, top-k, top-p, min-p, temperature, draw) driven by a seeded
+//! generator, so a seed always gives the same text.
 
 /// SplitMix64: tiny, fast, and its whole state is one u64 (easy to persist
 /// between canister calls).
@@ -34,18 +35,52 @@ impl SplitMix64 {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SamplerConfig {
-    /// 0 (or less) means greedy: always the most likely token.
+    /// 0 (or less) means greedy: always the most likely token (after the penalties).
     pub temperature: f32,
     /// Keep only the `top_k` most likely tokens; 0 keeps all.
     pub top_k: usize,
     /// Keep the fewest most likely tokens whose probabilities reach `top_p`; 1 keeps all.
     pub top_p: f32,
+    /// Drop tokens less likely than `min_p` times the most likely one; 0 keeps all.
+    pub min_p: f32,
+    /// Divides positive logits (multiplies negative ones) of tokens seen in
+    /// the last `repeat_last_n` positions; 1 is off.
+    pub repeat_penalty: f32,
+    /// The penalty window; 0 is off, `None` the whole context (llama.cpp's -1).
+    pub repeat_last_n: Option<usize>,
+    /// Subtracted per occurrence in the window (llama.cpp `--frequency-penalty`).
+    pub frequency_penalty: f32,
+    /// Subtracted once for any occurrence in the window (`--presence-penalty`).
+    pub presence_penalty: f32,
     pub seed: u64,
 }
 
 impl SamplerConfig {
     pub fn greedy() -> Self {
-        SamplerConfig { temperature: 0.0, top_k: 0, top_p: 1.0, seed: 0 }
+        SamplerConfig { temperature: 0.0, top_k: 0, top_p: 1.0, min_p: 0.0, ..Self::default() }
+    }
+
+    fn penalizes(&self) -> bool {
+        self.repeat_last_n != Some(0)
+            && (self.repeat_penalty != 1.0 || self.frequency_penalty != 0.0 || self.presence_penalty != 0.0)
+    }
+}
+
+impl Default for SamplerConfig {
+    /// llama.cpp's defaults: temperature 0.8, top-k 40, top-p 0.95, min-p
+    /// 0.05, no penalties (window 64), seed 4294967295.
+    fn default() -> Self {
+        SamplerConfig {
+            temperature: 0.8,
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.05,
+            repeat_penalty: 1.0,
+            repeat_last_n: Some(64),
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
+            seed: 4_294_967_295,
+        }
     }
 }
 
@@ -79,10 +114,19 @@ impl Sampler {
         self
     }
 
-    /// Picks a token id. Logits that are NaN are never picked (unless all are).
+    /// Picks a token id with no history (no penalties). Logits that are NaN
+    /// are never picked (unless all are).
     pub fn sample(&mut self, logits: &[f32]) -> u32 {
+        self.sample_after(logits, &[])
+    }
+
+    /// Picks a token id after `history` (the conversation's tokens so far,
+    /// oldest first), in llama.cpp's sampler order: penalties over the last
+    /// `repeat_last_n` tokens, top-k, top-p, min-p, temperature, then a draw.
+    pub fn sample_after(&mut self, logits: &[f32], history: &[u32]) -> u32 {
         let c = &self.config;
-        if c.temperature <= 0.0 || c.top_k == 1 || logits.len() <= 1 {
+        let penalize = c.penalizes() && !history.is_empty();
+        if (c.temperature <= 0.0 || c.top_k == 1 || logits.len() <= 1) && !penalize {
             return argmax(logits);
         }
         let mut candidates: Vec<(u32, f32)> =
@@ -90,41 +134,69 @@ impl Sampler {
         if candidates.is_empty() {
             return 0;
         }
+        if penalize {
+            let window = &history[history.len().saturating_sub(c.repeat_last_n.unwrap_or(usize::MAX))..];
+            apply_penalties(&mut candidates, window, c);
+        }
         // Most likely first; equal logits by lower id, so the order is total.
         let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        if c.temperature <= 0.0 || c.top_k == 1 {
+            return candidates.iter().copied().min_by(order).map_or(0, |(id, _)| id);
+        }
         if c.top_k > 0 && c.top_k < candidates.len() {
             candidates.select_nth_unstable_by(c.top_k - 1, order);
             candidates.truncate(c.top_k);
         }
         candidates.sort_unstable_by(order);
 
-        let max = candidates[0].1;
+        let max = candidates[0].1 as f64;
+        if c.top_p < 1.0 {
+            let weights: Vec<f64> = candidates.iter().map(|&(_, l)| (l as f64 - max).exp()).collect();
+            let threshold = c.top_p.max(0.0) as f64 * weights.iter().sum::<f64>();
+            let mut cumulative = 0.0;
+            let kept = weights.iter().position(|w| {
+                cumulative += w;
+                cumulative >= threshold
+            });
+            candidates.truncate(kept.map_or(candidates.len(), |i| i + 1));
+        }
+        if c.min_p > 0.0 {
+            // In logit space, as llama.cpp does: p >= min_p * p_max.
+            let floor = max + (c.min_p as f64).ln();
+            let kept = candidates.iter().take_while(|&&(_, l)| l as f64 >= floor).count().max(1);
+            candidates.truncate(kept);
+        }
         let inverse_temperature = 1.0 / c.temperature as f64;
         let weights: Vec<f64> =
-            candidates.iter().map(|&(_, l)| ((l as f64 - max as f64) * inverse_temperature).exp()).collect();
+            candidates.iter().map(|&(_, l)| ((l as f64 - max) * inverse_temperature).exp()).collect();
         let total: f64 = weights.iter().sum();
-
-        let mut kept = weights.len();
-        if c.top_p < 1.0 {
-            let threshold = c.top_p.max(0.0) as f64 * total;
-            let mut cumulative = 0.0;
-            for (i, w) in weights.iter().enumerate() {
-                cumulative += w;
-                if cumulative >= threshold {
-                    kept = i + 1;
-                    break;
-                }
-            }
-        }
-        let kept_total: f64 = weights[..kept].iter().sum();
-        let mut target = self.rng.next_f64() * kept_total;
-        for (i, w) in weights[..kept].iter().enumerate() {
+        let mut target = self.rng.next_f64() * total;
+        for (i, w) in weights.iter().enumerate() {
             if target < *w {
                 return candidates[i].0;
             }
             target -= w;
         }
-        candidates[kept - 1].0
+        candidates[candidates.len() - 1].0
+    }
+}
+
+/// llama.cpp's penalties: a token seen `n > 0` times in the window has its
+/// logit divided by `repeat_penalty` if positive (multiplied if not), then
+/// lowered by `n * frequency_penalty + presence_penalty`.
+fn apply_penalties(candidates: &mut [(u32, f32)], window: &[u32], c: &SamplerConfig) {
+    let mut counts: Vec<(u32, usize)> = Vec::new();
+    let mut sorted = window.to_vec();
+    sorted.sort_unstable();
+    for chunk in sorted.chunk_by(|a, b| a == b) {
+        counts.push((chunk[0], chunk.len()));
+    }
+    for (id, logit) in candidates.iter_mut() {
+        if let Ok(i) = counts.binary_search_by_key(id, |&(t, _)| t) {
+            let n = counts[i].1 as f32;
+            *logit = if *logit <= 0.0 { *logit * c.repeat_penalty } else { *logit / c.repeat_penalty };
+            *logit -= n * c.frequency_penalty + c.presence_penalty;
+        }
     }
 }
 
@@ -146,7 +218,49 @@ mod tests {
     use super::*;
 
     fn config(temperature: f32, top_k: usize, top_p: f32, seed: u64) -> SamplerConfig {
-        SamplerConfig { temperature, top_k, top_p, seed }
+        SamplerConfig { temperature, top_k, top_p, min_p: 0.0, seed, ..SamplerConfig::default() }
+    }
+
+    #[test]
+    fn min_p_drops_tokens_far_below_the_best() {
+        // Probabilities relative to the best: 1, e^-1, e^-3, e^-6.
+        let logits = [6.0, 5.0, 3.0, 0.0];
+        let mut s = Sampler::new(SamplerConfig { min_p: 0.1, ..config(1.0, 0, 1.0, 3) });
+        let picks: Vec<u32> = (0..2000).map(|_| s.sample(&logits)).collect();
+        assert!(picks.contains(&0) && picks.contains(&1) && !picks.contains(&2) && !picks.contains(&3));
+    }
+
+    #[test]
+    fn penalties_follow_llama_cpp() {
+        let c = SamplerConfig {
+            repeat_penalty: 2.0,
+            frequency_penalty: 0.5,
+            presence_penalty: 0.25,
+            ..config(0.0, 0, 1.0, 0)
+        };
+        let mut candidates = vec![(0, 4.0), (1, -1.0), (2, 3.0), (3, 1.0)];
+        apply_penalties(&mut candidates, &[1, 0, 1, 1], &c);
+        // 0: seen once, 4 / 2 - 0.5 - 0.25; 1: seen three times, -1 * 2 - 1.5 - 0.25; 2, 3: unseen.
+        assert_eq!(candidates, [(0, 1.25), (1, -3.75), (2, 3.0), (3, 1.0)]);
+        // Greedy with a penalty: the repeated best token loses to the next one.
+        let mut greedy = Sampler::new(SamplerConfig { repeat_penalty: 2.0, ..SamplerConfig::greedy() });
+        assert_eq!(greedy.sample_after(&[4.0, 3.0, 1.0], &[0]), 1);
+        assert_eq!(greedy.sample_after(&[4.0, 3.0, 1.0], &[2]), 0);
+        // Only the last `repeat_last_n` tokens count.
+        let mut windowed =
+            Sampler::new(SamplerConfig { repeat_penalty: 2.0, repeat_last_n: Some(1), ..SamplerConfig::greedy() });
+        assert_eq!(windowed.sample_after(&[4.0, 3.0, 1.0], &[0, 2]), 0);
+        // Without penalties greedy ignores the history.
+        assert_eq!(Sampler::greedy().sample_after(&[4.0, 3.0, 1.0], &[0, 0, 0]), 0);
+    }
+
+    #[test]
+    fn top_p_and_min_p_see_the_logits_before_the_temperature() {
+        // At temperature 1 token 0 has ~0.665; top-p 0.6 keeps it alone even
+        // at a high temperature, because top-p comes first (llama.cpp's order).
+        let logits = [5.0, 4.0, 3.0, 0.0, -1.0];
+        let mut s = Sampler::new(config(50.0, 0, 0.6, 9));
+        assert!((0..500).all(|_| s.sample(&logits) == 0));
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! One conversation's inference state: the tokens seen so far and their
-//! keys and values (the KV cache, in f32). Tokens can be fed in any split —
+//! keys and values (the KV cache, in f32 or f16: [`crate::kv_cache`]). Tokens can be fed in any split —
 //! a prompt over several calls, then one token at a time — and the results
 //! are bit-identical to feeding everything at once.
 
 use crate::error::{Error, Result};
 use crate::kernels::{MatmulScratch, dense};
+use crate::kv_cache::{CacheType, KvCache};
 use crate::model::ops::RopeAngles;
 use crate::model::{Layer, Model, ModelConfig};
 use crate::sampling::Sampler;
@@ -30,8 +31,7 @@ pub struct Session {
     tokens: Vec<u32>,
     /// Position-major: position `p`, layer `l` starts at `(p * layers + l) * kv_dim`,
     /// so the cache grows at the end as positions are added.
-    keys: Vec<f32>,
-    values: Vec<f32>,
+    cache: KvCache,
     /// Residual stream after the last block, for the last fed token.
     last_hidden: Option<Vec<f32>>,
     logits: Option<Vec<f32>>,
@@ -40,9 +40,14 @@ pub struct Session {
 
 impl Session {
     /// A session holding at most `capacity` positions (at most the model's
-    /// context length). Cache memory is taken as positions are used:
-    /// `2 * layers * kv_dim * 4` bytes each.
+    /// context length), with an f32 cache. Cache memory is taken as positions
+    /// are used: `2 * layers * kv_dim * 4` bytes each.
     pub fn new(model: &Model, capacity: usize) -> Result<Self> {
+        Self::with_cache_type(model, capacity, CacheType::F32)
+    }
+
+    /// Like `new`, with the cache in `cache_type` (f16: 2 bytes per value).
+    pub fn with_cache_type(model: &Model, capacity: usize, cache_type: CacheType) -> Result<Self> {
         let context = model.config().context_length;
         if capacity == 0 || capacity > context {
             return Err(Error::InvalidArgument(format!(
@@ -53,8 +58,7 @@ impl Session {
             shape: CacheShape::of(model.config()),
             capacity,
             tokens: Vec::new(),
-            keys: Vec::new(),
-            values: Vec::new(),
+            cache: KvCache::new(cache_type),
             last_hidden: None,
             logits: None,
             scratch: MatmulScratch::default(),
@@ -90,9 +94,8 @@ impl Session {
             return;
         }
         self.tokens.truncate(len);
-        let floats = len * self.shape.layers * self.shape.kv_dim;
-        self.keys.truncate(floats);
-        self.values.truncate(floats);
+        let values = len * self.shape.layers * self.shape.kv_dim;
+        self.cache.resize(values, values);
         self.last_hidden = None;
         self.logits = None;
     }
@@ -121,7 +124,7 @@ impl Session {
         let n = tokens.len();
         let emb = c.embedding_length;
         let mut x = vec![0f32; n * emb];
-        let embeddings = model.view(&model.token_embd);
+        let embeddings = &model.token_embd;
         for (row, &token) in x.chunks_exact_mut(emb).zip(tokens) {
             embeddings.dequantize_row(token as usize, row);
         }
@@ -155,7 +158,7 @@ impl Session {
             let mut normed = vec![0f32; c.embedding_length];
             dense::rms_norm(hidden, &model.output_norm, c.rms_epsilon, &mut normed);
             let mut logits = vec![0f32; c.vocab_size];
-            model.view(&model.output).matmul(&normed, &mut logits, &mut self.scratch);
+            model.output().matmul(&normed, &mut logits, &mut self.scratch);
             self.logits = Some(logits);
         }
         Ok(self.logits.as_deref().expect("just computed"))
@@ -163,9 +166,11 @@ impl Session {
 
     /// Samples the next token from the current logits. The token is not fed:
     /// call `feed` with it to continue.
+    /// Penalties (if the sampler has any) look at the conversation's tokens.
     pub fn sample_next(&mut self, model: &Model, sampler: &mut Sampler) -> Result<u32> {
-        let logits = self.logits(model)?;
-        Ok(sampler.sample(logits))
+        self.logits(model)?;
+        let logits = self.logits.as_deref().expect("just computed");
+        Ok(sampler.sample_after(logits, &self.tokens))
     }
 
     /// Makes room for `positions` positions. Capacity grows by doubling (so
@@ -173,14 +178,16 @@ impl Session {
     /// session's capacity.
     fn grow_cache(&mut self, positions: usize) {
         let stride = self.shape.layers * self.shape.kv_dim;
-        let needed = positions * stride;
-        if needed > self.keys.capacity() {
-            let target = needed.max(2 * self.keys.capacity()).min(self.capacity * stride);
-            self.keys.reserve_exact(target - self.keys.len());
-            self.values.reserve_exact(target - self.values.len());
-        }
-        self.keys.resize(needed, 0.0);
-        self.values.resize(needed, 0.0);
+        self.cache.resize(positions * stride, self.capacity * stride);
+    }
+
+    pub fn cache_type(&self) -> CacheType {
+        self.cache.cache_type()
+    }
+
+    /// Bytes the KV cache holds.
+    pub fn cache_bytes(&self) -> usize {
+        self.cache.bytes()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -200,9 +207,9 @@ impl Session {
         for (xt, out) in x.chunks_exact(emb).zip(b.normed.chunks_exact_mut(emb)) {
             dense::rms_norm(xt, &layer.attn_norm, c.rms_epsilon, out);
         }
-        model.view(&layer.wq).matmul(&b.normed, &mut b.q, &mut self.scratch);
-        model.view(&layer.wk).matmul(&b.normed, &mut b.k, &mut self.scratch);
-        model.view(&layer.wv).matmul(&b.normed, &mut b.v, &mut self.scratch);
+        layer.wq.matmul(&b.normed, &mut b.q, &mut self.scratch);
+        layer.wk.matmul(&b.normed, &mut b.k, &mut self.scratch);
+        layer.wv.matmul(&b.normed, &mut b.v, &mut self.scratch);
         add_bias(&mut b.q, layer.bq.as_deref());
         add_bias(&mut b.k, layer.bk.as_deref());
         add_bias(&mut b.v, layer.bv.as_deref());
@@ -213,8 +220,7 @@ impl Session {
             angles.apply(&mut b.q[t * q_dim..(t + 1) * q_dim], hd, style);
             angles.apply(&mut b.k[t * kv_dim..(t + 1) * kv_dim], hd, style);
             let at = (first + t) * stride + layer_index * kv_dim;
-            self.keys[at..at + kv_dim].copy_from_slice(&b.k[t * kv_dim..(t + 1) * kv_dim]);
-            self.values[at..at + kv_dim].copy_from_slice(&b.v[t * kv_dim..(t + 1) * kv_dim]);
+            self.cache.write(at, &b.k[t * kv_dim..(t + 1) * kv_dim], &b.v[t * kv_dim..(t + 1) * kv_dim]);
         }
 
         // Causal attention: position first + t sees positions 0..=first + t.
@@ -224,21 +230,17 @@ impl Session {
         for t in 0..n {
             let visible = first + t + 1;
             for h in 0..c.head_count {
-                let q = &b.q[t * q_dim + h * hd..][..hd];
+                self.cache.prepare_query(&b.q[t * q_dim + h * hd..][..hd], &mut b.query);
                 let kv_offset = layer_index * kv_dim + (h / group) * hd;
                 let scores = &mut b.scores[..visible];
-                for (p, s) in scores.iter_mut().enumerate() {
-                    *s = dense::dot_f32(q, &self.keys[p * stride + kv_offset..][..hd]);
-                }
+                self.cache.scores(&b.query, kv_offset, stride, scores);
                 dense::scale_in_place(scores, scale);
                 dense::softmax(scores);
                 let out = &mut b.attended[t * q_dim + h * hd..][..hd];
-                for (p, &weight) in scores.iter().enumerate() {
-                    dense::axpy(out, weight, &self.values[p * stride + kv_offset..][..hd]);
-                }
+                self.cache.weighted_values(scores, kv_offset, stride, out);
             }
         }
-        model.view(&layer.wo).matmul(&b.attended, &mut b.projected, &mut self.scratch);
+        layer.wo.matmul(&b.attended, &mut b.projected, &mut self.scratch);
         dense::add_in_place(x, &b.projected);
     }
 
@@ -248,10 +250,10 @@ impl Session {
         for (xt, out) in x.chunks_exact(emb).zip(b.normed.chunks_exact_mut(emb)) {
             dense::rms_norm(xt, &layer.ffn_norm, c.rms_epsilon, out);
         }
-        model.view(&layer.w_gate).matmul(&b.normed, &mut b.gate, &mut self.scratch);
-        model.view(&layer.w_up).matmul(&b.normed, &mut b.up, &mut self.scratch);
+        layer.w_gate.matmul(&b.normed, &mut b.gate, &mut self.scratch);
+        layer.w_up.matmul(&b.normed, &mut b.up, &mut self.scratch);
         dense::swiglu_in_place(&mut b.gate, &b.up);
-        model.view(&layer.w_down).matmul(&b.gate, &mut b.projected, &mut self.scratch);
+        layer.w_down.matmul(&b.gate, &mut b.projected, &mut self.scratch);
         dense::add_in_place(x, &b.projected);
     }
 }
@@ -275,6 +277,8 @@ struct Buffers {
     gate: Vec<f32>,
     up: Vec<f32>,
     scores: Vec<f32>,
+    /// One head's query as the cache's dot products take it.
+    query: Vec<f32>,
 }
 
 impl Buffers {
@@ -290,6 +294,7 @@ impl Buffers {
             gate: zeros(c.feed_forward_length),
             up: zeros(c.feed_forward_length),
             scores: vec![0f32; max_visible],
+            query: Vec::with_capacity(c.head_dim),
         }
     }
 }

@@ -23,6 +23,8 @@ pub struct SyntheticSpec {
     pub context_length: usize,
     /// Encoding of the weight matrices; norms and biases are always F32.
     pub weight_type: TensorType,
+    /// Which matrix gets which type: all `weight_type`, or llama.cpp's mix.
+    pub layout: Layout,
     /// Leave out `output.weight` so the token embedding doubles as output.
     pub tied_embeddings: bool,
     pub rope_freq_base: f32,
@@ -42,6 +44,7 @@ impl SyntheticSpec {
             feed_forward_length: 96,
             context_length: 64,
             weight_type: TensorType::F32,
+            layout: Layout::Uniform,
             tied_embeddings: architecture == Architecture::Qwen2,
             rope_freq_base: if architecture == Architecture::Qwen2 { 1_000_000.0 } else { 10_000.0 },
             seed: 1,
@@ -60,6 +63,7 @@ impl SyntheticSpec {
             feed_forward_length: 4864,
             context_length,
             weight_type,
+            layout: Layout::Uniform,
             tied_embeddings: true,
             rope_freq_base: 1_000_000.0,
             seed: 1,
@@ -67,15 +71,68 @@ impl SyntheticSpec {
     }
 }
 
+/// How the weight matrices of a synthetic model are typed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Every matrix in `weight_type`.
+    Uniform,
+    /// As llama.cpp's `llama-quantize ... Q4_K_M` types them
+    /// (`llama_tensor_get_type`): Q4_K by default; Q6_K for `attn_v` and
+    /// `ffn_down` in the layers `use_more_bits` picks (the first and last
+    /// eighth, and every third in between); Q6_K for the output matrix (the
+    /// token embedding when tied); and where a row is not a whole number of
+    /// 256-element super-blocks, Q4_K falls back to Q5_0 and Q6_K to Q8_0
+    /// (Qwen2.5-0.5B: 896 wide, so only `ffn_down` keeps K types).
+    Q4KM,
+}
+
+/// llama.cpp's choice of layers that get more bits.
+fn use_more_bits(layer: usize, layers: usize) -> bool {
+    let eighth = layers / 8;
+    layer < eighth || layer >= 7 * layers / 8 || (layer - eighth) % 3 == 2
+}
+
+/// What a matrix is, for choosing its type.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Embedding,
+    Output,
+    AttnV(usize),
+    FfnDown(usize),
+    Other,
+}
+
 impl SyntheticSpec {
+    /// The type `build` gives a matrix of `cols` columns.
+    fn type_for(&self, role: Role, cols: usize) -> TensorType {
+        if self.layout == Layout::Uniform {
+            return self.weight_type;
+        }
+        let output = role == Role::Output || (role == Role::Embedding && self.tied_embeddings);
+        let more = match role {
+            Role::AttnV(layer) | Role::FfnDown(layer) => use_more_bits(layer, self.block_count),
+            _ => false,
+        };
+        if output && !cols.is_multiple_of(256) {
+            return TensorType::Q8_0;
+        }
+        let ty = if output || more { TensorType::Q6_K } else { TensorType::Q4_K };
+        match (ty, cols.is_multiple_of(256)) {
+            (_, true) => ty,
+            (TensorType::Q6_K, false) => TensorType::Q8_0,
+            _ => TensorType::Q5_0,
+        }
+    }
+
     /// Named presets: `tiny-llama-T`, `tiny-qwen2-T`, `qwen2.5-0.5b-T` with
-    /// T one of `f32`, `f16`, `q8_0` (the weight type).
+    /// T one of `f32`, `f16`, `q8_0` (the weight type) or `q4_k_m` (the layout).
     pub fn preset(name: &str) -> Option<Self> {
         let (shape, ty) = name.rsplit_once('-')?;
-        let weight_type = match ty {
-            "f32" => TensorType::F32,
-            "f16" => TensorType::F16,
-            "q8_0" => TensorType::Q8_0,
+        let (weight_type, layout) = match ty {
+            "f32" => (TensorType::F32, Layout::Uniform),
+            "f16" => (TensorType::F16, Layout::Uniform),
+            "q8_0" => (TensorType::Q8_0, Layout::Uniform),
+            "q4_k_m" => (TensorType::Q4_K, Layout::Q4KM),
             _ => return None,
         };
         let base = match shape {
@@ -84,7 +141,7 @@ impl SyntheticSpec {
             "qwen2.5-0.5b" => Self::qwen2_5_0_5b_shape(weight_type, 4096),
             _ => return None,
         };
-        Some(SyntheticSpec { weight_type, ..base })
+        Some(SyntheticSpec { weight_type, layout, ..base })
     }
 }
 
@@ -118,7 +175,8 @@ pub fn build(spec: &SyntheticSpec) -> Result<GgufWriter> {
     }
 
     let mut rng = SplitMix64::new(s.seed);
-    let mut matrix = |w: &mut GgufWriter, name: &str, cols: usize, rows: usize, ty: TensorType| -> Result<()> {
+    let mut matrix = |w: &mut GgufWriter, name: &str, cols: usize, rows: usize, role: Role| -> Result<()> {
+        let ty = s.type_for(role, cols);
         // Uniform with variance 1/cols keeps activations of order one.
         let bound = (3.0 / cols as f64).sqrt();
         let values = random_values(&mut rng, cols * rows, -bound, bound);
@@ -133,32 +191,33 @@ pub fn build(spec: &SyntheticSpec) -> Result<GgufWriter> {
         Ok(())
     };
 
-    let (emb, ff, ty) = (s.embedding_length, s.feed_forward_length, s.weight_type);
+    let (emb, ff) = (s.embedding_length, s.feed_forward_length);
     // The embedding gets a larger scale so that logits are decisive (no near-ties).
     {
         let values = random_values(&mut SplitMix64::new(s.seed ^ 0xe3b), emb * s.vocab_size, -1.0, 1.0);
+        let ty = s.type_for(Role::Embedding, emb);
         w.tensor("token_embd.weight", &[emb as u64, s.vocab_size as u64], ty, kernels::encode(ty, &values)?)?;
     }
     vector(&mut w, "output_norm.weight", emb, 1.0, 0.2)?;
     if !s.tied_embeddings {
-        matrix(&mut w, "output.weight", emb, s.vocab_size, ty)?;
+        matrix(&mut w, "output.weight", emb, s.vocab_size, Role::Output)?;
     }
     for i in 0..s.block_count {
         let name = |suffix: &str| format!("blk.{i}.{suffix}");
         vector(&mut w, &name("attn_norm.weight"), emb, 1.0, 0.2)?;
-        matrix(&mut w, &name("attn_q.weight"), emb, q_dim, ty)?;
-        matrix(&mut w, &name("attn_k.weight"), emb, kv_dim, ty)?;
-        matrix(&mut w, &name("attn_v.weight"), emb, kv_dim, ty)?;
+        matrix(&mut w, &name("attn_q.weight"), emb, q_dim, Role::Other)?;
+        matrix(&mut w, &name("attn_k.weight"), emb, kv_dim, Role::Other)?;
+        matrix(&mut w, &name("attn_v.weight"), emb, kv_dim, Role::AttnV(i))?;
         if s.architecture == Architecture::Qwen2 {
             vector(&mut w, &name("attn_q.bias"), q_dim, 0.0, 0.5)?;
             vector(&mut w, &name("attn_k.bias"), kv_dim, 0.0, 0.5)?;
             vector(&mut w, &name("attn_v.bias"), kv_dim, 0.0, 0.5)?;
         }
-        matrix(&mut w, &name("attn_output.weight"), q_dim, emb, ty)?;
+        matrix(&mut w, &name("attn_output.weight"), q_dim, emb, Role::Other)?;
         vector(&mut w, &name("ffn_norm.weight"), emb, 1.0, 0.2)?;
-        matrix(&mut w, &name("ffn_gate.weight"), emb, ff, ty)?;
-        matrix(&mut w, &name("ffn_up.weight"), emb, ff, ty)?;
-        matrix(&mut w, &name("ffn_down.weight"), ff, emb, ty)?;
+        matrix(&mut w, &name("ffn_gate.weight"), emb, ff, Role::Other)?;
+        matrix(&mut w, &name("ffn_up.weight"), emb, ff, Role::Other)?;
+        matrix(&mut w, &name("ffn_down.weight"), ff, emb, Role::FfnDown(i))?;
     }
     Ok(w)
 }

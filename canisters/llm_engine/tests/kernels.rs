@@ -2,7 +2,7 @@ mod common;
 
 use common::random_f32s;
 use llm_engine::TensorType;
-use llm_engine::kernels::{MatmulScratch, MatrixRef, Q8Activations, dense, encode, half, q8_0};
+use llm_engine::kernels::{MatmulScratch, PackedActivations, Weights, dense, encode, half, packed, q8_0};
 
 fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
@@ -66,27 +66,109 @@ fn q8_0_round_trip_error_is_within_half_a_step() {
     assert!(back[..32].iter().all(|&v| v == 0.0));
 }
 
+/// Every quantized type the engine reads.
+const QUANTIZED: [TensorType; 8] = [
+    TensorType::Q4_0,
+    TensorType::Q4_1,
+    TensorType::Q5_0,
+    TensorType::Q5_1,
+    TensorType::Q8_0,
+    TensorType::Q4_K,
+    TensorType::Q5_K,
+    TensorType::Q6_K,
+];
+
+/// `(type, bytes of whole blocks, f32 bits of their values)` from testdata/quant_reference.txt.
+fn reference_records() -> Vec<(String, Vec<u8>, Vec<u32>)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/quant_reference.txt");
+    let text = std::fs::read_to_string(path).expect("reference file");
+    let hex = |s: &str| (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect();
+    text.split("\n\n")
+        .filter(|b| b.starts_with("type: "))
+        .map(|block| {
+            let field = |name: &str| {
+                block.lines().find_map(|l| l.strip_prefix(name)).unwrap_or_else(|| panic!("{name} in {block}"))
+            };
+            let values = field("values: ").split(' ').map(|v| u32::from_str_radix(v, 16).unwrap()).collect();
+            (field("type: ").to_string(), hex(field("block: ")), values)
+        })
+        .collect()
+}
+
 #[test]
-fn q8_0_dot_matches_dequantized_reference() {
-    for blocks in [1, 2, 5, 28] {
-        let n = blocks * 32;
-        let w = random_f32s(11 + n as u64, n);
-        let x = random_f32s(13 + n as u64, n);
-        let row = q8_0::quantize(&w);
-        let mut acts = Q8Activations::default();
-        acts.quantize_from(&x);
-        let got = q8_0::dot_row(&row, &acts);
+fn dequantization_is_bit_identical_to_llama_cpp_formulas() {
+    // testdata/quant_reference.py computes the values from the formats' definitions.
+    let records = reference_records();
+    for ty in QUANTIZED {
+        let mine: Vec<_> = records.iter().filter(|r| r.0 == ty.name()).collect();
+        assert_eq!(mine.len(), 3, "{ty} records");
+        for (_, bytes, want) in mine {
+            let cols = want.len();
+            let m = Weights::new("w", ty, 1, cols, bytes).unwrap();
+            let mut got = vec![0f32; cols];
+            m.dequantize_row(0, &mut got);
+            for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                assert_eq!(g.to_bits(), *w, "{ty} element {i}: {g} vs {}", f32::from_bits(*w));
+            }
+        }
+    }
+}
 
-        // Exact reference: the same quantized values, summed in f64.
-        let mut wq = vec![0f32; n];
-        q8_0::dequantize_row(&row, &mut wq);
-        let xq: Vec<f32> = acts.values.iter().enumerate().map(|(i, &v)| v as f32 * acts.scales[i / 32]).collect();
-        let exact = dot_f64(&wq, &xq);
-        assert!((got as f64 - exact).abs() <= 1e-5 * norm_product(&wq, &xq), "{got} vs {exact}");
+#[test]
+fn encoders_round_trip_within_the_type_precision() {
+    for ty in QUANTIZED {
+        let n = 512;
+        let w = random_f32s(5, n);
+        let bytes = encode(ty, &w).unwrap();
+        assert_eq!(bytes.len() as u64, ty.bytes_for(n as u64).unwrap(), "{ty}");
+        let m = Weights::new("w", ty, 1, n, &bytes).unwrap();
+        let mut back = vec![0f32; n];
+        m.dequantize_row(0, &mut back);
+        let max = w.iter().fold(0f32, |a, v| a.max(v.abs()));
+        // Half a step of the coarsest grid, plus what the 6-bit sub-block scales of the K types lose.
+        let bound = match ty {
+            TensorType::Q8_0 => max / 127.0,
+            TensorType::Q5_0 | TensorType::Q5_1 | TensorType::Q5_K | TensorType::Q6_K => max / 10.0,
+            _ => max / 5.0,
+        };
+        for (i, (a, b)) in w.iter().zip(&back).enumerate() {
+            assert!((a - b).abs() <= bound, "{ty} element {i}: {a} vs {b}");
+        }
+    }
+}
 
-        // Against the unquantized f32 dot: quantization error only.
-        let want = dot_f64(&w, &x);
-        assert!((got as f64 - want).abs() <= 2e-2 * norm_product(&w, &x), "{got} vs {want}");
+#[test]
+fn packed_dot_products_follow_the_reference_arithmetic() {
+    // 7 rows: the last group of four is padded.
+    let (rows, cols) = (7, 512);
+    for ty in QUANTIZED {
+        let w = random_f32s(31, rows * cols);
+        let x = random_f32s(32, cols);
+        let m = Weights::new("w", ty, rows, cols, &encode(ty, &w).unwrap()).unwrap();
+        let Weights::Packed { matrix, .. } = &m else { panic!("{ty} is packed") };
+        let mut acts = PackedActivations::default();
+        acts.quantize_from(&x, matrix.block());
+        let mut out = vec![0f32; rows];
+        m.matmul(&x, &mut out, &mut MatmulScratch::default());
+        for g in 0..2 {
+            let want = packed::reference_group_dot(matrix, g, &acts);
+            assert_eq!(packed::group_dot(matrix, g, &acts).map(f32::to_bits), want.map(f32::to_bits));
+            for r in 4 * g..(4 * g + 4).min(rows) {
+                assert_eq!(out[r].to_bits(), want[r - 4 * g].to_bits(), "{ty} row {r}");
+            }
+        }
+        // The arithmetic is the dot of the dequantized row with the
+        // dequantized activations, up to f32 rounding.
+        let xq: Vec<f32> = (0..cols).map(|i| acts.value(i) as f32 * acts.scale(i / matrix.block())).collect();
+        let mut row = vec![0f32; cols];
+        for (r, &got) in out.iter().enumerate() {
+            m.dequantize_row(r, &mut row);
+            let exact = dot_f64(&row, &xq);
+            let bound = 1e-5 * norm_product(&row, &xq);
+            assert!((got as f64 - exact).abs() <= bound, "{ty} row {r}: {got} vs {exact}");
+            let unquantized = dot_f64(&row, &x);
+            assert!((got as f64 - unquantized).abs() <= 2e-2 * norm_product(&row, &x), "{ty} row {r}");
+        }
     }
 }
 
@@ -96,12 +178,14 @@ fn batched_matmul_equals_one_vector_at_a_time() {
     let (rows, cols, n) = (24, 64, 5);
     let w = random_f32s(21, rows * cols);
     let xs = random_f32s(22, n * cols);
-    for ty in [TensorType::F32, TensorType::F16, TensorType::Q8_0] {
-        let data = encode(ty, &w).unwrap();
-        let m = MatrixRef::new("w", ty, rows, cols, &data).unwrap();
+    let (w256, xs256) = (random_f32s(23, rows * 256), random_f32s(24, n * 256));
+    for ty in [TensorType::F32, TensorType::F16, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K] {
+        let (cols, w, xs) = if ty.block_len() == 256 { (256, &w256, &xs256) } else { (cols, &w, &xs) };
+        let data = encode(ty, w).unwrap();
+        let m = Weights::new("w", ty, rows, cols, &data).unwrap();
         let mut scratch = MatmulScratch::default();
         let mut batched = vec![0f32; n * rows];
-        m.matmul(&xs, &mut batched, &mut scratch);
+        m.matmul(xs, &mut batched, &mut scratch);
         let mut row = vec![0f32; cols];
         for t in 0..n {
             let mut single = vec![0f32; rows];
@@ -115,7 +199,7 @@ fn batched_matmul_equals_one_vector_at_a_time() {
             for r in 0..rows {
                 m.dequantize_row(r, &mut row);
                 let want = dot_f64(&row, &x);
-                let tolerance = if ty == TensorType::Q8_0 { 2e-2 } else { 1e-5 };
+                let tolerance = if ty.block_len() > 1 { 2e-2 } else { 1e-5 };
                 assert!((single[r] as f64 - want).abs() <= tolerance * norm_product(&row, &x));
             }
         }
@@ -125,10 +209,11 @@ fn batched_matmul_equals_one_vector_at_a_time() {
 #[test]
 fn matrix_shape_is_checked() {
     let data = vec![0u8; 34 * 3];
-    assert!(MatrixRef::new("w", TensorType::Q8_0, 3, 32, &data).is_ok());
-    assert!(MatrixRef::new("w", TensorType::Q8_0, 2, 32, &data).is_err());
-    assert!(MatrixRef::new("w", TensorType::Q8_0, 3, 16, &data).is_err());
-    assert!(MatrixRef::new("w", TensorType::Q4_1, 3, 32, &data).is_err());
+    assert!(Weights::new("w", TensorType::Q8_0, 3, 32, &data).is_ok());
+    assert!(Weights::new("w", TensorType::Q8_0, 2, 32, &data).is_err());
+    assert!(Weights::new("w", TensorType::Q8_0, 3, 16, &data).is_err());
+    assert!(Weights::new("w", TensorType::Q4_1, 3, 32, &data).is_err());
+    assert!(Weights::new("w", TensorType::Q2_K, 1, 256, &[0u8; 84]).is_err());
 }
 
 #[test]

@@ -145,3 +145,43 @@ fn loading_through_a_byte_source_gives_the_same_model() {
     assert_eq!(model.config().rope_freq_base, 10_000.0);
     assert_eq!(model.config().head_dim, 8);
 }
+
+#[test]
+fn an_f16_cache_halves_the_memory_and_barely_moves_the_logits() {
+    use llm_engine::CacheType;
+    let (tokenizer, model) = load();
+    let prompt = tokenizer.encode("Once upon a time, there was a little girl named Lily", true, false);
+    let run = |ty: CacheType| {
+        let mut s = Session::with_cache_type(&model, model.config().context_length, ty).unwrap();
+        s.feed(&model, &prompt).unwrap();
+        let mut sampler = Sampler::greedy();
+        let mut logits = Vec::new();
+        let mut tokens = Vec::new();
+        for _ in 0..40 {
+            logits.push(s.logits(&model).unwrap().to_vec());
+            let t = s.sample_next(&model, &mut sampler).unwrap();
+            tokens.push(t);
+            s.feed(&model, &[t]).unwrap();
+        }
+        (tokens, logits, s.cache_bytes(), s.cache_type())
+    };
+    let (t32, l32, b32, ty32) = run(CacheType::F32);
+    let (t16, l16, b16, ty16) = run(CacheType::F16);
+    assert_eq!((ty32, ty16), (CacheType::F32, CacheType::F16));
+    assert_eq!(b16 * 2, b32, "half the bytes");
+    // Positions x (keys and values) x 5 layers x 32 values (4 kv heads of 8) x 4 bytes.
+    assert_eq!(b32, (prompt.len() + 40) * 2 * 5 * 32 * 4);
+    // Same greedy continuation while both follow the same tokens; logits within 1e-2 of their scale.
+    let mut worst = 0f32;
+    for (step, (a, b)) in l32.iter().zip(&l16).enumerate() {
+        if t32[..step] != t16[..step] {
+            break;
+        }
+        let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        worst = worst.max(diff / scale);
+    }
+    println!("f16 cache: worst logit difference {worst:.2e} of the scale over 40 steps");
+    assert!(worst > 0.0 && worst < 1e-2, "{worst}");
+    assert_eq!(t32, t16, "greedy tokens unchanged on this prompt");
+}

@@ -1,7 +1,7 @@
 //! Synthetic models exercise what stories260K does not: qwen2 (biases, split-half
 //! RoPE, tied embeddings), byte-level BPE, F16 and Q8_0 weights.
 
-use llm_engine::synthetic::{SyntheticSpec, build};
+use llm_engine::synthetic::{Layout, SyntheticSpec, build};
 use llm_engine::{Architecture, Error, GgufFile, Model, Sampler, Session, TensorType, Tokenizer};
 
 fn load(spec: &SyntheticSpec) -> (Tokenizer, Model) {
@@ -114,8 +114,8 @@ fn model_errors_are_typed() {
         Error::WrongTensorShape { .. }
     ));
     assert!(matches!(
-        rewrite("", Some(("blk.0.attn_q.weight", &[64, 64], TensorType::Q4_1, vec![0; 2 * 64 * 20]))),
-        Error::UnsupportedTensorType { type_name: "Q4_1", .. }
+        rewrite("", Some(("blk.0.attn_q.weight", &[64, 64], TensorType::BF16, vec![0; 2 * 64 * 64]))),
+        Error::UnsupportedTensorType { type_name: "BF16", .. }
     ));
 
     let mut w = llm_engine::GgufWriter::new();
@@ -124,4 +124,46 @@ fn model_errors_are_typed() {
     let f = GgufFile::parse(out.as_slice()).unwrap();
     assert_eq!(Model::from_file_bytes(&f, out.clone()).err(), Some(Error::UnsupportedArchitecture("mamba".into())));
     assert!(matches!(Model::from_file_bytes(&file, out), Err(Error::InvalidArgument(_))));
+}
+
+#[test]
+fn q4_k_m_layout_types_tensors_as_llama_cpp_and_runs_end_to_end() {
+    // Qwen2.5-0.5B's width (896: not whole 256-element super-blocks, hence
+    // the Q5_0 / Q8_0 fallbacks) with a smaller feed-forward (512: whole
+    // super-blocks, so ffn_down keeps K types), three blocks (the last
+    // gets more bits) and a small vocabulary, to stay quick.
+    let spec = SyntheticSpec {
+        block_count: 3,
+        vocab_size: 600,
+        feed_forward_length: 512,
+        context_length: 64,
+        ..SyntheticSpec::preset("qwen2.5-0.5b-q4_k_m").unwrap()
+    };
+    let bytes = build(&spec).unwrap().to_bytes();
+    let file = GgufFile::parse(bytes.as_slice()).unwrap();
+    let ty = |name: &str| file.tensor(name).unwrap().ty;
+    use TensorType::*;
+    assert_eq!(ty("token_embd.weight"), Q8_0);
+    for i in 0..3 {
+        for t in ["attn_q", "attn_k", "attn_output", "ffn_gate", "ffn_up"] {
+            assert_eq!(ty(&format!("blk.{i}.{t}.weight")), Q5_0, "blk.{i}.{t}");
+        }
+        assert_eq!(ty(&format!("blk.{i}.attn_v.weight")), if i == 2 { Q8_0 } else { Q5_0 });
+        assert_eq!(ty(&format!("blk.{i}.ffn_down.weight")), if i == 2 { Q6_K } else { Q4_K });
+        assert_eq!(ty(&format!("blk.{i}.attn_norm.weight")), F32);
+    }
+
+    let (tokenizer, model) = load(&spec);
+    let prompt = tokenizer.encode("Once upon a time", true, false);
+    let (tokens, logits) = generate(&model, &prompt, prompt.len(), 4);
+    assert!(logits.iter().all(|l| l.is_finite()));
+    assert_eq!(generate(&model, &prompt, 2, 4), (tokens, logits.clone()), "batching changes nothing");
+
+    // The same random weights in F32: the mix only adds quantization error.
+    let (_, f32_model) = load(&SyntheticSpec { layout: Layout::Uniform, weight_type: F32, ..spec });
+    let (_, reference) = generate(&f32_model, &prompt, prompt.len(), 0);
+    let (_, first) = generate(&model, &prompt, prompt.len(), 0);
+    let max_diff = reference.iter().zip(&first).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let scale = reference.iter().map(|a| a.abs()).fold(0f32, f32::max);
+    assert!(max_diff < 0.1 * scale, "{max_diff} vs scale {scale}");
 }

@@ -115,6 +115,20 @@ pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     }
 }
 
+/// `y += a * row` for a row of F16 values, converted exactly.
+#[inline]
+pub fn axpy_f16_row(y: &mut [f32], a: f32, row: &[u8]) {
+    let av = F32x4::splat(a);
+    let n = y.len();
+    let whole = n / 4 * 4;
+    for i in (0..whole).step_by(4) {
+        F32x4::load(&y[i..]).add(av.mul(load_halves(&row[2 * i..]))).store(&mut y[i..]);
+    }
+    for (i, v) in y.iter_mut().enumerate().skip(whole) {
+        *v += a * read_f16(row, i);
+    }
+}
+
 /// `x += y`.
 pub fn add_in_place(x: &mut [f32], y: &[f32]) {
     let n = x.len();

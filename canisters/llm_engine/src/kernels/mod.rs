@@ -1,5 +1,6 @@
-//! Numeric kernels: half-precision conversion, per-type dequantization and
-//! dot products, and the matrix product built on them.
+//! Numeric kernels: half-precision conversion, the ggml block formats, the
+//! int8 kernel every quantized type is repacked for, F32/F16 dot products,
+//! and the matrix product built on them.
 //!
 //! Every hot loop has a portable scalar version and, when compiled for wasm32
 //! with `+simd128`, a simd128 version that sums in exactly the same order, so
@@ -8,14 +9,16 @@
 pub mod dense;
 pub mod half;
 pub mod lanes;
+pub mod packed;
 pub mod q8_0;
+pub mod quants;
 
 use crate::error::{Error, Result};
 use crate::gguf::TensorType;
-pub use q8_0::Q8Activations;
+pub use packed::{PackedActivations, PackedMatrix};
 
 pub fn supports(ty: TensorType) -> bool {
-    matches!(ty, TensorType::F32 | TensorType::F16 | TensorType::Q8_0)
+    matches!(ty, TensorType::F32 | TensorType::F16) || quants::form(ty).is_some()
 }
 
 /// Encodes f32 values as tensor data of type `ty` (for writing synthetic
@@ -25,60 +28,89 @@ pub fn encode(ty: TensorType, values: &[f32]) -> Result<Vec<u8>> {
     match ty {
         TensorType::F32 => Ok(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
         TensorType::F16 => Ok(values.iter().flat_map(|&v| half::f32_to_f16(v).to_le_bytes()).collect()),
-        TensorType::Q8_0 if whole_blocks => Ok(q8_0::quantize(values)),
-        TensorType::Q8_0 => Err(Error::InvalidArgument(format!("{} values are not whole Q8_0 blocks", values.len()))),
+        _ if quants::form(ty).is_some() && whole_blocks => Ok(quants::encode(ty, values)),
+        _ if quants::form(ty).is_some() => {
+            Err(Error::InvalidArgument(format!("{} values are not whole {ty} blocks", values.len())))
+        }
         _ => Err(Error::UnsupportedTensorType { tensor: "(encode)".into(), type_name: ty.name() }),
     }
 }
 
-/// A row-major weight matrix in one of the supported encodings: `rows` rows
-/// of `cols` elements (ggml: `ne0 = cols`, `ne1 = rows`).
-#[derive(Clone, Copy, Debug)]
-pub struct MatrixRef<'a> {
-    ty: TensorType,
-    rows: usize,
-    cols: usize,
-    row_bytes: usize,
-    data: &'a [u8],
+/// A weight matrix held for inference: F32/F16 rows as in the file, every
+/// quantized type repacked for the int8 kernel (`packed`). `rows` rows of
+/// `cols` elements (ggml: `ne0 = cols`, `ne1 = rows`).
+#[derive(Clone, Debug)]
+pub enum Weights {
+    Dense { ty: TensorType, rows: usize, cols: usize, data: Vec<u8> },
+    Packed { ty: TensorType, matrix: PackedMatrix },
 }
 
-impl<'a> MatrixRef<'a> {
-    pub fn new(name: &str, ty: TensorType, rows: usize, cols: usize, data: &'a [u8]) -> Result<Self> {
+impl Weights {
+    /// Takes the tensor data `data` (`rows` rows of `cols` elements of `ty`),
+    /// checking its size.
+    pub fn new(name: &str, ty: TensorType, rows: usize, cols: usize, data: &[u8]) -> Result<Self> {
         if !supports(ty) {
             return Err(Error::UnsupportedTensorType { tensor: name.into(), type_name: ty.name() });
         }
         let row_bytes = ty.bytes_for(cols as u64).map(|b| b as usize);
-        match row_bytes {
-            Some(row_bytes) if row_bytes.checked_mul(rows) == Some(data.len()) => {
-                Ok(MatrixRef { ty, rows, cols, row_bytes, data })
+        let row_bytes = match row_bytes {
+            Some(row_bytes) if row_bytes.checked_mul(rows) == Some(data.len()) => row_bytes,
+            _ => return Err(Error::InvalidShape { tensor: name.into(), dims: vec![cols as u64, rows as u64] }),
+        };
+        Ok(match quants::form(ty) {
+            None => Weights::Dense { ty, rows, cols, data: data.to_vec() },
+            Some((block, has_offsets)) => {
+                let matrix = PackedMatrix::from_rows(rows, cols, block, has_offsets, |r, out| {
+                    quants::decode_row(ty, &data[r * row_bytes..(r + 1) * row_bytes], out)
+                });
+                Weights::Packed { ty, matrix }
             }
-            _ => Err(Error::InvalidShape { tensor: name.into(), dims: vec![cols as u64, rows as u64] }),
-        }
+        })
     }
 
     pub fn ty(&self) -> TensorType {
-        self.ty
+        match self {
+            Weights::Dense { ty, .. } | Weights::Packed { ty, .. } => *ty,
+        }
     }
     pub fn rows(&self) -> usize {
-        self.rows
+        match self {
+            Weights::Dense { rows, .. } => *rows,
+            Weights::Packed { matrix, .. } => matrix.rows(),
+        }
     }
     pub fn cols(&self) -> usize {
-        self.cols
+        match self {
+            Weights::Dense { cols, .. } => *cols,
+            Weights::Packed { matrix, .. } => matrix.cols(),
+        }
     }
 
-    pub fn row(&self, r: usize) -> &'a [u8] {
-        &self.data[r * self.row_bytes..(r + 1) * self.row_bytes]
+    /// Bytes held in memory.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Weights::Dense { data, .. } => data.len(),
+            Weights::Packed { matrix, .. } => matrix.heap_bytes(),
+        }
     }
 
-    /// Writes row `r` as f32 into `out` (`cols` long).
+    fn dense_row(data: &[u8], ty: TensorType, cols: usize, r: usize) -> &[u8] {
+        let row_bytes = ty.bytes_for(cols as u64).expect("checked in new") as usize;
+        &data[r * row_bytes..(r + 1) * row_bytes]
+    }
+
+    /// Writes row `r` as f32 into `out` (`cols` long): the file type's dequantization.
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
-        let row = self.row(r);
-        let out = &mut out[..self.cols];
-        match self.ty {
-            TensorType::F32 => dense::dequantize_f32_row(row, out),
-            TensorType::F16 => dense::dequantize_f16_row(row, out),
-            TensorType::Q8_0 => q8_0::dequantize_row(row, out),
-            _ => unreachable!("checked in MatrixRef::new"),
+        match self {
+            Weights::Dense { ty, cols, data, .. } => {
+                let row = Self::dense_row(data, *ty, *cols, r);
+                let out = &mut out[..*cols];
+                match ty {
+                    TensorType::F32 => dense::dequantize_f32_row(row, out),
+                    _ => dense::dequantize_f16_row(row, out),
+                }
+            }
+            Weights::Packed { matrix, .. } => matrix.dequantize_row(r, out),
         }
     }
 
@@ -86,65 +118,32 @@ impl<'a> MatrixRef<'a> {
     /// matrix-vector product to `out[t*rows..(t+1)*rows]`. Each output is
     /// computed the same way whatever `n` is, so batching never changes results.
     pub fn matmul(&self, xs: &[f32], out: &mut [f32], scratch: &mut MatmulScratch) {
-        let n = xs.len() / self.cols;
-        debug_assert_eq!(xs.len(), n * self.cols);
-        debug_assert_eq!(out.len(), n * self.rows);
-        match self.ty {
-            TensorType::F32 => {
-                self.for_each_output(n, out, |row, t| dense::dot_f32_row(row, &xs[t * self.cols..(t + 1) * self.cols]))
+        let (rows, cols) = (self.rows(), self.cols());
+        let n = xs.len() / cols;
+        debug_assert_eq!(xs.len(), n * cols);
+        debug_assert_eq!(out.len(), n * rows);
+        match self {
+            Weights::Dense { ty: TensorType::F32, data, .. } => {
+                for r in 0..rows {
+                    let row = Self::dense_row(data, TensorType::F32, cols, r);
+                    for t in 0..n {
+                        out[t * rows + r] = dense::dot_f32_row(row, &xs[t * cols..(t + 1) * cols]);
+                    }
+                }
             }
-            TensorType::F16 => {
+            Weights::Dense { ty, data, .. } => {
                 // Like ggml, which multiplies F16 weights with activations converted to F16.
                 let xs = scratch.rounded_to_f16(xs);
-                self.for_each_output(n, out, |row, t| dense::dot_f16_row(row, &xs[t * self.cols..(t + 1) * self.cols]))
+                for r in 0..rows {
+                    let row = Self::dense_row(data, *ty, cols, r);
+                    for t in 0..n {
+                        out[t * rows + r] = dense::dot_f16_row(row, &xs[t * cols..(t + 1) * cols]);
+                    }
+                }
             }
-            TensorType::Q8_0 => {
-                let acts = scratch.q8_for(xs, self.cols);
-                self.for_each_output_quad(
-                    n,
-                    out,
-                    |row, t| q8_0::dot_row(row, &acts[t]),
-                    |rows, t| q8_0::dot_four_rows(rows, &acts[t]),
-                )
-            }
-            _ => unreachable!("checked in MatrixRef::new"),
-        }
-    }
-
-    // Rows outer, inputs inner: a weight row is read once per batch.
-    #[inline(always)]
-    fn for_each_output(&self, n: usize, out: &mut [f32], dot: impl Fn(&[u8], usize) -> f32) {
-        for r in 0..self.rows {
-            let row = self.row(r);
-            for t in 0..n {
-                out[t * self.rows + r] = dot(row, t);
-            }
-        }
-    }
-}
-
-impl MatrixRef<'_> {
-    /// Like `for_each_output`, four rows at a time where the kernel can
-    /// share the input loads between them.
-    #[inline(always)]
-    fn for_each_output_quad(
-        &self,
-        n: usize,
-        out: &mut [f32],
-        dot: impl Fn(&[u8], usize) -> f32,
-        dot_quad: impl Fn([&[u8]; 4], usize) -> [f32; 4],
-    ) {
-        let quads = self.rows / 4;
-        for q in 0..quads {
-            let r = 4 * q;
-            let rows = [self.row(r), self.row(r + 1), self.row(r + 2), self.row(r + 3)];
-            for t in 0..n {
-                out[t * self.rows + r..][..4].copy_from_slice(&dot_quad(rows, t));
-            }
-        }
-        for r in 4 * quads..self.rows {
-            for t in 0..n {
-                out[t * self.rows + r] = dot(self.row(r), t);
+            Weights::Packed { matrix, .. } => {
+                let acts = scratch.activations_for(xs, cols, matrix.block());
+                matrix.matmul(acts, out);
             }
         }
     }
@@ -153,7 +152,7 @@ impl MatrixRef<'_> {
 /// Buffers reused across matrix products (quantized activations).
 #[derive(Default, Debug, Clone)]
 pub struct MatmulScratch {
-    q8: Vec<Q8Activations>,
+    acts: Vec<PackedActivations>,
     f16: Vec<f32>,
 }
 
@@ -164,14 +163,14 @@ impl MatmulScratch {
         &self.f16
     }
 
-    fn q8_for(&mut self, xs: &[f32], cols: usize) -> &[Q8Activations] {
+    fn activations_for(&mut self, xs: &[f32], cols: usize, block: usize) -> &[PackedActivations] {
         let n = xs.len() / cols;
-        if self.q8.len() < n {
-            self.q8.resize_with(n, Default::default);
+        if self.acts.len() < n {
+            self.acts.resize_with(n, Default::default);
         }
-        for (acts, x) in self.q8.iter_mut().zip(xs.chunks_exact(cols)) {
-            acts.quantize_from(x);
+        for (acts, x) in self.acts.iter_mut().zip(xs.chunks_exact(cols)) {
+            acts.quantize_from(x, block);
         }
-        &self.q8[..n]
+        &self.acts[..n]
     }
 }

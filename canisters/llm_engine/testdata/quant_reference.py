@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Writes quant_reference.txt: random blocks of every ggml block type the
+engine reads, with the values llama.cpp's dequantization gives for them,
+computed here independently from the formats' definitions (ggml's
+block_q* layouts and dequantize_row_q* formulas), in f32 arithmetic: every
+operation is done in double and rounded to f32, which is exact IEEE single
+rounding for one + - * of f32 operands.
+
+Pure Python (no numpy). Run from this directory: python3 quant_reference.py
+Output records: `type`, `block` (hex bytes of one or more blocks),
+`values` (hex bits of the f32 results), separated by blank lines."""
+import random
+import struct
+
+rng = random.Random(20261201)
+
+
+def f32(x):
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def half(b, at):
+    return struct.unpack("<e", bytes(b[at:at + 2]))[0]
+
+
+def random_half(low_exp=-12, high_exp=-2, signed=True):
+    v = rng.uniform(1.0, 2.0) * 2.0 ** rng.randint(low_exp, high_exp)
+    if signed and rng.random() < 0.3:
+        v = -v
+    return struct.pack("<e", v)
+
+
+def rand_bytes(n):
+    return bytes(rng.randrange(256) for _ in range(n))
+
+
+def q4_0(b):
+    d = half(b, 0)
+    out = [0.0] * 32
+    for j in range(16):
+        out[j] = f32(((b[2 + j] & 0xF) - 8) * d)
+        out[j + 16] = f32(((b[2 + j] >> 4) - 8) * d)
+    return out
+
+
+def q4_1(b):
+    d, m = half(b, 0), half(b, 2)
+    out = [0.0] * 32
+    for j in range(16):
+        out[j] = f32(f32((b[4 + j] & 0xF) * d) + m)
+        out[j + 16] = f32(f32((b[4 + j] >> 4) * d) + m)
+    return out
+
+
+def q5_0(b):
+    d = half(b, 0)
+    qh = struct.unpack("<I", bytes(b[2:6]))[0]
+    out = [0.0] * 32
+    for j in range(16):
+        hi0 = ((qh >> j) & 1) << 4
+        hi1 = ((qh >> (j + 16)) & 1) << 4
+        out[j] = f32((((b[6 + j] & 0xF) | hi0) - 16) * d)
+        out[j + 16] = f32((((b[6 + j] >> 4) | hi1) - 16) * d)
+    return out
+
+
+def q5_1(b):
+    d, m = half(b, 0), half(b, 2)
+    qh = struct.unpack("<I", bytes(b[4:8]))[0]
+    out = [0.0] * 32
+    for j in range(16):
+        hi0 = ((qh >> j) & 1) << 4
+        hi1 = ((qh >> (j + 16)) & 1) << 4
+        out[j] = f32(f32(((b[8 + j] & 0xF) | hi0) * d) + m)
+        out[j + 16] = f32(f32(((b[8 + j] >> 4) | hi1) * d) + m)
+    return out
+
+
+def q8_0(b):
+    d = half(b, 0)
+    return [f32(struct.unpack("<b", bytes([v]))[0] * d) for v in b[2:34]]
+
+
+def scale_min_k4(q, j):
+    if j < 4:
+        return q[j] & 63, q[j + 4] & 63
+    return (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4)
+
+
+def q4_k(b, five=False):
+    d, dmin = half(b, 0), half(b, 2)
+    scales = b[4:16]
+    qh = b[16:48] if five else None
+    qs = b[48:176] if five else b[16:144]
+    out = []
+    for chunk in range(4):
+        for part in range(2):
+            sub = 2 * chunk + part
+            sc, m = scale_min_k4(scales, sub)
+            d1, m1 = f32(d * sc), f32(dmin * m)
+            for l in range(32):
+                byte = qs[32 * chunk + l]
+                q = (byte >> 4) if part else (byte & 0xF)
+                if five and (qh[l] >> sub) & 1:
+                    q += 16
+                out.append(f32(f32(d1 * q) - m1))
+    return out
+
+
+def q6_k(b):
+    ql, qh, sc = b[0:128], b[128:192], b[192:208]
+    sc = [struct.unpack("<b", bytes([v]))[0] for v in sc]
+    d = half(b, 208)
+    out = [0.0] * 256
+    for n in range(2):
+        for l in range(32):
+            i = l // 16
+            lo0, lo1, h = ql[64 * n + l], ql[64 * n + l + 32], qh[32 * n + l]
+            qs = [
+                ((lo0 & 0xF) | ((h & 3) << 4)) - 32,
+                ((lo1 & 0xF) | (((h >> 2) & 3) << 4)) - 32,
+                ((lo0 >> 4) | (((h >> 4) & 3) << 4)) - 32,
+                ((lo1 >> 4) | (((h >> 6) & 3) << 4)) - 32,
+            ]
+            for p in range(4):
+                s = sc[8 * n + i + 2 * p]
+                out[128 * n + 32 * p + l] = f32(f32(d * s) * qs[p])
+    return out
+
+
+def make(name):
+    """One random block of the type, with finite half-precision scales."""
+    if name == "Q4_0":
+        return random_half() + rand_bytes(16)
+    if name == "Q4_1":
+        return random_half() + random_half(-8, 0) + rand_bytes(16)
+    if name == "Q5_0":
+        return random_half() + rand_bytes(20)
+    if name == "Q5_1":
+        return random_half() + random_half(-8, 0) + rand_bytes(20)
+    if name == "Q8_0":
+        return random_half() + rand_bytes(32)
+    if name == "Q4_K":
+        return random_half(-14, -6, False) + random_half(-14, -6, False) + rand_bytes(140)
+    if name == "Q5_K":
+        return random_half(-14, -6, False) + random_half(-14, -6, False) + rand_bytes(172)
+    if name == "Q6_K":
+        return rand_bytes(208) + random_half(-14, -6)
+    raise ValueError(name)
+
+
+DEQUANTIZE = {"Q4_0": q4_0, "Q4_1": q4_1, "Q5_0": q5_0, "Q5_1": q5_1, "Q8_0": q8_0,
+              "Q4_K": q4_k, "Q5_K": lambda b: q4_k(b, True), "Q6_K": q6_k}
+
+
+def main():
+    records = ["# Generated by quant_reference.py; do not edit."]
+    for name, dequantize in DEQUANTIZE.items():
+        for _ in range(3):
+            count = 2 if name.endswith("K") else 8
+            blocks = [make(name) for _ in range(count)]
+            values = [v for b in blocks for v in dequantize(b)]
+            bits = " ".join(struct.pack(">f", v).hex() for v in values)
+            records.append(f"type: {name}\nblock: {b''.join(blocks).hex()}\nvalues: {bits}")
+    with open("quant_reference.txt", "w") as f:
+        f.write("\n\n".join(records) + "\n")
+
+
+if __name__ == "__main__":
+    main()

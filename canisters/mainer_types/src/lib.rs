@@ -7,6 +7,7 @@ pub mod calls;
 pub mod controller;
 pub mod creator;
 pub mod game;
+pub mod llama_args;
 pub mod llama_cpp;
 pub mod llm_client;
 #[cfg(feature = "stable")]

@@ -61,6 +61,10 @@ fn run(sim: &mut Simulator, llm: Principal, method: &str, args: &[&str]) -> (Run
     }
 }
 
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 fn set_max_tokens(sim: &mut Simulator, llm: Principal, max_tokens_update: u64) {
     let record = MaxTokensRecord { max_tokens_update, max_tokens_query: 0 };
     update(sim, llm, "set_max_tokens", Encode!(&record).unwrap());
@@ -91,36 +95,37 @@ fn measure(name: &str, gguf: &[u8], prompt: &str, prompt_batch: u64, generate_ba
     let heap_after_load = sim.heap_bytes(llm);
     eprintln!("{name}: loaded with {load_instructions} instructions, heap {heap_after_load} bytes");
 
-    // Prompt: one call that only ingests `prompt_batch` tokens.
+    // Prompt: one call that only ingests `prompt_batch` tokens (the full
+    // prompt is sent each time; the part in the cache costs nothing).
     set_max_tokens(&mut sim, llm, prompt_batch);
-    let greedy = ["--prompt-cache", "bench", "-sp", "--temp", "0", "-n", "100000"];
+    let call_args = |n: u64, p: &str| -> Vec<String> {
+        let n = n.to_string();
+        ["--prompt-cache", "bench", "--temp", "0", "-n", n.as_str(), "-p", p].map(String::from).to_vec()
+    };
     run(&mut sim, llm, "new_chat", &["--prompt-cache", "bench"]);
-    let with_prompt = |p: &str| greedy.iter().copied().chain(["-p", p]).map(String::from).collect::<Vec<_>>();
-    let args = with_prompt(prompt);
-    let (r, prompt_instructions) =
-        run(&mut sim, llm, "run_update", &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let ingest = call_args(1, prompt);
+    let (r, prompt_instructions) = run(&mut sim, llm, "run_update", &strs(&ingest));
     let prompt_tokens = r.n_prompt_tokens_decoded.unwrap_or(0);
     assert!(!r.prompt_remaining.is_empty() && r.output.is_empty(), "the prompt needs more than one call: {r:?}");
     eprintln!("{name}: {prompt_tokens} prompt tokens, {prompt_instructions} instructions");
 
-    // The rest of the prompt (and nothing more), then a warm-up generation
-    // call (the first step of an answer has no token to feed), then the measured one.
+    // The rest of the prompt, then a warm-up generation call (the first step
+    // of an answer has no token to feed), then the measured one; `-n M+1`
+    // so that `M` ends each call.
     set_max_tokens(&mut sim, llm, r.n_prompt_tokens_remaining.unwrap_or(0).max(1));
-    let args = with_prompt(&r.prompt_remaining);
-    run(&mut sim, llm, "run_update", &args.iter().map(String::as_str).collect::<Vec<_>>());
+    run(&mut sim, llm, "run_update", &strs(&ingest));
     set_max_tokens(&mut sim, llm, generate_batch);
-    let empty = with_prompt("");
-    let empty: Vec<&str> = empty.iter().map(String::as_str).collect();
-    let (before, _) = run(&mut sim, llm, "run_update", &empty);
-    let (after, generated_instructions) = run(&mut sim, llm, "run_update", &empty);
-    let generated_tokens = after.n_tokens_generated.unwrap_or(0) - before.n_tokens_generated.unwrap_or(0);
+    let generate = call_args(generate_batch + 1, "");
+    run(&mut sim, llm, "run_update", &strs(&generate));
+    let (after, generated_instructions) = run(&mut sim, llm, "run_update", &strs(&generate));
+    let generated_tokens = after.n_tokens_generated.unwrap_or(0);
     eprintln!("{name}: {generated_tokens} generated tokens, {generated_instructions} instructions");
 
     // One call without a token limit: the instruction guard (or the context) ends it.
     set_max_tokens(&mut sim, llm, 0);
     let t = Instant::now();
-    let (full, full_call_instructions) = run(&mut sim, llm, "run_update", &empty);
-    let full_call_tokens = full.n_tokens_generated.unwrap_or(0) - after.n_tokens_generated.unwrap_or(0);
+    let (full, full_call_instructions) = run(&mut sim, llm, "run_update", &strs(&call_args(100_000, "")));
+    let full_call_tokens = full.n_tokens_generated.unwrap_or(0);
     let full_call_note = if full.generated_eog {
         format!("answer ended ({})", if full.error.is_empty() { "end of generation" } else { full.error.as_str() })
     } else {

@@ -157,9 +157,20 @@ pub fn settle(env: &dyn TestEnv) {
 /// `max_tokens_update` set. Access stays at its default (controllers only):
 /// grant callers with `grant_access`.
 pub fn deploy_llm_with_model(env: &dyn TestEnv, gguf: &[u8], max_tokens_update: u64) -> Principal {
+    deploy_llm_wasm_with_model(env, &wasm("llm"), gguf, max_tokens_update)
+}
+
+/// [`deploy_llm_with_model`] for any wasm speaking the llama.cpp canister's
+/// interface (ours, or the llama.cpp canister from [`peer_llama_cpp_wasm`]).
+pub fn deploy_llm_wasm_with_model(
+    env: &dyn TestEnv,
+    llm_wasm: &[u8],
+    gguf: &[u8],
+    max_tokens_update: u64,
+) -> Principal {
     const CHUNK: usize = 2_000_000;
     let id = env.create_canister(admin());
-    env.install(admin(), id, &wasm("llm"), candid::encode_args(()).unwrap()).expect("llm installs");
+    env.install(admin(), id, llm_wasm, candid::encode_args(()).unwrap()).expect("the LLM wasm installs");
     for (i, part) in gguf.chunks(CHUNK).enumerate() {
         let chunk = FileUploadInputRecord {
             filename: TEST_MODEL_PATH.into(),
@@ -177,4 +188,33 @@ pub fn deploy_llm_with_model(env: &dyn TestEnv, gguf: &[u8], max_tokens_update: 
     let r: StatusCodeRecordResult = env.call(admin(), id, &llm_calls::SET_MAX_TOKENS, (limits,)).unwrap();
     assert!(matches!(r, StatusCodeRecordResult::Ok(_)), "{r:?}");
     id
+}
+
+/// Where the llama.cpp canister v0.7.3 lives, next to the project (see `../shared/peers/README.md`).
+pub fn peer_llama_cpp_path() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers/llama_cpp.wasm")
+}
+
+/// The llama.cpp canister's wasm, or why a test cannot use it (to print when skipping).
+pub fn peer_llama_cpp_wasm() -> Result<Vec<u8>, String> {
+    let path = peer_llama_cpp_path();
+    std::fs::read(&path).map_err(|e| format!("SKIPPED: no llama.cpp canister wasm at {} ({e})", path.display()))
+}
+
+/// The llama.cpp canister's wasm if this environment can run it, or why not
+/// (to print when skipping): the file may be missing, or the simulator may
+/// lack what its start function needs (stable memory while `_initialize`
+/// runs, issue 9 item 1).
+pub fn runnable_llama_cpp_wasm(env: &dyn TestEnv) -> Result<Vec<u8>, String> {
+    let bytes = peer_llama_cpp_wasm()?;
+    let probe = env.create_canister(admin());
+    match env.install(admin(), probe, &bytes, candid::encode_args(()).unwrap()) {
+        Ok(()) => Ok(bytes),
+        Err(e) => Err(format!(
+            "SKIPPED: the {} cannot install the llama.cpp canister (its start function uses stable memory, \
+             which the simulator does not give it yet): {}",
+            env.backend(),
+            e.message
+        )),
+    }
 }

@@ -24,9 +24,14 @@ fn factory(env: &dyn TestEnv) -> Factory {
 
 /// A creator with the controller wasm, the test LLM wasm and `model` uploaded.
 fn factory_with(env: &dyn TestEnv, model: Vec<u8>, settings: Option<CreatorSettings>) -> Factory {
+    factory_for(env, &wasm("test_llm"), model, settings)
+}
+
+/// A creator with the controller wasm, `llm_wasm` and `model` uploaded.
+fn factory_for(env: &dyn TestEnv, llm_wasm: &[u8], model: Vec<u8>, settings: Option<CreatorSettings>) -> Factory {
     let f = deploy_factory(env, settings);
     upload_artefact(env, f.creator, ArtefactKind::ControllerWasm, "mainer_controller.wasm", &wasm("mainer_controller"));
-    upload_artefact(env, f.creator, ArtefactKind::LlmWasm, "test_llm.wasm", &wasm("test_llm"));
+    upload_artefact(env, f.creator, ArtefactKind::LlmWasm, "llm.wasm", llm_wasm);
     let model = upload_artefact(env, f.creator, ArtefactKind::Model, "model.gguf", &model);
     Factory { game: f.game, creator: f.creator, model }
 }
@@ -55,8 +60,36 @@ fn submissions_by(env: &dyn TestEnv, game: Principal, mainer: Principal) -> Vec<
 
 #[test]
 fn the_whole_factory_makes_mainers_that_answer() {
+    whole_factory_answers(&wasm("test_llm"));
+}
+
+/// The same with real inference: our `llm` canister and stories260K.
+#[test]
+fn the_whole_factory_makes_mainers_that_answer_with_our_llm() {
+    let answers = whole_factory_answers(&wasm("llm"));
+    assert!(answers.iter().all(|a| !a.trim().is_empty()), "{answers:?}");
+}
+
+/// The same with the llama.cpp canister v0.7.3 (no token counts, -n per call):
+/// the LLM wasm the factory's users upload.
+#[test]
+fn the_whole_factory_makes_mainers_that_answer_with_the_llama_cpp_canister() {
+    let peer = match runnable_llama_cpp_wasm(&*new_env()) {
+        Ok(bytes) => bytes,
+        Err(why) => return println!("{why}"),
+    };
+    let theirs = whole_factory_answers(&peer);
+    assert!(theirs.iter().all(|a| !a.trim().is_empty()), "{theirs:?}");
+    let ours = whole_factory_answers(&wasm("llm"));
+    assert_eq!(theirs, ours, "greedy answers of the same model: the same text");
+}
+
+/// An Own mAIner with 2 LLMs, a ShareService with 1 and 2 ShareAgents made
+/// with `llm_wasm`; each answering mAIner submits 2 answers of 6 tokens
+/// (greedy). Returns the answers, in the order of mAIners and challenges.
+fn whole_factory_answers(llm_wasm: &[u8]) -> Vec<String> {
     let env = new_env();
-    let f = factory(&*env);
+    let f = factory_for(&*env, llm_wasm, stories_model(), None);
     let own = create(&*env, &f, MainerRole::Own, 2, None).unwrap();
     let service = create(&*env, &f, MainerRole::ShareService, 1, None).unwrap();
     let own = run_until_done(&*env, &f, own.id, 600);
@@ -84,9 +117,12 @@ fn the_whole_factory_makes_mainers_that_answer() {
         }
         run_for(&*env, 1);
     }
+    let mut answers = Vec::new();
     for m in &miners {
-        let subs = submissions_by(&*env, f.game, *m);
+        let mut subs = submissions_by(&*env, f.game, *m);
+        subs.sort_by_key(|s| s.challenge_id);
         assert_eq!(subs.len(), 2, "mAIner {m} submitted {subs:?}");
+        answers.extend(subs.iter().map(|s| s.answer.clone()));
         assert_eq!(
             subs[0].evidence.model_sha256.as_deref(),
             Some(f.model.sha256.as_str()),
@@ -97,6 +133,7 @@ fn the_whole_factory_makes_mainers_that_answer() {
         env.call(admin(), f.creator, &creator_calls::LIST_MAINERS, (PageRequest::first(10),)).unwrap().unwrap();
     assert_eq!(mainers.total, 4);
     assert!(mainers.items.iter().all(|m| m.ready));
+    answers
 }
 
 #[test]

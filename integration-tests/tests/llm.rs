@@ -8,11 +8,12 @@ use integration_tests::deploy::{
     TEST_MODEL_PATH, add_challenge, add_llm, admin, deploy_controller, deploy_game_state, deploy_llm_with_model,
     run_for, settle,
 };
+use integration_tests::llm_driver::{ask, greedy};
 use integration_tests::{TestEnv, TestEnvExt, new_env, user, wasm};
 use llm_engine::{GgufFile, Model, Sampler, SamplerConfig, Session, Tokenizer};
 use mainer_types::MainerRole;
 use mainer_types::calls::llm as llm_calls;
-use mainer_types::game::{GameResult, Submission};
+use mainer_types::game::{GameResult, GenerationSettings, Submission};
 use mainer_types::llama_cpp::{
     AccessInputRecord, AccessRecordResult, FileUploadInputRecord, FileUploadRecordResult, InputRecord, MaxTokensRecord,
     OutputRecordResult, RunOutputRecord, StatusCodeRecordResult, methods,
@@ -96,56 +97,18 @@ fn memory_status(env: &dyn TestEnv, llm: Principal) -> MemoryStatus {
     env.query_one(admin(), llm, "memory_status", ()).unwrap()
 }
 
-/// One answer, as a client of the llama.cpp canister gets it.
-#[derive(Debug, Default)]
-struct Answer {
-    text: String,
-    calls: usize,
-    last: RunOutputRecord,
-}
-
-/// new_chat, run_update with the prompt and then with `prompt_remaining`
-/// until it is empty, run_update with an empty prompt until
-/// `generated_eog`, remove_prompt_cache: the mAIner controller's protocol.
-fn generate(env: &dyn TestEnv, who: Principal, llm: Principal, cache: &str, prompt: &str, extra: &[&str]) -> Answer {
-    ok(call(env, who, llm, methods::NEW_CHAT, &["--prompt-cache", cache]));
-    let answer = continue_chat(env, who, llm, cache, prompt, extra);
-    ok(call(env, who, llm, methods::REMOVE_PROMPT_CACHE, &["--prompt-cache", cache]));
-    answer
-}
-
-fn continue_chat(
+/// One answer through `llm_client`, the controller's client: its text and
+/// the `run_update` calls it took.
+fn generate(
     env: &dyn TestEnv,
     who: Principal,
     llm: Principal,
     cache: &str,
     prompt: &str,
-    extra: &[&str],
-) -> Answer {
-    let mut answer = Answer::default();
-    let mut remaining = prompt.to_string();
-    let mut ingesting = true;
-    loop {
-        let p = if ingesting { remaining.clone() } else { String::new() };
-        let mut args = vec!["--prompt-cache", cache, "--prompt-cache-all", "-sp"];
-        args.extend_from_slice(extra);
-        args.extend(["-p", &p]);
-        let r = ok(call(env, who, llm, methods::RUN_UPDATE, &args));
-        answer.calls += 1;
-        answer.text.push_str(&r.output);
-        if ingesting && !r.prompt_remaining.is_empty() {
-            assert!(r.prompt_remaining.len() < remaining.len(), "the prompt shrinks");
-            remaining = r.prompt_remaining.clone();
-        } else {
-            ingesting = false;
-        }
-        let done = !ingesting && r.generated_eog;
-        answer.last = r;
-        if done {
-            return answer;
-        }
-        assert!(answer.calls < 300, "never ends");
-    }
+    settings: GenerationSettings,
+) -> (String, usize) {
+    let driven = ask(env, who, llm, cache, prompt, settings);
+    (driven.generation().text.clone(), driven.run_updates())
 }
 
 /// The engine alone on the same file.
@@ -234,16 +197,38 @@ fn uploads_hash_on_chain_restart_at_zero_and_refuse_oversized_chunks() {
 fn joe_loves_writing_stories_in_small_steps_and_in_one_go() {
     let env = new_env();
     let llm = deploy_llm_with_model(&*env, &stories(), 4);
-    let answer = generate(&*env, admin(), llm, "joe", JOE, &["-n", "3", "--temp", "0"]);
-    assert_eq!(answer.text, ". He li");
-    // 16 prompt tokens: BOS + 4, 4, 4, then the last 3 and one generated token; then 2.
-    assert_eq!(answer.calls, 5);
-    assert_eq!((answer.last.n_prompt_tokens, answer.last.n_tokens_generated), (Some(16), Some(3)));
-    assert_eq!(answer.last.conversation, " Joe loves writing stories. He li");
+    let driven = ask(&*env, admin(), llm, "joe", JOE, greedy(3));
+    let g = driven.generation();
+    assert_eq!(g.text, ". He li");
+    // 16 prompt tokens, 4 per call: 4 calls with -n 1; then -n 3 for the 3 tokens.
+    assert_eq!(driven.n_predict, [1, 1, 1, 1, 3]);
+    assert_eq!((g.prompt_tokens, g.generated_tokens), (Some(16), Some(3)));
 
     set_max_tokens(&*env, llm, 0);
-    let answer = generate(&*env, admin(), llm, "joe", JOE, &["-n", "3", "--temp", "0"]);
-    assert_eq!((answer.text.as_str(), answer.calls), (". He li", 1), "no limit: one call");
+    let driven = ask(&*env, admin(), llm, "joe", JOE, greedy(3));
+    assert_eq!((driven.generation().text.as_str(), driven.n_predict.as_slice()), (". He li", &[1, 3][..]));
+}
+
+#[test]
+fn minus_n_caps_each_call_and_a_later_call_generates_more() {
+    let env = new_env();
+    let llm = deploy_llm_with_model(&*env, &stories(), 0);
+    let run = |args: &[&str]| {
+        ok(call(
+            &*env,
+            admin(),
+            llm,
+            methods::RUN_UPDATE,
+            &[&["--prompt-cache", "n", "--temp", "0"][..], args].concat(),
+        ))
+    };
+    let first = run(&["-n", "1", "-p", JOE]);
+    assert_eq!((first.output.as_str(), first.generated_eog), (".", false));
+    let next = run(&["-n", "3", "-p", ""]);
+    assert_eq!((next.output.as_str(), next.n_tokens_generated), (". He li", Some(2)), "the unkept token comes again");
+    assert!(!next.generated_eog, "-n ends the call, not the answer");
+    let more = run(&["-n", "30", "-p", ""]);
+    assert!(more.output.starts_with(" liked to play"), "{:?}", more.output);
 }
 
 #[test]
@@ -253,24 +238,25 @@ fn a_longer_greedy_generation_equals_the_engine_run_natively() {
     let prompt = "Once upon a time, there was a little girl named Lily";
     let expected = native_greedy(prompt, 64);
     assert!(expected.len() > 100, "{expected:?}");
-    let answer = generate(&*env, admin(), llm, "long", prompt, &["-n", "64", "--temp", "0"]);
-    assert_eq!(answer.text, expected);
-    assert!(answer.calls > 12, "split over {} calls", answer.calls);
+    let (text, calls) = generate(&*env, admin(), llm, "long", prompt, greedy(64));
+    assert_eq!(text, expected);
+    assert!(calls > 12, "split over {calls} calls");
 }
 
 #[test]
 fn seeded_sampling_is_reproducible_however_it_is_split() {
     let env = new_env();
     let llm = deploy_llm_with_model(&*env, &stories(), 3);
-    let sample = |seed: &str| {
-        let args = ["-n", "40", "--temp", "0.9", "--top-k", "40", "--top-p", "0.95", "--seed", seed];
-        generate(&*env, admin(), llm, "s", "The little dog", &args).text
+    let sample = |seed: u32| {
+        let settings =
+            GenerationSettings { max_tokens: 40, temperature: 0.9, seed, top_k: Some(40), top_p: Some(0.95) };
+        generate(&*env, admin(), llm, "s", "The little dog", settings).0
     };
-    let a = sample("7");
-    assert_eq!(sample("7"), a);
+    let a = sample(7);
+    assert_eq!(sample(7), a);
     set_max_tokens(&*env, llm, 0);
-    assert_eq!(sample("7"), a, "one call or many, the same text");
-    assert_ne!(sample("8"), a);
+    assert_eq!(sample(7), a, "one call or many, the same text");
+    assert_ne!(sample(8), a);
 }
 
 #[test]
@@ -294,7 +280,7 @@ fn access_is_for_controllers_and_granted_principals() {
     ));
     assert_eq!(grant(&*env, llm, user(1)), AccessListResult::Ok(vec![user(1)]));
     assert!(matches!(check(user(1)), StatusCodeRecordResult::Ok(_)));
-    assert_eq!(generate(&*env, user(1), llm, "g", JOE, &["-n", "3", "--temp", "0"]).text, ". He li");
+    assert_eq!(generate(&*env, user(1), llm, "g", JOE, greedy(3)).0, ". He li");
     assert_eq!(err(chat(user(2))).status_code, 401);
     let listed: AccessListResult = env.query_one(admin(), llm, "list_access", ()).unwrap();
     assert_eq!(listed, AccessListResult::Ok(vec![user(1)]));
@@ -348,9 +334,9 @@ fn after_an_upgrade_the_model_is_reloaded_from_the_kept_file() {
     );
     let max: MaxTokensRecord = env.query_one(admin(), llm, methods::GET_MAX_TOKENS, ()).unwrap();
     assert_eq!(max.max_tokens_update, 4);
-    let e = err(call(&*env, admin(), llm, methods::RUN_UPDATE, &["--prompt-cache", "c", "-p", ""]));
-    assert_eq!(e.status_code, 400);
-    assert_eq!(generate(&*env, user(1), llm, "c", JOE, &["-n", "3", "--temp", "0"]).text, ". He li");
+    let r = ok(call(&*env, admin(), llm, methods::RUN_UPDATE, &["--prompt-cache", "c", "-n", "1", "-p", ""]));
+    assert_eq!(r.n_prompt_tokens_cached, Some(0), "a new, empty conversation");
+    assert_eq!(generate(&*env, user(1), llm, "c", JOE, greedy(3)).0, ". He li");
 
     // load_model again works as well (a client that reloads by itself).
     ok(call(&*env, admin(), llm, methods::LOAD_MODEL, &["--model", TEST_MODEL_PATH, "-c", "64"]));
@@ -388,49 +374,44 @@ fn remove_prompt_cache_and_two_callers_with_the_same_cache_name() {
     for who in [user(1), user(2)] {
         grant(&*env, llm, who);
     }
-    let greedy = ["-n", "20", "--temp", "0"];
-    let alone_a = generate(&*env, user(1), llm, "same", JOE, &greedy).text;
-    let alone_b = generate(&*env, user(2), llm, "same", "The little dog", &greedy).text;
+    let alone_a = generate(&*env, user(1), llm, "same", JOE, greedy(20)).0;
+    let alone_b = generate(&*env, user(2), llm, "same", "The little dog", greedy(20)).0;
     assert_ne!(alone_a, alone_b);
 
     // Interleaved call by call: each caller's conversation is its own.
     for who in [user(1), user(2)] {
         ok(call(&*env, who, llm, methods::NEW_CHAT, &["--prompt-cache", "same"]));
     }
-    let step = |who: Principal, p: &str| {
-        let mut args = vec!["--prompt-cache", "same"];
-        args.extend_from_slice(&greedy);
-        args.extend(["-p", p]);
-        ok(call(&*env, who, llm, methods::RUN_UPDATE, &args))
+    let step = |who: Principal, p: &str, n: &str| {
+        ok(call(&*env, who, llm, methods::RUN_UPDATE, &["--prompt-cache", "same", "--temp", "0", "-n", n, "-p", p]))
     };
-    let (mut text_a, mut text_b) = (String::new(), String::new());
-    let (mut rem_a, mut rem_b) = (JOE.to_string(), "The little dog".to_string());
-    let (mut eog_a, mut eog_b) = (false, false);
-    while !(eog_a && eog_b) {
-        if !eog_a {
-            let r = step(user(1), &rem_a);
-            text_a.push_str(&r.output);
-            rem_a = r.prompt_remaining;
-            eog_a = r.generated_eog;
-        }
-        if !eog_b {
-            let r = step(user(2), &rem_b);
-            text_b.push_str(&r.output);
-            rem_b = r.prompt_remaining;
-            eog_b = r.generated_eog;
+    let mut texts = [String::new(), String::new()];
+    let prompts = [JOE, "The little dog"];
+    let mut ingested = [false, false];
+    // Ingest both (full prompt, -n 1), then 5 calls of -n 4 (M = 3: 3 tokens each), interleaved.
+    while !(ingested[0] && ingested[1]) {
+        for (k, who) in [user(1), user(2)].into_iter().enumerate() {
+            if !ingested[k] {
+                ingested[k] = step(who, prompts[k], "1").prompt_remaining.is_empty();
+            }
         }
     }
-    assert_eq!((text_a.as_str(), text_b.as_str()), (alone_a.as_str(), alone_b.as_str()));
+    for _ in 0..5 {
+        for (k, who) in [user(1), user(2)].into_iter().enumerate() {
+            texts[k].push_str(&step(who, "", "4").output);
+        }
+    }
+    assert!(alone_a.starts_with(&texts[0][..]) || texts[0].starts_with(&alone_a[..]), "{texts:?} {alone_a:?}");
+    assert!(alone_b.starts_with(&texts[1][..]) || texts[1].starts_with(&alone_b[..]), "{texts:?} {alone_b:?}");
     assert_eq!(memory_status(&*env, llm).conversations, 2);
 
     // remove_prompt_cache ends user 1's conversation only.
     ok(call(&*env, user(1), llm, methods::REMOVE_PROMPT_CACHE, &["--prompt-cache", "same"]));
-    assert_eq!(
-        err(call(&*env, user(1), llm, methods::RUN_UPDATE, &["--prompt-cache", "same", "-p", ""])).status_code,
-        400
-    );
-    let r = ok(call(&*env, user(2), llm, methods::RUN_UPDATE, &["--prompt-cache", "same", "-p", ""]));
-    assert!(r.generated_eog && r.conversation.contains("The little dog"));
+    let r = ok(call(&*env, user(1), llm, methods::RUN_UPDATE, &["--prompt-cache", "same", "-n", "1", "-p", ""]));
+    assert_eq!(r.n_prompt_tokens_cached, Some(0), "gone: a new, empty one");
+    let r = ok(call(&*env, user(2), llm, methods::RUN_UPDATE, &["--prompt-cache", "same", "-n", "1", "-p", ""]));
+    assert!(r.conversation.contains("The little dog"), "{r:?}");
+    ok(call(&*env, user(1), llm, methods::REMOVE_PROMPT_CACHE, &["--prompt-cache", "same"]));
     let status = memory_status(&*env, llm);
     assert_eq!(status.conversations, 1);
     match &status.model {

@@ -146,41 +146,43 @@ struct Generation {
 }
 
 /// The protocol, as the mAIner controller runs it: `new_chat`, `run_update`
-/// with the prompt until `prompt_remaining` is empty, `run_update` with an
-/// empty prompt until `generated_eog`, `remove_prompt_cache`.
+/// with the full prompt and `-n 1` until `prompt_remaining` is empty,
+/// `run_update` with an empty prompt and `-n M+1` (`M = max_tokens_update`,
+/// no cap when 0) until `generated_eog`, `remove_prompt_cache`.
 fn generate(env: &dyn TestEnv, llm: Principal, cache: &str, prompt: &str, extra: &[&str]) -> Generation {
-    let with = |p: &str| {
-        let mut args = vec!["--prompt-cache", cache, "--prompt-cache-all", "-sp"];
-        args.extend_from_slice(extra);
-        args.extend(["-p", p]);
-        args.into_iter().map(String::from).collect::<Vec<_>>()
+    let max: MaxTokensRecord = env.query_one(client(), llm, methods::GET_MAX_TOKENS, ()).unwrap();
+    let per_call = match max.max_tokens_update {
+        0 => "-1".to_string(),
+        m => (m + 1).to_string(),
     };
-    let run = |p: &str| -> RunOutputRecord {
-        ok(env.update_one(client(), llm, methods::RUN_UPDATE, InputRecord { args: with(p) }).unwrap())
+    let run = |p: &str, n: &str| -> RunOutputRecord {
+        let mut args = vec!["--prompt-cache", cache, "--prompt-cache-all"];
+        args.extend_from_slice(extra);
+        args.extend(["-n", n, "-p", p]);
+        ok(env.update_one(client(), llm, methods::RUN_UPDATE, InputRecord::new(args)).unwrap())
     };
     ok(call(env, client(), llm, methods::NEW_CHAT, &["--prompt-cache", cache]));
     let mut done = Generation { ingest_calls: 0, generate_calls: 0, answer: String::new() };
-    let mut remaining = prompt.to_string();
-    while !remaining.is_empty() {
-        let r = run(&remaining);
-        done.ingest_calls += 1;
-        assert!(r.output.is_empty() && !r.generated_eog, "{r:?}");
-        remaining = r.prompt_remaining;
-    }
-    let mut parts = Vec::new();
     loop {
-        let r = run("");
-        done.generate_calls += 1;
-        if !r.output.is_empty() {
-            parts.push(r.output);
+        let r = run(prompt, "1");
+        done.ingest_calls += 1;
+        if r.prompt_remaining.is_empty() {
+            break;
         }
+        assert!(r.output.is_empty() && !r.generated_eog, "{r:?}");
+    }
+    let mut answer = String::new();
+    loop {
+        let r = run("", &per_call);
+        done.generate_calls += 1;
+        answer.push_str(&r.output);
         if r.generated_eog {
-            assert_eq!(r.conversation, format!("{prompt} {}", parts.join(" ")).trim());
+            assert_eq!(r.conversation, format!(" {prompt}{answer}"), "the cache is the prompt and the answer");
             break;
         }
         assert!(done.generate_calls < 100, "no end of generation");
     }
-    done.answer = parts.join(" ");
+    done.answer = answer.trim_start().to_string();
     ok(call(env, client(), llm, methods::REMOVE_PROMPT_CACHE, &["--prompt-cache", cache]));
     done
 }
@@ -266,7 +268,8 @@ fn the_protocol_takes_a_predictable_number_of_calls() {
         configure(&*env, llm, FixtureConfigArg { answer_tokens: Some(answer), word_prefix: None });
         let before = stats(&*env, llm);
         let g = generate(&*env, llm, &format!("c-{max}"), prompt, &["--seed", "1"]);
-        let expected = (words.div_ceil(max), (answer as u64).div_ceil(max).max(1));
+        // The end-of-generation token is evaluated like the answer's words.
+        let expected = (words.div_ceil(max), (answer as u64 + 1).div_ceil(max));
         assert_eq!((g.ingest_calls, g.generate_calls), expected, "max {max}, answer {answer}");
         assert_eq!(g.answer.split_whitespace().count(), answer as usize);
         let after = stats(&*env, llm);
@@ -276,13 +279,12 @@ fn the_protocol_takes_a_predictable_number_of_calls() {
     }
 
     // The same prompt and seed give the same answer, whatever the chunking;
-    // another seed gives another; -n shortens; the prefix marks every word.
+    // another seed gives another; the prefix marks every word.
     set_max_tokens(&*env, llm, 4);
     configure(&*env, llm, FixtureConfigArg { answer_tokens: Some(12), word_prefix: None });
     let first = generate(&*env, llm, "s", prompt, &["--seed", "1"]).answer;
     assert_eq!(first, g.answer, "same prompt and seed as the unlimited run above");
     assert_ne!(generate(&*env, llm, "s", prompt, &["--seed", "2"]).answer, first);
-    assert_eq!(generate(&*env, llm, "s", prompt, &["--seed", "1", "-n", "5"]).answer.split(' ').count(), 5);
     configure(&*env, llm, FixtureConfigArg { answer_tokens: None, word_prefix: Some("llm7-".into()) });
     let marked = generate(&*env, llm, "s", prompt, &["--seed", "1"]).answer;
     assert_eq!(marked.replace("llm7-", ""), first);
@@ -293,16 +295,30 @@ fn the_protocol_takes_a_predictable_number_of_calls() {
 fn conversations_are_kept_per_caller_and_prompt_cache() {
     let env = new_env();
     let llm = ready_llm(&*env);
+    // -n 1: the one word sampled is shown, not kept, so caches hold prompts only.
     let run = |who: Principal, cache: &str, p: &str| {
-        ok(call(&*env, who, llm, methods::RUN_UPDATE, &["--prompt-cache", cache, "-p", p]))
+        ok(call(&*env, who, llm, methods::RUN_UPDATE, &["--prompt-cache", cache, "-n", "1", "-p", p]))
     };
     run(client(), "a", "one two");
     run(client(), "b", "other chat");
-    assert_eq!(run(user(2), "a", "mine").conversation, "mine");
-    assert_eq!(run(client(), "a", "three").conversation, "one two three");
+    assert_eq!(run(user(2), "a", "mine").conversation, " mine");
+    let r = run(client(), "a", "one two three");
+    assert_eq!((r.conversation.as_str(), r.n_prompt_tokens_cached), (" one two three", Some(2)));
     ok(call(&*env, client(), llm, methods::NEW_CHAT, &["--prompt-cache", "a"]));
-    assert_eq!(run(client(), "a", "fresh").conversation, "fresh");
+    let r = run(client(), "a", "one two three four");
+    assert_eq!(r.n_prompt_tokens_cached, Some(3), "new_chat keeps the cache, as llama.cpp's does");
+    assert_eq!(run(client(), "a", "fresh").conversation, " fresh", "another prompt replaces it");
+    let alone = ok(call(&*env, client(), llm, methods::RUN_UPDATE, &["-n", "1", "-p", "one two three"]));
+    assert_eq!(alone.n_prompt_tokens_cached, Some(0), "without --prompt-cache a call stands alone");
     assert_eq!(stats(&*env, llm).open_chats, 3);
+    // -n caps the words sampled by a call; the one that uses it up is not kept.
+    ok(call(&*env, client(), llm, methods::RUN_UPDATE, &["--prompt-cache", "n", "-n", "1", "-p", "tell me"]));
+    let generate_n =
+        |n: &str| ok(call(&*env, client(), llm, methods::RUN_UPDATE, &["--prompt-cache", "n", "-n", n, "-p", ""]));
+    let first = generate_n("5");
+    assert_eq!((first.output.split_whitespace().count(), first.n_tokens_generated), (5, Some(4)));
+    let second = generate_n("5");
+    assert_eq!(second.output.split_whitespace().next(), first.output.split_whitespace().last());
     ok(call(&*env, client(), llm, methods::REMOVE_PROMPT_CACHE, &["--prompt-cache", "never-existed"]));
     let whoami: String = env.query_one(client(), llm, "whoami", ()).unwrap();
     assert_eq!(whoami, client().to_text());
@@ -317,7 +333,7 @@ fn fault_switches_trap_fail_refuse_and_count_down() {
             client(),
             llm,
             methods::RUN_UPDATE,
-            InputRecord::new(["--prompt-cache", "f", "-p", p]),
+            InputRecord::new(["--prompt-cache", "f", "-n", "1", "-p", p]),
         )
     };
     ok(run("before faults").unwrap());
@@ -332,8 +348,9 @@ fn fault_switches_trap_fail_refuse_and_count_down() {
     assert_eq!(faults, FixtureFaults { err_next_calls: 1, ..Default::default() }, "the traps were consumed");
     let e = err(run("failed").unwrap());
     assert_eq!((e.status_code, e.error.as_str()), (500, "injected error"));
-    let r = ok(run("after").unwrap());
-    assert_eq!(r.conversation, "before faults after", "trapped and failed calls changed no conversation");
+    let r = ok(run("before faults after").unwrap());
+    assert_eq!(r.n_prompt_tokens_cached, Some(2), "trapped and failed calls changed no conversation");
+    assert_eq!(r.conversation, " before faults after");
     let s = stats(&*env, llm);
     assert_eq!((s.run_update_calls, s.injected_traps, s.injected_errors), (5, 2, 1));
 

@@ -19,7 +19,6 @@
 //!   drive natively.
 
 pub mod api;
-pub mod args;
 pub mod chat;
 pub mod conversations;
 pub mod engine;

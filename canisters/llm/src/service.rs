@@ -3,20 +3,21 @@
 //! canister (`lib.rs`) holds one `Service` and forwards each call; tests
 //! drive it natively with `VectorMemory`.
 //!
-//! Status codes in `Err` records: 400 bad arguments or nothing to generate,
+//! Status codes in `Err` records: 400 bad arguments (the llama.cpp canister
+//! traps on them) or no input,
 //! 401 access denied, 404 model file not uploaded, 413 prompt does not fit
 //! the context, 500 inference or model loading failed, 503 no model loaded.
 
 use candid::Principal;
 use ic_stable_structures::{Memory, StableCell};
 use llm_engine::Session;
+use mainer_types::llama_args::{self, LlamaArgs};
 use mainer_types::llama_cpp::{
     AccessInputRecord, AccessRecord, AccessRecordResult, ApiError, FileUploadInputRecord, FileUploadRecordResult,
     InputRecord, MaxTokensRecord, OutputRecordResult, RunOutputRecord, StatusCodeRecord, StatusCodeRecordResult,
 };
 
 use crate::api::{AccessListResult, FileDetailsInputRecord, LoadedModelInfo, MemoryStatus, ModelState};
-use crate::args::{self, LlmArgs};
 use crate::chat::{CallLimits, ChatError, Conversation, INSTRUCTION_LIMIT, Meter};
 use crate::conversations::{ConversationLimits, Conversations, Key};
 use crate::engine::Engine;
@@ -88,7 +89,7 @@ fn status_ok() -> StatusCodeRecordResult {
 impl ChatError {
     pub fn status_code(&self) -> u16 {
         match self {
-            ChatError::NothingToGenerate => BAD_REQUEST,
+            ChatError::EmptyInput => BAD_REQUEST,
             ChatError::PromptTooLong { .. } => TOO_LARGE,
             ChatError::Engine(_) => INTERNAL,
         }
@@ -270,12 +271,14 @@ impl<M: Memory> Service<M> {
         if !caller.controller {
             return failure(UNAUTHORIZED, format!("{ACCESS_DENIED}: only a controller may load a model"));
         }
-        let args = match args::parse(&input.args) {
+        let args = match llama_args::parse(&input.args) {
             Ok(args) => args,
-            Err(e) => return failure(BAD_REQUEST, e),
+            Err(e) => return failure(BAD_REQUEST, e.to_string()),
         };
         let Some(path) = args.model else { return failure(BAD_REQUEST, "load_model needs --model PATH") };
-        let model_args = ModelArgs { path, ctx_size: args.ctx_size };
+        // 0 or less: the default context.
+        let ctx_size = args.ctx_size.and_then(|c| u64::try_from(c).ok()).filter(|&c| c > 0);
+        let model_args = ModelArgs { path, ctx_size };
         match self.load(&model_args, meter) {
             Ok(message) => {
                 self.change_settings(|s| s.model = Some(model_args));
@@ -348,11 +351,11 @@ impl<M: Memory> Service<M> {
     // ---- inference ----
 
     /// Access, arguments and a loaded model, as every inference call needs.
-    fn prepare(&self, caller: Caller, input: &InputRecord) -> Result<LlmArgs, Refusal> {
+    fn prepare(&self, caller: Caller, input: &InputRecord) -> Result<LlamaArgs, Refusal> {
         if !self.settings().may_infer(caller) {
             return Err(Refusal::new(UNAUTHORIZED, ACCESS_DENIED));
         }
-        let args = args::parse(&input.args).map_err(|e| Refusal::new(BAD_REQUEST, e))?;
+        let args = llama_args::parse(&input.args).map_err(|e| Refusal::new(BAD_REQUEST, e.to_string()))?;
         if let Some(message) = self.not_loaded_message() {
             return Err(Refusal::new(UNAVAILABLE, message));
         }
@@ -365,19 +368,23 @@ impl<M: Memory> Service<M> {
             .map_err(|e| Refusal::new(INTERNAL, e.to_string()))
     }
 
-    /// Starts (or restarts) the conversation named by `--prompt-cache`.
+    /// Makes sure the conversation named by `--prompt-cache` exists. As in
+    /// llama.cpp, an existing one is kept: the next prompt reuses what it
+    /// shares with it.
     pub fn new_chat(&mut self, caller: Caller, input: &InputRecord, now_ns: u64) -> OutputRecordResult {
         let args = match self.prepare(caller, input) {
             Ok(args) => args,
             Err(refusal) => return refusal.into_result(),
         };
+        let Some(name) = args.prompt_cache else { return failure(BAD_REQUEST, NO_CACHE_NAME) };
         let ModelSlot::Loaded { engine, .. } = &self.model else { return failure(UNAVAILABLE, "model not loaded") };
-        let key: Key = (caller.principal, args.cache_name().to_string());
+        let path = cache_path(caller.principal, &name);
+        let key: Key = (caller.principal, name);
         self.chats.make_room(&key, now_ns, engine.facts.kv_bytes_per_position);
-        match Self::fresh_conversation(engine, now_ns) {
+        match self.chats.get_or_try_insert(key, || Self::fresh_conversation(engine, now_ns)) {
             Ok(conversation) => {
-                self.chats.insert(key, conversation);
-                success("")
+                conversation.last_used_ns = now_ns;
+                success(format!("Ready to start a new chat for cache file {path}"))
             }
             Err(refusal) => refusal.into_result(),
         }
@@ -399,20 +406,25 @@ impl<M: Memory> Service<M> {
             instruction_limit: self.instruction_limit,
         };
         let ModelSlot::Loaded { engine, .. } = &mut self.model else { return failure(UNAVAILABLE, "model not loaded") };
-        let key: Key = (caller.principal, args.cache_name().to_string());
-        self.chats.make_room(&key, now_ns, engine.facts.kv_bytes_per_position);
-        // Like a missing llama.cpp prompt cache: a prompt starts one.
-        let has_prompt = !args.prompt.as_deref().unwrap_or("").is_empty();
-        let made = self.chats.get_or_try_insert(key, || match has_prompt {
-            true => Self::fresh_conversation(engine, now_ns),
-            false => {
-                let e = ChatError::NothingToGenerate;
-                Err(Refusal::new(e.status_code(), e.to_string()))
+        // Without --prompt-cache a call stands alone, as in llama.cpp.
+        let mut alone;
+        let conversation = match &args.prompt_cache {
+            None => match Self::fresh_conversation(engine, now_ns) {
+                Ok(c) => {
+                    alone = c;
+                    &mut alone
+                }
+                Err(refusal) => return refusal.into_result(),
+            },
+            Some(name) => {
+                let key: Key = (caller.principal, name.clone());
+                self.chats.make_room(&key, now_ns, engine.facts.kv_bytes_per_position);
+                // Like a missing llama.cpp prompt-cache file: a call starts one.
+                match self.chats.get_or_try_insert(key, || Self::fresh_conversation(engine, now_ns)) {
+                    Ok(conversation) => conversation,
+                    Err(refusal) => return refusal.into_result(),
+                }
             }
-        });
-        let conversation = match made {
-            Ok(conversation) => conversation,
-            Err(refusal) => return refusal.into_result(),
         };
         conversation.last_used_ns = now_ns;
         match conversation.run(engine, &args, &limits, meter) {
@@ -421,17 +433,27 @@ impl<M: Memory> Service<M> {
         }
     }
 
-    /// Ok whether or not the conversation existed.
+    /// Ok whether or not the conversation existed (the output says which).
     pub fn remove_prompt_cache(&mut self, caller: Caller, input: &InputRecord) -> OutputRecordResult {
         if !self.settings().may_infer(caller) {
             return failure(UNAUTHORIZED, ACCESS_DENIED);
         }
-        match args::parse(&input.args) {
-            Ok(args) => {
-                self.chats.remove(&(caller.principal, args.cache_name().to_string()));
-                success("")
-            }
-            Err(e) => failure(BAD_REQUEST, e),
+        let args = match llama_args::parse(&input.args) {
+            Ok(args) => args,
+            Err(e) => return failure(BAD_REQUEST, e.to_string()),
+        };
+        let Some(name) = args.prompt_cache else { return failure(BAD_REQUEST, NO_CACHE_NAME) };
+        let path = cache_path(caller.principal, &name);
+        match self.chats.remove(&(caller.principal, name)) {
+            true => success(format!("Cache file {path} deleted successfully")),
+            false => success(format!("Cache file {path} not found. Nothing to delete.")),
         }
     }
+}
+
+const NO_CACHE_NAME: &str = "--prompt-cache NAME is missing: it names the conversation";
+
+/// Where the llama.cpp canister keeps a caller's prompt cache (its messages name it).
+fn cache_path(caller: Principal, name: &str) -> String {
+    format!(".canister_cache/{}/sessions/{}", caller.to_text(), name.trim_start_matches('/'))
 }

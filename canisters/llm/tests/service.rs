@@ -1,5 +1,6 @@
 //! The canister's logic, natively: the llama.cpp protocol on the real
-//! stories260K model, its splits over calls, limits, access and upgrades.
+//! stories260K model (driven by `llm_client`, the controller's client, and
+//! call by call), its splits over calls, limits, access and upgrades.
 
 use std::cell::Cell;
 
@@ -12,10 +13,12 @@ use llm::files::MAX_FILES;
 use llm::service::{Memories, Service};
 use llm::settings::Caller;
 use llm_engine::{GgufFile, Model, Sampler, SamplerConfig, Session, Tokenizer};
+use mainer_types::game::GenerationSettings;
 use mainer_types::llama_cpp::{
     AccessInputRecord, FileUploadInputRecord, FileUploadRecordResult, InputRecord, MaxTokensRecord, OutputRecordResult,
-    RunOutputRecord, StatusCodeRecordResult,
+    RunOutputRecord, StatusCodeRecordResult, methods,
 };
+use mainer_types::llm_client::{ClientLimits, Generation, LlmCall, LlmReply, LlmSession};
 
 const MODEL: &str = "models/model.gguf";
 const JOE: &str = "Joe loves writing stories";
@@ -126,56 +129,41 @@ fn set_max(s: &mut Service<VectorMemory>, max_tokens_update: u64) {
     assert!(matches!(r, StatusCodeRecordResult::Ok(_)));
 }
 
-/// What a client records of one answer.
-#[derive(Debug, Default)]
-struct Run {
-    text: String,
-    ingest_calls: usize,
-    generate_calls: usize,
-    last: RunOutputRecord,
-}
-
-/// Drives the protocol like the mAIner client: `prompt_remaining` goes back
-/// as the next prompt, then empty prompts until `generated_eog`.
-/// `resend_full`: send the whole prompt each time instead (llama.cpp style).
-fn drive(
+/// Runs `llm_client`'s session against the service, each call with a fresh
+/// meter from `meter`; the generation and the `run_update` calls it took.
+fn ask(
     s: &mut Service<VectorMemory>,
-    who: Caller,
     cache: &str,
     prompt: &str,
-    extra: &[&str],
-    resend_full: bool,
-    meter: &dyn Meter,
-) -> Run {
-    let mut run = Run::default();
-    let call = |s: &mut Service<VectorMemory>, p: &str| {
-        let mut args = vec!["--prompt-cache", cache];
-        args.extend_from_slice(extra);
-        args.extend(["-p", p]);
-        ok(s.run_update(who, &input(&args), 1, meter))
-    };
-    let mut remaining = prompt.to_string();
-    loop {
-        let r = call(s, if resend_full { prompt } else { &remaining });
-        run.ingest_calls += 1;
-        run.text.push_str(&r.output);
-        if r.prompt_remaining.is_empty() {
-            run.last = r;
-            break;
-        }
-        assert!(r.output.is_empty() && !r.generated_eog);
-        assert!(r.prompt_remaining.len() < remaining.len(), "progress: {:?} after {remaining:?}", r.prompt_remaining);
-        remaining = r.prompt_remaining;
-        assert!(run.ingest_calls < 200);
+    settings: GenerationSettings,
+    meter: &dyn Fn() -> FakeMeter,
+) -> (Generation, u32) {
+    let mut session = LlmSession::new(cache, prompt, settings, ClientLimits::default());
+    let mut run_updates = 0;
+    while let Some(call) = session.next_call() {
+        let reply = match call {
+            LlmCall::MaxTokens => LlmReply::MaxTokens(s.get_max_tokens()),
+            LlmCall::Run { method, arg } => LlmReply::Run(match method {
+                methods::NEW_CHAT => s.new_chat(admin(), &arg, 1),
+                methods::RUN_UPDATE => {
+                    run_updates += 1;
+                    s.run_update(admin(), &arg, 1, &meter())
+                }
+                methods::REMOVE_PROMPT_CACHE => s.remove_prompt_cache(admin(), &arg),
+                other => panic!("unexpected {other}"),
+            }),
+        };
+        session.on_result(Ok(reply));
     }
-    while !run.last.generated_eog {
-        let r = call(s, "");
-        run.generate_calls += 1;
-        run.text.push_str(&r.output);
-        run.last = r;
-        assert!(run.generate_calls < 500, "never ends");
-    }
-    run
+    (session.outcome().unwrap().clone().unwrap(), run_updates)
+}
+
+fn greedy(max_tokens: u64) -> GenerationSettings {
+    GenerationSettings { max_tokens, temperature: 0.0, ..Default::default() }
+}
+
+fn run(s: &mut Service<VectorMemory>, args: &[&str]) -> RunOutputRecord {
+    ok(s.run_update(admin(), &input(args), 1, &FakeMeter::free()))
 }
 
 fn native() -> (Tokenizer, Model) {
@@ -206,42 +194,79 @@ fn native_generate(tokens: &[u32], n: usize, config: SamplerConfig) -> Vec<u32> 
 fn joe_loves_writing_stories_however_the_calls_are_split() {
     for max in [0, 1, 2, 3, 4, 5, 16, 17, 100] {
         let (_, mut s) = loaded(max, &[]);
-        ok(s.new_chat(admin(), &input(&["--prompt-cache", "c"]), 0));
-        let run = drive(&mut s, admin(), "c", JOE, &["-n", "3", "--temp", "0"], false, &FakeMeter::free());
-        assert_eq!(run.text, ". He li", "max_tokens_update {max}");
-        let r = &run.last;
-        assert_eq!((r.n_prompt_tokens, r.n_tokens_generated), (Some(16), Some(3)));
-        assert_eq!(r.conversation, " Joe loves writing stories. He li");
+        let (g, calls) = ask(&mut s, "c", JOE, greedy(3), &FakeMeter::free);
+        assert_eq!(g.text, ". He li", "max_tokens_update {max}");
+        assert_eq!((g.prompt_tokens, g.generated_tokens), (Some(16), Some(3)));
         if max == 4 {
-            // 16 prompt tokens: BOS + 4, 4, 4, then 3 + one generated; then 2.
-            assert_eq!((run.ingest_calls, run.generate_calls), (4, 1));
+            // 16 prompt tokens, 4 per call; then 3 tokens with -n 3 (the last shown, not kept).
+            assert_eq!(calls, 4 + 1);
         }
         if max == 0 {
-            assert_eq!((run.ingest_calls, run.generate_calls), (1, 0), "everything in one call");
+            assert_eq!(calls, 1 + 1, "one call to ingest, one to generate");
         }
+        assert_eq!(s.memory_status(0, 0).conversations, 0, "the client removed its cache");
     }
 }
 
 #[test]
-fn llama_cpp_clients_may_resend_the_whole_prompt() {
-    let (_, mut s) = loaded(5, &[]);
-    let run = drive(&mut s, admin(), "c", JOE, &["-n", "3", "--temp", "0"], true, &FakeMeter::free());
-    assert_eq!(run.text, ". He li");
+fn minus_n_caps_the_tokens_a_call_samples_and_the_last_is_not_kept() {
+    let (_, mut s) = loaded(0, &[]);
+    let cache = ["--prompt-cache", "c", "--temp", "0"];
+    let with = |more: &[&'static str]| [&cache[..], more].concat();
+    // The whole prompt and one sampled token, shown but not kept.
+    let r = run(&mut s, &with(&["-n", "1", "-p", JOE]));
+    assert_eq!((r.output.as_str(), r.conversation.as_str()), (".", " Joe loves writing stories"));
+    assert_eq!((r.n_prompt_tokens_decoded, r.n_tokens_generated), (Some(16), Some(0)));
+    let r = run(&mut s, &with(&["-n", "3", "-p", ""]));
+    assert_eq!(r.output, ". He li", "the same token again, then two more");
+    assert_eq!(r.conversation, " Joe loves writing stories. He", "the third is not kept");
+    assert_eq!((r.n_prompt_tokens, r.n_prompt_tokens_cached, r.n_tokens_generated), (Some(16), Some(16), Some(2)));
+    assert!(!r.generated_eog, "-n does not end the answer");
+    let r = run(&mut s, &with(&["-n", "3", "-p", ""]));
+    assert!(r.output.starts_with(" li"), "{:?}: a later call generates more", r.output);
+    assert_eq!(r.n_prompt_tokens_cached, Some(18));
+    // -n 0: nothing at all.
+    let r = run(&mut s, &with(&["-n", "0", "-p", ""]));
+    assert_eq!((r.output.as_str(), r.conversation.as_str()), ("", ""));
 }
 
 #[test]
-fn the_first_call_reports_counts_and_decoded_remaining_text() {
+fn max_tokens_update_caps_the_tokens_a_call_evaluates_and_the_prompt_is_resent_whole() {
     let (_, mut s) = loaded(4, &[]);
-    let r = ok(s.run_update(admin(), &input(&["-n", "3", "--temp", "0", "-p", JOE]), 1, &FakeMeter::free()));
-    assert_eq!(r.n_prompt_tokens, Some(16));
+    let r = run(&mut s, &["--prompt-cache", "c", "-n", "1", "-p", JOE]);
     assert_eq!(
-        (r.n_prompt_tokens_cached, r.n_prompt_tokens_decoded, r.n_prompt_tokens_remaining),
-        (Some(0), Some(5), Some(11))
+        (r.n_prompt_tokens, r.n_prompt_tokens_cached, r.n_prompt_tokens_decoded, r.n_prompt_tokens_remaining),
+        (Some(16), Some(0), Some(4), Some(12))
     );
-    assert!(JOE.ends_with(&r.prompt_remaining), "{:?} is the rest of the prompt", r.prompt_remaining);
     assert_eq!(format!("{}{}", r.conversation, r.prompt_remaining), format!(" {JOE}"));
-    let r = ok(s.run_update(admin(), &input(&["-p", &r.prompt_remaining]), 1, &FakeMeter::free()));
-    assert_eq!((r.n_prompt_tokens_cached, r.n_prompt_tokens_decoded), (Some(5), Some(4)));
+    assert_eq!(r.output, "", "no token sampled before the prompt is in");
+    let r2 = run(&mut s, &["--prompt-cache", "c", "-n", "1", "-p", JOE]);
+    assert_eq!((r2.n_prompt_tokens_cached, r2.n_prompt_tokens_decoded), (Some(4), Some(4)));
+    // Sending prompt_remaining back starts a new input: only the BOS is reused.
+    let r3 = run(&mut s, &["--prompt-cache", "c", "-n", "1", "-p", &r2.prompt_remaining]);
+    assert!(r3.n_prompt_tokens_cached < Some(8), "{r3:?}: the 8 ingested tokens are not reused");
+    // A generating call evaluates M tokens: -n M+1 keeps them all.
+    let (_, mut s) = loaded(4, &[]);
+    while !run(&mut s, &["--prompt-cache", "c", "-n", "1", "-p", JOE]).prompt_remaining.is_empty() {}
+    let r = run(&mut s, &["--prompt-cache", "c", "-n", "5", "--temp", "0", "-p", ""]);
+    assert_eq!((r.n_tokens_generated, r.output.as_str()), (Some(4), ". He liked"));
+    assert_eq!(r.conversation, format!(" {JOE}. He liked"));
+}
+
+#[test]
+fn special_tokens_in_the_prompt_are_parsed_with_or_without_sp_which_only_prints_them() {
+    let (_, mut s) = loaded(0, &[]);
+    let eos = format!("{JOE}</s>");
+    for sp in [&[][..], &["-sp"][..]] {
+        let r = run(&mut s, &[sp, &["-n", "1", "-p", &eos]].concat());
+        assert_eq!(r.n_prompt_tokens, Some(17), "</s> is one token, -sp {sp:?}");
+        // As in llama.cpp, a prompt that ends with an end-of-generation token ends the answer.
+        assert!(r.generated_eog && r.output.is_empty(), "{r:?}");
+    }
+    let plain = run(&mut s, &["--prompt-cache", "p", "-n", "1", "-p", JOE]);
+    let special = run(&mut s, &["--prompt-cache", "p", "-sp", "-n", "1", "-p", JOE]);
+    assert_eq!(plain.conversation, " Joe loves writing stories");
+    assert_eq!(special.conversation, "<s> Joe loves writing stories", "-sp prints the BOS");
 }
 
 #[test]
@@ -254,8 +279,8 @@ fn a_long_greedy_answer_equals_the_engine_however_it_is_split() {
     assert!(expected_text.len() > 100, "{expected_text:?}");
     for max in [0, 1, 3, 7] {
         let (_, mut s) = loaded(max, &[]);
-        let run = drive(&mut s, admin(), "c", prompt, &["-n", "60", "--temp", "0"], false, &FakeMeter::free());
-        assert_eq!(run.text, expected_text, "max_tokens_update {max}");
+        let (g, _) = ask(&mut s, "c", prompt, greedy(60), &FakeMeter::free);
+        assert_eq!(g.text, expected_text, "max_tokens_update {max}");
     }
 }
 
@@ -265,15 +290,16 @@ fn seeded_sampling_is_reproducible_across_splits() {
     let prompt = "The little dog";
     let config = SamplerConfig { temperature: 0.9, top_k: 40, top_p: 0.95, seed: 1234, ..SamplerConfig::default() };
     let expected = tokenizer.decode(&native_generate(&tokenizer.encode(prompt, true, false), 40, config));
-    let sampled = |max: u64, seed: &str| {
+    let sampled = |max: u64, seed: u32| {
         let (_, mut s) = loaded(max, &[]);
-        let args = ["-n", "40", "--temp", "0.9", "--top-k", "40", "--top-p", "0.95", "--seed", seed];
-        drive(&mut s, admin(), "c", prompt, &args, false, &FakeMeter::free()).text
+        let settings =
+            GenerationSettings { max_tokens: 40, temperature: 0.9, seed, top_k: Some(40), top_p: Some(0.95) };
+        ask(&mut s, "c", prompt, settings, &FakeMeter::free).0.text
     };
-    assert_eq!(sampled(0, "1234"), expected);
-    assert_eq!(sampled(3, "1234"), expected);
-    assert_eq!(sampled(1, "1234"), expected);
-    assert_ne!(sampled(3, "99"), expected, "another seed, another story");
+    assert_eq!(sampled(0, 1234), expected);
+    assert_eq!(sampled(3, 1234), expected);
+    assert_eq!(sampled(1, 1234), expected);
+    assert_ne!(sampled(3, 99), expected, "another seed, another story");
 }
 
 #[test]
@@ -281,76 +307,54 @@ fn the_instruction_guard_stops_calls_early_without_changing_the_text() {
     let (_, mut s) = loaded(0, &[]);
     // Every read of the counter costs 1,000: a call may read it a few dozen times.
     s.instruction_limit = 12_000;
-    let fresh = || FakeMeter { now: Cell::new(0), step: 1_000 };
-    let mut remaining = JOE.to_string();
-    let mut calls = 0;
-    let mut text = String::new();
-    let mut eog = false;
-    while !eog {
-        let p = if calls == 0 || !remaining.is_empty() { remaining.clone() } else { String::new() };
-        let m = fresh();
-        let r = ok(s.run_update(admin(), &input(&["-n", "12", "--temp", "0", "-p", &p]), 1, &m));
-        text.push_str(&r.output);
-        remaining = r.prompt_remaining;
-        eog = r.generated_eog;
-        calls += 1;
-        assert!(calls < 100);
-    }
+    let (guarded, calls) = ask(&mut s, "c", JOE, greedy(12), &|| FakeMeter { now: Cell::new(0), step: 1_000 });
     assert!(calls >= 4, "the guard split the work: {calls} calls");
     let (_, mut unguarded) = loaded(0, &[]);
-    let whole = drive(&mut unguarded, admin(), "c", JOE, &["-n", "12", "--temp", "0"], false, &FakeMeter::free());
-    assert_eq!(text, whole.text);
+    let (whole, _) = ask(&mut unguarded, "c", JOE, greedy(12), &FakeMeter::free);
+    assert_eq!(guarded.text, whole.text);
+    assert_eq!(guarded.generated_tokens, Some(12));
 }
 
 #[test]
 fn a_full_context_ends_the_answer_with_an_error_and_long_prompts_are_refused() {
     let (_, mut s) = loaded(0, &["-c", "20"]);
-    let run = drive(&mut s, admin(), "c", JOE, &["--temp", "0"], false, &FakeMeter::free());
-    assert!(run.last.generated_eog);
-    assert!(run.last.error.contains("context full"), "{:?}", run.last.error);
-    assert_eq!(run.last.n_tokens_generated, Some(5), "16 prompt tokens + 4 fed + 1 sampled");
-    let again = ok(s.run_update(admin(), &input(&["--prompt-cache", "c", "-p", ""]), 1, &FakeMeter::free()));
-    assert!(again.generated_eog && again.output.is_empty());
+    run(&mut s, &["--prompt-cache", "c", "-n", "1", "-p", JOE]);
+    let r = run(&mut s, &["--prompt-cache", "c", "--temp", "0", "-p", ""]);
+    assert!(r.generated_eog);
+    assert!(r.error.contains("context full"), "{:?}", r.error);
+    assert_eq!(r.n_tokens_generated, Some(4), "16 prompt tokens + 4 = 20 positions");
+    let (g, _) = ask(&mut s, "d", JOE, greedy(30), &FakeMeter::free);
+    assert_eq!(g.generated_tokens, Some(4), "the client stops at the full context");
     let long = "word ".repeat(30);
     let e = err(s.run_update(admin(), &input(&["--prompt-cache", "d", "-p", &long]), 1, &FakeMeter::free()));
     assert_eq!(e.status_code, 413);
-    assert!(e.error.contains("context full"), "{}", e.error);
+    assert!(e.error.contains("prompt is too long"), "{}", e.error);
 }
 
 #[test]
-fn another_prompt_mid_ingestion_starts_over_and_a_second_turn_continues_the_conversation() {
+fn a_longer_prompt_reuses_the_cache_and_continues_the_conversation() {
     let (tokenizer, _) = native();
     let (_, mut s) = loaded(4, &[]);
-    let first = ok(s.run_update(admin(), &input(&["-p", "The cat sat on the mat and"]), 1, &FakeMeter::free()));
-    assert!(!first.prompt_remaining.is_empty());
-    let run = drive(&mut s, admin(), "", JOE, &["-n", "3", "--temp", "0"], false, &FakeMeter::free());
-    assert_eq!(run.text, ". He li", "the abandoned turn left nothing behind");
-
-    // A second turn: the answer's last token, then the new text, without BOS.
-    let second = drive(&mut s, admin(), "", " And then", &["-n", "8", "--temp", "0"], false, &FakeMeter::free());
-    let history = tokenizer.encode(JOE, true, false);
-    let answer = native_generate(&history, 3, SamplerConfig::greedy());
-    let mut all = history.clone();
-    all.extend(&answer);
-    all.extend(tokenizer.encode(" And then", false, false));
-    let expected = tokenizer.decode(&native_generate(&all, 8, SamplerConfig::greedy()));
-    assert_eq!(second.text, expected);
+    let (first, _) = ask(&mut s, "keep", JOE, greedy(3), &FakeMeter::free);
+    // The same cache name again (the client removed it: make it again).
+    while !run(&mut s, &["--prompt-cache", "t", "-n", "1", "-p", JOE]).prompt_remaining.is_empty() {}
+    let turn2 = format!("{JOE}{} And then", first.text);
+    let r = run(&mut s, &["--prompt-cache", "t", "-n", "1", "-p", &turn2]);
+    assert_eq!(r.n_prompt_tokens_cached, Some(16), "the first prompt is reused");
+    let (g, _) = ask(&mut s, "t", &turn2, greedy(8), &FakeMeter::free);
+    let expected = native_generate(&tokenizer.encode(&turn2, true, false), 8, SamplerConfig::greedy());
+    assert_eq!(g.text, tokenizer.decode(&expected));
 }
 
 #[test]
-fn multi_byte_characters_stay_whole_in_prompt_remaining() {
+fn multi_byte_characters_are_ingested_token_by_token() {
+    let (tokenizer, _) = native();
     let (_, mut s) = loaded(1, &[]);
     let prompt = "Zoë ate crème brûlée";
-    let mut remaining = prompt.to_string();
-    loop {
-        let r = ok(s.run_update(admin(), &input(&["-n", "2", "--temp", "0", "-p", &remaining]), 1, &FakeMeter::free()));
-        assert!(!r.prompt_remaining.contains('\u{fffd}'), "{:?}", r.prompt_remaining);
-        if r.prompt_remaining.is_empty() {
-            break;
-        }
-        assert!(prompt.ends_with(&r.prompt_remaining));
-        remaining = r.prompt_remaining;
-    }
+    let (g, calls) = ask(&mut s, "c", prompt, greedy(6), &FakeMeter::free);
+    let tokens = tokenizer.encode(prompt, true, false);
+    assert_eq!(calls as usize, tokens.len() + 6);
+    assert_eq!(g.text, tokenizer.decode(&native_generate(&tokens, 6, SamplerConfig::greedy())));
 }
 
 #[test]
@@ -396,17 +400,23 @@ fn conversations_are_per_caller_and_bounded() {
     let b = ok(run(&mut s, user(2), "c", "The dog", 20));
     assert_eq!(a.output, ". He li");
     assert_ne!(a.conversation, b.conversation);
+    // 16 prompt tokens and 2 of the 3 sampled: the third is shown, not kept.
     assert_eq!(ok(run(&mut s, user(1), "c", "", 30)).n_prompt_tokens_cached, Some(18), "user 1's cache is intact");
+    // A gone cache is a new, empty one: an empty prompt starts from the BOS.
+    let gone = |r: OutputRecordResult| ok(r).n_prompt_tokens_cached == Some(0);
     // A third conversation drops the least recently used (user 2's).
     ok(run(&mut s, user(3), "c", "A bird", 40));
-    assert_eq!(err(run(&mut s, user(2), "c", "", 50)).status_code, 400);
+    assert!(gone(run(&mut s, user(2), "c", "", 50)));
     // Idle for longer than max_idle_ns: dropped when another call comes.
     ok(run(&mut s, user(3), "c", "", 2_000));
-    assert_eq!(err(run(&mut s, user(1), "c", "", 2_001)).status_code, 400);
-    // remove_prompt_cache drops it; again is fine.
-    ok(s.remove_prompt_cache(user(3), &input(&["--prompt-cache", "c"])));
-    ok(s.remove_prompt_cache(user(3), &input(&["--prompt-cache", "c"])));
-    assert_eq!(err(run(&mut s, user(3), "c", "", 2_002)).status_code, 400);
+    assert!(gone(run(&mut s, user(1), "c", "", 2_001)));
+    // remove_prompt_cache drops it; again is fine, and says so.
+    let removed = ok(s.remove_prompt_cache(user(3), &input(&["--prompt-cache", "c"])));
+    assert!(removed.output.ends_with("/sessions/c deleted successfully"), "{}", removed.output);
+    let again = ok(s.remove_prompt_cache(user(3), &input(&["--prompt-cache", "c"])));
+    assert!(again.output.ends_with("not found. Nothing to delete."), "{}", again.output);
+    assert!(gone(run(&mut s, user(3), "c", "", 2_002)));
+    assert_eq!(err(s.new_chat(user(3), &input(&[]), 0)).status_code, 400, "new_chat needs --prompt-cache");
     match s.memory_status(0, 0).model {
         ModelState::Loaded(info) => assert_eq!((info.vocab_size, info.session_capacity), (512, 128)),
         other => panic!("{other:?}"),
@@ -429,7 +439,7 @@ fn without_a_model_calls_say_so_and_an_upgrade_reloads_it() {
     set_max(&mut s, 4);
     s.set_access(admin(), AccessInputRecord { level: 1 });
     assert!(matches!(s.ready(), StatusCodeRecordResult::Ok(_)));
-    ok(s.run_update(admin(), &input(&["-p", JOE]), 0, &FakeMeter::free()));
+    ok(s.run_update(admin(), &input(&["--prompt-cache", "k", "-p", JOE]), 0, &FakeMeter::free()));
 
     // An upgrade: a new heap over the same stable memory.
     let mut upgraded = stable.service(ConversationLimits::default());
@@ -445,16 +455,15 @@ fn without_a_model_calls_say_so_and_an_upgrade_reloads_it() {
         ModelState::Loaded(info) => assert_eq!(info.session_capacity, 64, "-c survives"),
         other => panic!("{other:?}"),
     }
-    let e = err(upgraded.run_update(admin(), &input(&["-p", ""]), 0, &FakeMeter::free()));
-    assert_eq!(e.status_code, 400, "conversations end with an upgrade");
-    let run = drive(&mut upgraded, admin(), "n", JOE, &["-n", "3", "--temp", "0"], false, &FakeMeter::free());
-    assert_eq!(run.text, ". He li");
+    let r = ok(upgraded.run_update(admin(), &input(&["--prompt-cache", "k", "-p", ""]), 0, &FakeMeter::free()));
+    assert_eq!(r.n_prompt_tokens_cached, Some(0), "conversations end with an upgrade");
+    assert_eq!(ask(&mut upgraded, "n", JOE, greedy(3), &FakeMeter::free).0.text, ". He li");
 
     // A load_model before the reload timer makes the reload a no-op.
     let mut again = stable.service(ConversationLimits::default());
     assert!(again.begin_reload());
     ok(again.load_model(admin(), &input(&["--model", MODEL]), &FakeMeter::free()));
-    ok(again.run_update(admin(), &input(&["-p", JOE]), 0, &FakeMeter::free()));
+    ok(again.run_update(admin(), &input(&["--prompt-cache", "k", "-p", JOE]), 0, &FakeMeter::free()));
     again.reload_after_upgrade(&FakeMeter::free());
     assert_eq!(again.memory_status(0, 0).conversations, 1, "the conversation was kept");
 
@@ -462,23 +471,4 @@ fn without_a_model_calls_say_so_and_an_upgrade_reloads_it() {
     let mut fresh = Stable::new().service(ConversationLimits::default());
     assert!(!fresh.begin_reload());
     assert!(matches!(fresh.memory_status(0, 0).model, ModelState::NotLoaded));
-}
-
-#[test]
-fn abandoning_a_turn_after_a_finished_prompt_keeps_the_conversation_usable() {
-    let (tokenizer, _) = native();
-    let (_, mut s) = loaded(5, &[]);
-    // 16 tokens: BOS + 5, 5, 5: the prompt is in, nothing generated yet.
-    let mut remaining = JOE.to_string();
-    while !remaining.is_empty() {
-        let r = ok(s.run_update(admin(), &input(&["-n", "4", "--temp", "0", "-p", &remaining]), 1, &FakeMeter::free()));
-        assert!(r.output.is_empty(), "the budget ends with the prompt");
-        remaining = r.prompt_remaining;
-    }
-    let r = ok(s.run_update(admin(), &input(&["-p", "The cat sat on the mat"]), 1, &FakeMeter::free()));
-    assert!(!r.prompt_remaining.is_empty(), "a second turn, not finished");
-    let run = drive(&mut s, admin(), "", " And then", &["-n", "4", "--temp", "0"], false, &FakeMeter::free());
-    let mut tokens = tokenizer.encode(JOE, true, false);
-    tokens.extend(tokenizer.encode(" And then", false, false));
-    assert_eq!(run.text, tokenizer.decode(&native_generate(&tokens, 4, SamplerConfig::greedy())));
 }

@@ -5,7 +5,7 @@ use candid::utils::ArgumentEncoder;
 use candid::{CandidType, Principal};
 use ic_cdk::call::{Call, CallFailed};
 use mainer_types::calls::Method;
-use mainer_types::llama_cpp::{InputRecord, OutputRecordResult};
+use mainer_types::llm_client::{LlmCall, LlmReply};
 use serde::de::DeserializeOwned;
 
 /// A failed call: the reject code (0 if the call was never made) and why.
@@ -39,10 +39,18 @@ pub async fn call<A: ArgumentEncoder, R: CandidType + DeserializeOwned>(
     response.candid::<R>().map_err(|e| CallError { code: 0, message: format!("undecodable reply of {name}: {e}") })
 }
 
-/// One call of the llama.cpp protocol, named by the LLM client.
-pub async fn llm(canister: Principal, method: &str, arg: &InputRecord) -> Result<OutputRecordResult, (u32, String)> {
-    let Some(m) = mainer_types::calls::llm::chat_method(method) else {
-        return Err((0, format!("{method} is not a method of the llama.cpp protocol")));
+/// One call of the llama.cpp protocol, as `llm_client` asks for it.
+pub async fn llm(canister: Principal, call: &LlmCall) -> Result<LlmReply, (u32, String)> {
+    let reply = match call {
+        LlmCall::MaxTokens => {
+            self::call(canister, &mainer_types::calls::llm::GET_MAX_TOKENS, ()).await.map(LlmReply::MaxTokens)
+        }
+        LlmCall::Run { method, arg } => {
+            let Some(m) = mainer_types::calls::llm::chat_method(method) else {
+                return Err((0, format!("{method} is not a method of the llama.cpp protocol")));
+            };
+            self::call(canister, &m, (arg.clone(),)).await.map(LlmReply::Run)
+        }
     };
-    call(canister, &m, (arg.clone(),)).await.map_err(|e| (e.code, e.message))
+    reply.map_err(|e| (e.code, e.message))
 }

@@ -217,7 +217,7 @@ async fn generate(item: WorkItem, llm: Principal) {
     let mut instructions = 0u64;
     while let Some(call) = session.next_call() {
         instructions += ic_cdk::api::performance_counter(0);
-        let result = calls::llm(llm, call.method, &call.arg).await;
+        let result = calls::llm(llm, &call).await;
         session.on_result(result);
     }
     instructions += ic_cdk::api::performance_counter(0);

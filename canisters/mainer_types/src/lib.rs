@@ -8,6 +8,7 @@ pub mod controller;
 pub mod creator;
 pub mod game;
 pub mod http;
+pub mod llama_args;
 pub mod llama_cpp;
 pub mod llm_client;
 #[cfg(feature = "stable")]

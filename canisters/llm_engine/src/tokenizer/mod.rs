@@ -213,6 +213,20 @@ impl Tokenizer {
         }
     }
 
+    /// A token's text as llama.cpp's `llama_token_to_piece` (b4531) renders
+    /// it: control and unknown tokens as their text only when `special`
+    /// (llama.cpp's `-sp`), nothing otherwise; user-defined tokens as their
+    /// text; unused tokens as nothing; the others as [`Tokenizer::token_bytes`].
+    pub fn token_piece(&self, token: u32, special: bool) -> Vec<u8> {
+        match self.vocab.token_type(token) {
+            Some(TokenType::Control | TokenType::Unknown) if special => {
+                self.vocab.text(token).unwrap_or_default().as_bytes().to_vec()
+            }
+            Some(TokenType::Control | TokenType::Unknown | TokenType::Unused) | None => Vec::new(),
+            Some(_) => self.token_bytes(token),
+        }
+    }
+
     /// Concatenated token bytes as text (invalid UTF-8 replaced).
     pub fn decode(&self, tokens: &[u32]) -> String {
         let bytes: Vec<u8> = tokens.iter().flat_map(|&t| self.token_bytes(t)).collect();

@@ -117,6 +117,7 @@ pub fn sampling(args: &LlamaArgs) -> SamplerConfig {
         top_k: args.top_k.unwrap_or(DEFAULT_TOP_K).max(0) as usize,
         top_p: args.top_p.unwrap_or(DEFAULT_TOP_P),
         seed: args.seed.unwrap_or(DEFAULT_SEED) as u64,
+        ..SamplerConfig::default()
     }
 }
 

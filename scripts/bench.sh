@@ -12,17 +12,20 @@
 # live in their own reports, which the check never compares.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/common.sh
 
 # Report benchmarks/<name>.md comes from the example bench_<name>.
 FAST=(simulator mainer creator_store creator_copy)   # deterministic, checked
 SLOW=(llm)                                          # deterministic, minutes: full run only
 TIMING=(simulator_speed)                            # wall-clock: full run only, never checked
 
-run() { cargo run -q --locked -p integration-tests --example "bench_$1"; }
+# The examples are built once, with the same features as the tests (build_host).
+run() { "$(cargo_target_dir)/debug/examples/bench_$1"; }
 
 case "${1:-}" in
   "")
     scripts/build.sh
+    build_host
     mkdir -p benchmarks
     for b in "${FAST[@]}" "${SLOW[@]}" "${TIMING[@]}"; do
       run "$b" | tee "benchmarks/$b.md"
@@ -30,6 +33,7 @@ case "${1:-}" in
     ;;
   --check)
     scripts/build.sh
+    build_host
     scratch=$(mktemp -d)
     trap 'rm -rf "$scratch"' EXIT
     drifted=()

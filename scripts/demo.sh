@@ -5,5 +5,14 @@
 # challenges, answers), then prints a report. Options: scripts/demo.sh --help
 set -euo pipefail
 cd "$(dirname "$0")/.."
+for arg in "$@"; do
+  if [[ "$arg" == -h || "$arg" == --help ]]; then
+    cat integration-tests/src/bin/demo_help.txt
+    exit 0
+  fi
+done
+source scripts/common.sh
 scripts/build.sh >&2
-cargo run -q --locked -p integration-tests --bin demo -- "$@"
+build_host
+echo "==> running the demo" >&2
+exec "$(cargo_target_dir)/debug/demo" "$@"

@@ -93,9 +93,15 @@ echo "    game_state $GAME, mainer_creator $CREATOR"
 echo "==> building (scripts/build.sh through dfx) and the mainer CLI"
 "${DFX[@]}" build game_state --network "$NETWORK"
 "${DFX[@]}" build mainer_creator --network "$NETWORK"
-# MAINER_CLI: a mainer binary to use instead of building one.
-MAINER="${MAINER_CLI:-target/debug/mainer}"
-[[ -n "${MAINER_CLI:-}" ]] || cargo build --locked -q -p mainer-cli
+# MAINER_CLI: a mainer binary to use instead of building one (the shared
+# host build of scripts/common.sh, which the tests and the demo reuse).
+source scripts/common.sh
+if [[ -n "${MAINER_CLI:-}" ]]; then
+  MAINER="$MAINER_CLI"
+else
+  build_host
+  MAINER="$(cargo_target_dir)/debug/mainer"
+fi
 
 if [[ "$MODE" == install ]]; then
   echo "==> installing"

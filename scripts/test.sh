@@ -4,6 +4,7 @@
 # embedded simulator; on PocketIC instead when POCKET_IC_BIN is set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/common.sh
 
 scripts/build.sh
 echo "==> formatting check"
@@ -17,6 +18,8 @@ for crate in mainer_types llm_engine; do
     exit 1
   fi
 done
+# The same build the demo, the CLI and the local network use (scripts/common.sh).
+build_host
 echo "==> tests"
 cargo test --workspace --locked "$@"
 echo "==> benchmark reports match the code (deterministic figures)"

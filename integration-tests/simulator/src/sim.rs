@@ -51,7 +51,11 @@ fn default_cache_dir() -> Option<PathBuf> {
     if let Ok(dir) = std::env::var("IC_SIM_CACHE_DIR") {
         return Some(PathBuf::from(dir));
     }
-    // target/ic-sim-cache next to the build output of the running binary.
+    // ic-sim-cache in cargo's target directory: CARGO_TARGET_DIR when set,
+    // else the `target` folder holding the running binary.
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return Some(PathBuf::from(dir).join("ic-sim-cache"));
+    }
     let exe = std::env::current_exe().ok()?;
     let target = exe.ancestors().find(|p| p.file_name().is_some_and(|n| n == "target"))?;
     Some(target.join("ic-sim-cache"))

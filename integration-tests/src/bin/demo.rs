@@ -28,22 +28,8 @@ struct Options {
     model: Option<PathBuf>,
 }
 
-const HELP: &str = "\
-Runs the mAIner factory end to end on the embedded IC simulator.
-
-Options:
-  --own N              Own mAIners (default 1)
-  --services N         ShareService mAIners (default 1)
-  --agents N           ShareAgents, spread over the ShareServices (default 2)
-  --llms N             LLM canisters per Own / ShareService mAIner (default 2)
-  --challenges N       challenges to answer (default 3)
-  --tokens N           tokens per answer (default 12)
-  --tokens-per-call N  max_tokens_update of the LLMs (default 8)
-  --max-seconds N      simulated seconds to wait for the answers (default 1800)
-  --llm-wasm NAME|PATH the LLM canister: llm (ours, real inference; default),
-                       test_llm (the fake used by tests), or a path to a wasm
-  --model PATH         the GGUF model (default ../shared/models/stories260Ktok512.gguf)
-";
+// Also printed by `scripts/demo.sh --help` without building anything.
+const HELP: &str = include_str!("demo_help.txt");
 
 fn parse() -> Options {
     let mut o = Options {

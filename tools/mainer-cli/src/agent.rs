@@ -22,20 +22,27 @@ pub struct AgentClient {
 /// Reads a dfx PEM: secp256k1 (what `dfx identity new` makes), Ed25519 or prime256v1.
 pub fn identity_from_pem(path: &Path) -> Result<Arc<dyn Identity>, CliError> {
     let pem = std::fs::read(path).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
-    if let Ok(id) = Secp256k1Identity::from_pem(&pem[..]) {
-        return Ok(Arc::new(id));
+    identity_from_pem_bytes(&pem).ok_or_else(|| {
+        CliError::Usage(format!(
+            "{} is not a plaintext secp256k1, Ed25519 or prime256v1 PEM key (an encrypted dfx identity must be \
+             exported first: dfx identity export NAME > key.pem)",
+            path.display()
+        ))
+    })
+}
+
+/// A key from PEM text, of any of the three kinds dfx makes.
+pub fn identity_from_pem_bytes(pem: &[u8]) -> Option<Arc<dyn Identity>> {
+    if let Ok(id) = Secp256k1Identity::from_pem(pem) {
+        return Some(Arc::new(id));
     }
-    if let Ok(id) = BasicIdentity::from_pem(&pem[..]) {
-        return Ok(Arc::new(id));
+    if let Ok(id) = BasicIdentity::from_pem(pem) {
+        return Some(Arc::new(id));
     }
-    if let Ok(id) = Prime256v1Identity::from_pem(&pem[..]) {
-        return Ok(Arc::new(id));
+    if let Ok(id) = Prime256v1Identity::from_pem(pem) {
+        return Some(Arc::new(id));
     }
-    Err(CliError::Usage(format!(
-        "{} is not a plaintext secp256k1, Ed25519 or prime256v1 PEM key (an encrypted dfx identity must be \
-         exported first: dfx identity export NAME > key.pem)",
-        path.display()
-    )))
+    None
 }
 
 pub fn anonymous() -> Arc<dyn Identity> {

@@ -24,7 +24,7 @@ pub struct Global {
     /// `local` (http://127.0.0.1:4943, or the bind address in dfx.json), `ic`, or a URL.
     #[arg(long, global = true, default_value = "local", env = "MAINER_NETWORK")]
     pub network: String,
-    /// A dfx identity: reads ~/.config/dfx/identity/NAME/identity.pem.
+    /// A dfx identity: ~/.config/dfx/identity/NAME/identity.pem, or (keyring, encrypted) `dfx identity export NAME`.
     #[arg(long, global = true, conflicts_with = "pem")]
     pub identity: Option<String>,
     /// A PEM key file (secp256k1, Ed25519 or prime256v1). Anonymous without this and --identity.

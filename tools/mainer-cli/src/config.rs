@@ -96,23 +96,43 @@ pub fn identity(g: &Global) -> Result<Arc<dyn Identity>, CliError> {
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .ok_or_else(|| CliError::Usage("HOME is not set: pass --pem FILE".into()))?;
+    let dfx = std::env::var_os("MAINER_DFX").unwrap_or_else(|| "dfx".into());
+    dfx_identity(name, &home, Path::new(&dfx))
+}
+
+/// A dfx identity by name. A plaintext key (`dfx identity new --storage-mode
+/// plaintext`) is read from its file; one in the system keyring (dfx's
+/// default) or encrypted with a password is asked of dfx itself (`dfx
+/// identity export NAME`, which prompts on the terminal for a password), since
+/// only dfx knows how to unlock it. The key stays in memory.
+pub fn dfx_identity(name: &str, home: &Path, dfx: &Path) -> Result<Arc<dyn Identity>, CliError> {
     let dir = home.join(".config/dfx/identity").join(name);
     let pem = dir.join("identity.pem");
     if pem.is_file() {
         return crate::agent::identity_from_pem(&pem);
     }
-    if dir.join("identity.pem.encrypted").is_file() {
-        return Err(CliError::Usage(format!(
-            "dfx identity `{name}` is encrypted; export it (dfx identity export {name} > {name}.pem) and pass --pem"
-        )));
+    if !dir.is_dir() {
+        return Err(CliError::Usage(format!("no dfx identity `{name}` (looked in {})", dir.display())));
     }
-    if dir.is_dir() {
-        return Err(CliError::Usage(format!(
-            "dfx identity `{name}` keeps its key in the system keyring; export it \
-             (dfx identity export {name} > {name}.pem) and pass --pem"
-        )));
+    let storage =
+        if dir.join("identity.pem.encrypted").is_file() { "is encrypted" } else { "is in the system keyring" };
+    let output = std::process::Command::new(dfx)
+        .args(["identity", "export", name])
+        .stdin(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| {
+            CliError::Usage(format!(
+                "the key of dfx identity `{name}` {storage} and only dfx can read it, but `{}` cannot run ({e}); \
+                 export it (dfx identity export {name} > {name}.pem) and pass --pem {name}.pem",
+                dfx.display()
+            ))
+        })?;
+    if !output.status.success() {
+        return Err(CliError::Usage(format!("`dfx identity export {name}` failed ({})", output.status)));
     }
-    Err(CliError::Usage(format!("no dfx identity `{name}` (looked in {})", dir.display())))
+    crate::agent::identity_from_pem_bytes(&output.stdout)
+        .ok_or_else(|| CliError::Usage(format!("`dfx identity export {name}` printed no PEM key we can read")))
 }
 
 #[cfg(test)]
@@ -147,5 +167,50 @@ mod tests {
         );
         assert_eq!(canister_id_from_files(&dir, "ic", "game_state"), None);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    // A throw-away Ed25519 key made for this test with openssl.
+    const ED25519: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIHlaBHi/ue8SvldqLJH/ri5RyL2taBpwRHQv3He3opSV
+-----END PRIVATE KEY-----
+";
+
+    #[test]
+    fn dfx_identities_in_a_file_in_the_keyring_or_encrypted() {
+        use std::os::unix::fs::PermissionsExt;
+        let home = std::env::temp_dir().join(format!("mainer-cli-identity-{}", std::process::id()));
+        let ids = home.join(".config/dfx/identity");
+        for name in ["plain", "keyring", "locked"] {
+            std::fs::create_dir_all(ids.join(name)).unwrap();
+        }
+        std::fs::write(ids.join("plain/identity.pem"), ED25519).unwrap();
+        std::fs::write(ids.join("locked/identity.pem.encrypted"), b"sealed").unwrap();
+        // A stand-in for dfx: exports `keyring` and `locked`, and logs its arguments.
+        let fake = home.join("dfx");
+        let log = home.join("dfx.log");
+        std::fs::write(
+            &fake,
+            format!(
+                "#!/bin/sh\necho \"$@\" >> {}\nif [ \"$3\" = missing ]; then exit 255; fi\ncat <<'EOF'\n{ED25519}EOF\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+        let expected = crate::agent::identity_from_pem_bytes(ED25519.as_bytes()).unwrap().sender().unwrap();
+        for name in ["plain", "keyring", "locked"] {
+            let id = dfx_identity(name, &home, &fake).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(id.sender().unwrap(), expected, "{name}");
+        }
+        // The file is read directly; dfx is asked only for the other two.
+        let calls = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(calls, "identity export keyring\nidentity export locked\n");
+        assert!(
+            matches!(dfx_identity("nobody", &home, &fake), Err(CliError::Usage(m)) if m.contains("no dfx identity"))
+        );
+        let no_dfx = dfx_identity("keyring", &home, &home.join("no-such-dfx"));
+        assert!(matches!(no_dfx, Err(CliError::Usage(m)) if m.contains("dfx identity export keyring > keyring.pem")));
+        std::fs::remove_dir_all(&home).unwrap();
     }
 }

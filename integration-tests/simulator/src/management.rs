@@ -498,7 +498,7 @@ impl Simulator {
         // 2. A fresh instance (fresh heap) of the new code.
         let heap_limit = self.heap_limit_for(&self.canisters[&id], compiled.wasm64);
         let linker = self.rt.linker(compiled.wasm64);
-        let fresh = match CanisterInstance::new(&self.rt.engine, linker, compiled.clone(), heap_limit) {
+        let fresh = match CanisterInstance::new(linker.engine(), linker, compiled.clone(), heap_limit) {
             Ok(i) => i,
             Err(e) => {
                 self.refund_install(id, prepaid, used);

@@ -135,7 +135,9 @@ impl CanisterInstance {
         let mut trap = result.err().map(|e| classify_trap(e, limit));
         if instructions > limit {
             instructions = limit;
-            trap.get_or_insert(TrapReason::InstructionLimit(limit));
+            if trap.is_none() {
+                trap = Some(TrapReason::InstructionLimit(limit));
+            }
         }
         match (trap.is_none(), persist) {
             (true, Persist::Commit) => stable.commit(),

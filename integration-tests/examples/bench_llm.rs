@@ -8,7 +8,7 @@
 //!
 //! Run with `scripts/bench.sh` (or `cargo run -p integration-tests --example
 //! bench_llm`); prints a Markdown report to stdout, progress to stderr.
-//! Instructions are the simulator's: one per wasm operator (see the README).
+//! Instructions are the simulator's, which counts what the IC charges (see the README).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -188,11 +188,10 @@ fn main() {
 
     println!("## LLM canister benchmark\n");
     println!(
-        "Our `llm` canister (llm_engine with wasm SIMD) on the embedded simulator. Instructions are the \
-         simulator's: one per wasm operator. The IC weighs operators (scalar float arithmetic 20, calls 10, \
-         SIMD mostly 1); for the engine's hot loops, which are SIMD, IC-weighted counts measured with \
-         `canisters/llm_engine/tools/ic_meter` are within a few per cent of these (see \
-         `canisters/llm/README.md`). A call stops itself at 36B instructions (the limit is 40B).\n"
+        "Our `llm` canister (llm_engine with wasm SIMD) on the embedded simulator. Instructions are \
+         IC-weighted: the simulator counts what the IC charges (its operator cost table, system API \
+         overheads and dirty pages; see the README, \"What the meter follows\"). A call stops itself at \
+         36B instructions (the limit is 40B).\n"
     );
     let names: Vec<&str> = figures.iter().map(|f| f.name.as_str()).collect();
     println!("| | {} |", names.join(" | "));

@@ -2,8 +2,8 @@
 """Counts the wasm instructions the engine spends per step, as a proxy for
 the Internet Computer's instruction meter: wasmtime "fuel" (one unit per
 executed operator) and, if the module was instrumented with the IC's
-weighted cost table (exported global `ic_instructions`: scalar float ops
-cost 20, calls 10, branches 2, SIMD ops 1), the IC's count.
+weighted cost table (tools/ic_meter, the simulator's table: exported global
+`ic_instructions`), the IC's count.
 
 Build the probe first (from the crate directory, add +simd128 or not):
   RUSTFLAGS="-C target-feature=+simd128 -C llvm-args=-disable-lsr" cargo build --release \

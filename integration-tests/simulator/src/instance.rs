@@ -9,7 +9,7 @@ use wasmtime::{Engine, Global, Instance, Linker, Memory, Ref, Store, Table, Trap
 
 use crate::module::{CompiledModule, MEMORY_EXPORT, START_EXPORT, TABLE_EXPORT};
 use crate::stable::StableMemory;
-use crate::system_api::{Ctx, Effects, MessageEnv, TrapReason};
+use crate::system_api::{Ctx, Effects, EntryKind, MessageEnv, TrapReason};
 
 /// What to run.
 pub enum Invoke<'a> {
@@ -121,6 +121,8 @@ impl CanisterInstance {
         linker: &Linker<Ctx>,
     ) -> Outcome {
         let limit = env.instruction_limit;
+        // Replicated executions pay for the heap pages they dirty.
+        let charges_dirty_pages = !matches!(env.kind, EntryKind::Query | EntryKind::InspectMessage);
         self.snapshot();
         stable.begin();
         {
@@ -131,13 +133,22 @@ impl CanisterInstance {
         }
         self.store.set_fuel(limit).expect("fuel is enabled");
         let result = self.invoke(invoke);
-        let instructions = limit - self.store.get_fuel().unwrap_or(0).min(limit);
+        let mut instructions = limit - self.store.get_fuel().unwrap_or(0).min(limit);
+        if charges_dirty_pages {
+            instructions += self.dirty_heap_page_cost();
+        }
 
         let ctx = self.store.data_mut();
         *stable = std::mem::take(&mut ctx.stable);
         ctx.env = MessageEnv::default();
         let effects = std::mem::take(&mut ctx.effects);
-        let trap = result.err().map(|e| classify_trap(e, limit));
+        let mut trap = result.err().map(|e| classify_trap(e, limit));
+        if instructions > limit {
+            instructions = limit;
+            if trap.is_none() {
+                trap = Some(TrapReason::InstructionLimit(limit));
+            }
+        }
         let mut heap_after = None;
         match (trap.is_none(), persist) {
             (true, Persist::Commit) => stable.commit(),
@@ -218,6 +229,13 @@ impl CanisterInstance {
                 }
             }
         }
+    }
+
+    /// What the IC charges after a message for the 4 KiB heap pages it changed.
+    fn dirty_heap_page_cost(&self) -> u64 {
+        let Some(mem) = self.memory else { return 0 };
+        crate::meter::changed_pages(&self.heap_backup, mem.data(&self.store))
+            * crate::meter::dirty_page_overhead(self.module.wasm64)
     }
 
     fn snapshot(&mut self) {

@@ -8,8 +8,10 @@
 mod api;
 mod canister;
 mod cost;
+mod ic_cost_table;
 mod instance;
 mod management;
+mod meter;
 mod module;
 mod sim;
 mod stable;

@@ -562,7 +562,7 @@ impl Simulator {
         // 3. A fresh instance of the new code: a fresh heap, or the kept one.
         let heap_limit = self.heap_limit_for(&self.canisters[&id], compiled.wasm64);
         let linker = self.rt.linker(compiled.wasm64);
-        let mut fresh = match CanisterInstance::new(&self.rt.engine, linker, compiled.clone(), heap_limit) {
+        let mut fresh = match CanisterInstance::new(linker.engine(), linker, compiled.clone(), heap_limit) {
             Ok(i) => i,
             Err(e) => return fail(self, used, invalid(e)),
         };

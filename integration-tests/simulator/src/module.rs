@@ -52,17 +52,18 @@ pub(crate) struct CompiledModule {
 
 /// Compiles modules once per wasm hash, in memory and on disk.
 pub(crate) struct ModuleCache {
-    engine: Engine,
+    /// The wasm32 and the wasm64 engine (their fuel tables differ).
+    engines: [Engine; 2],
     compiled: HashMap<[u8; 32], Arc<CompiledModule>>,
     disk_dir: Option<PathBuf>,
 }
 
 impl ModuleCache {
-    pub fn new(engine: Engine, disk_dir: Option<PathBuf>) -> Self {
+    pub fn new(engines: [Engine; 2], disk_dir: Option<PathBuf>) -> Self {
         if let Some(dir) = &disk_dir {
             let _ = std::fs::create_dir_all(dir);
         }
-        ModuleCache { engine, compiled: HashMap::new(), disk_dir }
+        ModuleCache { engines, compiled: HashMap::new(), disk_dir }
     }
 
     /// Validates and compiles `wasm` (possibly gzipped). Errors are the
@@ -74,13 +75,18 @@ impl ModuleCache {
         }
         let raw = decompress(wasm)?;
         let rewrite = rewrite_exports(&raw)?;
-        let module = self.compile(&hash, &rewrite.wasm)?;
-        let compiled = Arc::new(describe(module, rewrite, wasm.len())?);
+        let wasm64 = declares_memory64(&rewrite.wasm);
+        let module = self.compile(&hash, &rewrite.wasm, wasm64)?;
+        let mut described = describe(module, rewrite, wasm.len())?;
+        // The memory's type, exported or not, picked the engine.
+        described.wasm64 = wasm64;
+        let compiled = Arc::new(described);
         self.compiled.insert(hash, compiled.clone());
         Ok(compiled)
     }
 
-    fn compile(&self, hash: &[u8; 32], wasm: &[u8]) -> Result<Module, String> {
+    fn compile(&self, hash: &[u8; 32], wasm: &[u8], wasm64: bool) -> Result<Module, String> {
+        let engine = &self.engines[wasm64 as usize];
         let cached_file = self
             .disk_dir
             .as_ref()
@@ -91,12 +97,11 @@ impl ModuleCache {
             // SAFETY: the file was written by `Module::serialize` of this
             // same engine configuration; wasmtime checks its version and
             // configuration header and refuses anything else.
-            if let Ok(m) = unsafe { Module::deserialize_file(&self.engine, path) } {
+            if let Ok(m) = unsafe { Module::deserialize_file(engine, path) } {
                 return Ok(m);
             }
         }
-        let module =
-            Module::new(&self.engine, wasm).map_err(|e| format!("Wasm module of canister is invalid: {e:#}"))?;
+        let module = Module::new(engine, wasm).map_err(|e| format!("Wasm module of canister is invalid: {e:#}"))?;
         if let (Some(path), Ok(bytes)) = (&cached_file, module.serialize()) {
             // Write then rename so a concurrent test process never reads half a file.
             let tmp = path.with_extension(format!("tmp{}", std::process::id()));
@@ -106,6 +111,26 @@ impl ModuleCache {
         }
         Ok(module)
     }
+}
+
+/// Whether the module's first memory (defined or imported) is 64-bit, which
+/// decides the engine and so the cost of loads and stores.
+fn declares_memory64(wasm: &[u8]) -> bool {
+    use wasmparser::{Parser, Payload, TypeRef};
+    for payload in Parser::new(0).parse_all(wasm).flatten() {
+        match payload {
+            Payload::ImportSection(reader) => {
+                for import in reader.into_imports().flatten() {
+                    if let TypeRef::Memory(m) = import.ty {
+                        return m.memory64;
+                    }
+                }
+            }
+            Payload::MemorySection(reader) => return reader.into_iter().flatten().next().is_some_and(|m| m.memory64),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Installed modules may be gzipped, as on the IC.

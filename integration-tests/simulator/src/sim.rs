@@ -61,28 +61,36 @@ fn default_cache_dir() -> Option<PathBuf> {
     Some(target.join("ic-sim-cache"))
 }
 
+/// One engine per memory type: the IC's operator costs differ between wasm32
+/// and wasm64 (loads and stores), and wasmtime's fuel table is per engine.
 pub(crate) struct Runtime {
     pub engine: Engine,
+    pub engine64: Engine,
     pub linker32: Linker<Ctx>,
     pub linker64: Linker<Ctx>,
 }
 
 impl Runtime {
     fn new() -> Self {
-        let mut config = Config::new();
-        config.consume_fuel(true);
-        config.wasm_memory64(true);
-        config.wasm_backtrace_max_frames(None);
-        // The IC canonicalizes NaNs so that floating point is deterministic.
-        config.cranelift_nan_canonicalization(true);
-        config.relaxed_simd_deterministic(true);
-        let engine = Engine::new(&config).expect("the engine configuration is valid");
+        let engine_for = |wasm64: bool| {
+            let mut config = Config::new();
+            config.consume_fuel(true);
+            // Fuel is the IC-weighted instruction count (see meter.rs).
+            config.operator_cost(crate::meter::operator_cost(wasm64));
+            config.wasm_memory64(true);
+            config.wasm_backtrace_max_frames(None);
+            // The IC canonicalizes NaNs so that floating point is deterministic.
+            config.cranelift_nan_canonicalization(true);
+            config.relaxed_simd_deterministic(true);
+            Engine::new(&config).expect("the engine configuration is valid")
+        };
+        let (engine, engine64) = (engine_for(false), engine_for(true));
         let mut names = BTreeSet::new();
         let mut linker32 = Linker::new(&engine);
         system_api::define::<i32>(&mut linker32, &mut names).expect("the system API links");
-        let mut linker64 = Linker::new(&engine);
+        let mut linker64 = Linker::new(&engine64);
         system_api::define::<i64>(&mut linker64, &mut names).expect("the system API links");
-        Runtime { engine, linker32, linker64 }
+        Runtime { engine, engine64, linker32, linker64 }
     }
 
     pub fn linker(&self, wasm64: bool) -> &Linker<Ctx> {
@@ -128,7 +136,7 @@ impl Simulator {
 
     pub fn with_config(config: SimConfig) -> Self {
         let rt = Runtime::new();
-        let modules = ModuleCache::new(rt.engine.clone(), config.module_cache_dir.clone());
+        let modules = ModuleCache::new([rt.engine.clone(), rt.engine64.clone()], config.module_cache_dir.clone());
         Simulator {
             rt,
             modules,
@@ -656,7 +664,7 @@ impl Simulator {
         let c = self.canisters.get_mut(&id).expect("running an existing canister");
         let inst = c.instance.as_mut().expect("running an installed canister");
         let linker = self.rt.linker(inst.wasm64());
-        inst.run(env, &mut c.stable, invoke, persist, &self.rt.engine, linker)
+        inst.run(env, &mut c.stable, invoke, persist, linker.engine(), linker)
     }
 
     fn keep_logs(&mut self, id: Principal, outcome: &Outcome) {

@@ -13,6 +13,7 @@ use wasmtime::Result;
 use wasmtime::{Caller, Linker, Memory, ResourceLimiter};
 
 use crate::cost::CostModel;
+use crate::meter::{self, BYTE_TRANSMISSION_COST_FACTOR, DirtyStablePages, logging_bytes, syscall};
 use crate::stable::{StableMemory, WASM_PAGE};
 
 /// Which entry point is running; decides which system calls are allowed.
@@ -172,6 +173,8 @@ pub struct Effects {
     pub global_timer: Option<u64>,
     pub message_accepted: bool,
     pub logs: Vec<String>,
+    /// Stable-memory pages written, each charged once per message.
+    pub stable_dirty: DirtyStablePages,
 }
 
 /// Per-store data: the memory handle, stable memory (moved in for the
@@ -246,13 +249,6 @@ fn api_trap(msg: impl Into<String>) -> wasmtime::Error {
     wasmtime::Error::new(TrapReason::SystemApi(msg.into()))
 }
 
-/// Instructions charged for a system call besides the wasm around it, like
-/// the IC's system API overheads: a fixed part plus one per byte copied.
-const SYSCALL_BASE: u64 = 50;
-const CALL_PERFORM_COST: u64 = 5_000;
-const STABLE_GROW_COST: u64 = 100;
-const DEBUG_PRINT_COST: u64 = 100;
-
 type C<'a> = Caller<'a, Ctx>;
 
 fn charge(c: &mut C, instructions: u64) -> Result<()> {
@@ -271,7 +267,6 @@ fn memory(c: &C) -> Result<Memory> {
 }
 
 fn read_mem(c: &mut C, ptr: u64, len: u64) -> Result<Vec<u8>> {
-    charge(c, SYSCALL_BASE + len)?;
     let mem = memory(c)?;
     let data = mem.data(&*c);
     let end = ptr.checked_add(len).filter(|&e| e <= data.len() as u64).ok_or_else(|| api_trap("heap out of bounds"))?;
@@ -279,7 +274,6 @@ fn read_mem(c: &mut C, ptr: u64, len: u64) -> Result<Vec<u8>> {
 }
 
 fn write_mem(c: &mut C, ptr: u64, bytes: &[u8]) -> Result<()> {
-    charge(c, SYSCALL_BASE + bytes.len() as u64)?;
     let mem = memory(c)?;
     let data = mem.data_mut(&mut *c);
     let end = ptr
@@ -317,11 +311,14 @@ fn u128_of(high: i64, low: i64) -> u128 {
 
 /// A pointer or size in the module's address space: i32 for wasm32, i64 for wasm64.
 pub trait Ptr: wasmtime::WasmTy + Copy + Send + Sync + 'static {
+    /// Whether this is the pointer type of wasm64 modules.
+    const WASM64: bool;
     fn to_u64(self) -> u64;
     fn from_u64(v: u64) -> Self;
 }
 
 impl Ptr for i32 {
+    const WASM64: bool = false;
     fn to_u64(self) -> u64 {
         self as u32 as u64
     }
@@ -331,6 +328,7 @@ impl Ptr for i32 {
 }
 
 impl Ptr for i64 {
+    const WASM64: bool = true;
     fn to_u64(self) -> u64 {
         self as u64
     }
@@ -371,40 +369,55 @@ macro_rules! def {
 /// Defines every `ic0` function in `linker`, with `P` the pointer type.
 pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static str>) -> Result<()> {
     // --- the message's argument, caller, method, reject ---
-    def!(linker, names, "msg_arg_data_size", |c: C| -> Result<P> {
+    def!(linker, names, "msg_arg_data_size", |mut c: C| -> Result<P> {
+        charge(&mut c, syscall::DEFAULT)?;
         require(&c, c.data().env().kind.has_arg(), "msg_arg_data_size")?;
         Ok(P::from_u64(c.data().env().arg.len() as u64))
     });
     def!(linker, names, "msg_arg_data_copy", |mut c: C, dst: P, off: P, size: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT + size.to_u64())?;
         require(&c, c.data().env().kind.has_arg(), "msg_arg_data_copy")?;
         let arg = std::mem::take(&mut c.data_mut().env.arg);
         let r = copy_out(&mut c, dst.to_u64(), off.to_u64(), size.to_u64(), &arg, "ic0.msg_arg_data_copy");
         c.data_mut().env.arg = arg;
         r
     });
-    def!(linker, names, "msg_caller_size", |c: C| -> Result<P> {
+    def!(linker, names, "msg_caller_size", |mut c: C| -> Result<P> {
+        charge(&mut c, syscall::DEFAULT)?;
         Ok(P::from_u64(c.data().env().caller.as_slice().len() as u64))
     });
     def!(linker, names, "msg_caller_copy", |mut c: C, dst: P, off: P, size: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT + size.to_u64())?;
         let caller = c.data().env().caller;
         copy_out(&mut c, dst.to_u64(), off.to_u64(), size.to_u64(), caller.as_slice(), "ic0.msg_caller_copy")
     });
-    def!(linker, names, "msg_caller_info_data_size", |_c: C| -> Result<P> { Ok(P::from_u64(0)) });
+    def!(linker, names, "msg_caller_info_data_size", |mut c: C| -> Result<P> {
+        charge(&mut c, syscall::DEFAULT)?;
+        Ok(P::from_u64(0))
+    });
     def!(linker, names, "msg_caller_info_data_copy", |mut c: C, dst: P, off: P, size: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT + size.to_u64())?;
         copy_out(&mut c, dst.to_u64(), off.to_u64(), size.to_u64(), &[], "ic0.msg_caller_info_data_copy")
     });
-    def!(linker, names, "msg_caller_info_signer_size", |_c: C| -> Result<P> { Ok(P::from_u64(0)) });
+    def!(linker, names, "msg_caller_info_signer_size", |mut c: C| -> Result<P> {
+        charge(&mut c, syscall::DEFAULT)?;
+        Ok(P::from_u64(0))
+    });
     def!(linker, names, "msg_caller_info_signer_copy", |mut c: C, dst: P, off: P, size: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT + size.to_u64())?;
         copy_out(&mut c, dst.to_u64(), off.to_u64(), size.to_u64(), &[], "ic0.msg_caller_info_signer_copy")
     });
-    def!(linker, names, "msg_method_name_size", |c: C| -> Result<P> {
+    def!(linker, names, "msg_method_name_size", |mut c: C| -> Result<P> {
+        charge(&mut c, syscall::DEFAULT)?;
         Ok(P::from_u64(c.data().env().method.len() as u64))
     });
     def!(linker, names, "msg_method_name_copy", |mut c: C, dst: P, off: P, size: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT + size.to_u64())?;
         let method = c.data().env().method.clone();
         copy_out(&mut c, dst.to_u64(), off.to_u64(), size.to_u64(), method.as_bytes(), "ic0.msg_method_name_copy")
     });
-    def!(linker, names, "msg_reject_code", |c: C| -> Result<i32> {
+    def!(linker, names, "msg_reject_code", |mut c: C| -> Result<i32> {
+        charge(&mut c, syscall::DEFAULT)?;
         require(
             &c,
             c.data().env().kind.has_reject() || c.data().env().kind == EntryKind::ReplyCallback,
@@ -412,19 +425,25 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
         )?;
         Ok(c.data().env().reject_code as i32)
     });
-    def!(linker, names, "msg_reject_msg_size", |c: C| -> Result<P> {
+    def!(linker, names, "msg_reject_msg_size", |mut c: C| -> Result<P> {
+        charge(&mut c, syscall::DEFAULT)?;
         require(&c, c.data().env().kind.has_reject(), "msg_reject_msg_size")?;
         Ok(P::from_u64(c.data().env().reject_message.len() as u64))
     });
     def!(linker, names, "msg_reject_msg_copy", |mut c: C, dst: P, off: P, size: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT + size.to_u64())?;
         require(&c, c.data().env().kind.has_reject(), "msg_reject_msg_copy")?;
         let m = c.data().env().reject_message.clone();
         copy_out(&mut c, dst.to_u64(), off.to_u64(), size.to_u64(), m.as_bytes(), "ic0.msg_reject_msg_copy")
     });
-    def!(linker, names, "msg_deadline", |c: C| -> Result<i64> { Ok(c.data().env().deadline_ns as i64) });
+    def!(linker, names, "msg_deadline", |mut c: C| -> Result<i64> {
+        charge(&mut c, syscall::DEFAULT)?;
+        Ok(c.data().env().deadline_ns as i64)
+    });
 
     // --- replying ---
     def!(linker, names, "msg_reply_data_append", |mut c: C, src: P, size: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT + BYTE_TRANSMISSION_COST_FACTOR * size.to_u64())?;
         check_can_reply(&c, "msg_reply_data_append")?;
         let bytes = read_mem(&mut c, src.to_u64(), size.to_u64())?;
         let max = c.data().env().max_message_bytes;
@@ -439,12 +458,14 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
         Ok(())
     });
     def!(linker, names, "msg_reply", |mut c: C| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT)?;
         check_can_reply(&c, "msg_reply")?;
         let e = &mut c.data_mut().effects;
         e.response = Some(Response::Reply(std::mem::take(&mut e.reply_buffer)));
         Ok(())
     });
     def!(linker, names, "msg_reject", |mut c: C, src: P, size: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT + BYTE_TRANSMISSION_COST_FACTOR * size.to_u64())?;
         check_can_reply(&c, "msg_reject")?;
         let bytes = read_mem(&mut c, src.to_u64(), size.to_u64())?;
         c.data_mut().effects.response = Some(Response::Reject(String::from_utf8_lossy(&bytes).into_owned()));
@@ -453,42 +474,52 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
 
     // --- cycles ---
     def!(linker, names, "msg_cycles_available128", |mut c: C, dst: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT)?;
         let v = available_cycles(&c);
         write_u128(&mut c, dst.to_u64(), v)
     });
-    def!(linker, names, "msg_cycles_available", |c: C| -> Result<i64> {
+    def!(linker, names, "msg_cycles_available", |mut c: C| -> Result<i64> {
+        charge(&mut c, syscall::DEFAULT)?;
         legacy_u64(available_cycles(&c), "msg_cycles_available")
     });
     def!(linker, names, "msg_cycles_refunded128", |mut c: C, dst: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT)?;
         require(&c, c.data().env().kind.is_callback(), "msg_cycles_refunded128")?;
         let v = c.data().env().cycles_refunded;
         write_u128(&mut c, dst.to_u64(), v)
     });
-    def!(linker, names, "msg_cycles_refunded", |c: C| -> Result<i64> {
+    def!(linker, names, "msg_cycles_refunded", |mut c: C| -> Result<i64> {
+        charge(&mut c, syscall::DEFAULT)?;
         require(&c, c.data().env().kind.is_callback(), "msg_cycles_refunded")?;
         legacy_u64(c.data().env().cycles_refunded, "msg_cycles_refunded")
     });
     def!(linker, names, "msg_cycles_accept128", |mut c: C, high: i64, low: i64, dst: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT)?;
         let accepted = accept_cycles(&mut c, u128_of(high, low))?;
         write_u128(&mut c, dst.to_u64(), accepted)
     });
     def!(linker, names, "msg_cycles_accept", |mut c: C, max: i64| -> Result<i64> {
+        charge(&mut c, syscall::DEFAULT)?;
         let accepted = accept_cycles(&mut c, max as u64 as u128)?;
         Ok(accepted as u64 as i64)
     });
     def!(linker, names, "cycles_burn128", |mut c: C, high: i64, low: i64, dst: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT)?;
         let burned = u128_of(high, low).min(c.data().liquid_balance());
         c.data_mut().effects.cycles_burned += burned;
         write_u128(&mut c, dst.to_u64(), burned)
     });
     def!(linker, names, "canister_cycle_balance128", |mut c: C, dst: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT)?;
         let v = c.data().balance();
         write_u128(&mut c, dst.to_u64(), v)
     });
-    def!(linker, names, "canister_cycle_balance", |c: C| -> Result<i64> {
+    def!(linker, names, "canister_cycle_balance", |mut c: C| -> Result<i64> {
+        charge(&mut c, syscall::DEFAULT)?;
         legacy_u64(c.data().balance(), "canister_cycle_balance")
     });
     def!(linker, names, "canister_liquid_cycle_balance128", |mut c: C, dst: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT)?;
         let v = c.data().liquid_balance();
         write_u128(&mut c, dst.to_u64(), v)
     });
@@ -500,24 +531,38 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
     });
 
     // --- the canister itself ---
-    def!(linker, names, "canister_self_size", |c: C| -> Result<P> {
+    def!(linker, names, "canister_self_size", |mut c: C| -> Result<P> {
+        charge(&mut c, syscall::DEFAULT)?;
         Ok(P::from_u64(c.data().env().canister_id.as_slice().len() as u64))
     });
     def!(linker, names, "canister_self_copy", |mut c: C, dst: P, off: P, size: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT + size.to_u64())?;
         let id = c.data().env().canister_id;
         copy_out(&mut c, dst.to_u64(), off.to_u64(), size.to_u64(), id.as_slice(), "ic0.canister_self_copy")
     });
-    def!(linker, names, "canister_status", |c: C| -> Result<i32> { Ok(c.data().env().status as i32) });
-    def!(linker, names, "canister_version", |c: C| -> Result<i64> { Ok(c.data().env().canister_version as i64) });
-    def!(linker, names, "subnet_self_size", |c: C| -> Result<P> {
+    def!(linker, names, "canister_status", |mut c: C| -> Result<i32> {
+        charge(&mut c, syscall::DEFAULT)?;
+        Ok(c.data().env().status as i32)
+    });
+    def!(linker, names, "canister_version", |mut c: C| -> Result<i64> {
+        charge(&mut c, syscall::DEFAULT)?;
+        Ok(c.data().env().canister_version as i64)
+    });
+    def!(linker, names, "subnet_self_size", |mut c: C| -> Result<P> {
+        charge(&mut c, syscall::DEFAULT)?;
         Ok(P::from_u64(c.data().env().subnet_id.as_slice().len() as u64))
     });
     def!(linker, names, "subnet_self_copy", |mut c: C, dst: P, off: P, size: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT + size.to_u64())?;
         let id = c.data().env().subnet_id;
         copy_out(&mut c, dst.to_u64(), off.to_u64(), size.to_u64(), id.as_slice(), "ic0.subnet_self_copy")
     });
-    def!(linker, names, "subnet_self_node_count", |_c: C| -> Result<i32> { Ok(13) });
+    def!(linker, names, "subnet_self_node_count", |mut c: C| -> Result<i32> {
+        charge(&mut c, syscall::DEFAULT)?;
+        Ok(13)
+    });
     def!(linker, names, "accept_message", |mut c: C| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT)?;
         require(&c, c.data().env().kind == EntryKind::InspectMessage, "accept_message")?;
         if c.data().effects.message_accepted {
             return Err(api_trap("ic0.accept_message: the message was already accepted"));
@@ -526,12 +571,14 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
         Ok(())
     });
     def!(linker, names, "is_controller", |mut c: C, src: P, size: P| -> Result<i32> {
+        charge(&mut c, syscall::IS_CONTROLLER + size.to_u64())?;
         let bytes = read_mem(&mut c, src.to_u64(), size.to_u64())?;
         let p = Principal::try_from_slice(&bytes)
             .map_err(|_| api_trap("ic0.is_controller: the argument is not a valid principal"))?;
         Ok(c.data().env().controllers.contains(&p) as i32)
     });
-    def!(linker, names, "in_replicated_execution", |c: C| -> Result<i32> {
+    def!(linker, names, "in_replicated_execution", |mut c: C| -> Result<i32> {
+        charge(&mut c, syscall::DEFAULT)?;
         Ok(!matches!(c.data().env().kind, EntryKind::Query | EntryKind::InspectMessage) as i32)
     });
 
@@ -546,6 +593,7 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
                                      reject_fun: P,
                                      reject_env: P|
      -> Result<()> {
+        charge(&mut c, syscall::CALL_NEW + callee_size.to_u64() + name_size.to_u64())?;
         require(&c, c.data().env().kind.may_call(), "call_new")?;
         let callee = read_mem(&mut c, callee_src.to_u64(), callee_size.to_u64())?;
         let callee = Principal::try_from_slice(&callee)
@@ -570,6 +618,7 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
         Ok(())
     });
     def!(linker, names, "call_on_cleanup", |mut c: C, fun: P, env: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT)?;
         let call = building(&mut c, "call_on_cleanup")?;
         if call.cleanup.is_some() {
             return Err(api_trap("ic0.call_on_cleanup: the cleanup callback is already set"));
@@ -578,6 +627,7 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
         Ok(())
     });
     def!(linker, names, "call_data_append", |mut c: C, src: P, size: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT + BYTE_TRANSMISSION_COST_FACTOR * size.to_u64())?;
         building(&mut c, "call_data_append")?;
         let bytes = read_mem(&mut c, src.to_u64(), size.to_u64())?;
         let max = c.data().env().max_message_bytes;
@@ -592,6 +642,7 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
         Ok(())
     });
     def!(linker, names, "call_with_best_effort_response", |mut c: C, timeout: i32| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT)?;
         let call = building(&mut c, "call_with_best_effort_response")?;
         if call.timeout_seconds.is_some() {
             return Err(api_trap("ic0.call_with_best_effort_response: the timeout is already set"));
@@ -601,13 +652,15 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
         Ok(())
     });
     def!(linker, names, "call_cycles_add128", |mut c: C, high: i64, low: i64| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT)?;
         add_call_cycles(&mut c, u128_of(high, low), "call_cycles_add128")
     });
     def!(linker, names, "call_cycles_add", |mut c: C, amount: i64| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT)?;
         add_call_cycles(&mut c, amount as u64 as u128, "call_cycles_add")
     });
     def!(linker, names, "call_perform", |mut c: C| -> Result<i32> {
-        charge(&mut c, CALL_PERFORM_COST)?;
+        charge(&mut c, syscall::CALL_PERFORM)?;
         let call =
             c.data_mut().effects.building.take().ok_or_else(|| api_trap("ic0.call_perform: no call is being built"))?;
         let fee = c.data().env().costs.call_cost(call.method.len() as u64, call.payload.len() as u64);
@@ -625,12 +678,12 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
     // --- stable memory ---
     def!(linker, names, "stable64_size", |c: C| -> Result<i64> { Ok(c.data().stable.size_pages() as i64) });
     def!(linker, names, "stable64_grow", |mut c: C, new_pages: i64| -> Result<i64> {
-        charge(&mut c, STABLE_GROW_COST)?;
+        charge(&mut c, syscall::STABLE_GROW)?;
         let limit = c.data().env().stable_limit_pages;
         Ok(c.data_mut().stable.grow(new_pages as u64, limit).map_or(-1, |old| old as i64))
     });
     def!(linker, names, "stable64_write", |mut c: C, offset: i64, src: i64, size: i64| -> Result<()> {
-        stable_write(&mut c, offset as u64, src as u64, size as u64)
+        stable_write(&mut c, offset as u64, src as u64, size as u64, P::WASM64)
     });
     def!(linker, names, "stable64_read", |mut c: C, dst: i64, offset: i64, size: i64| -> Result<()> {
         stable_read(&mut c, dst as u64, offset as u64, size as u64)
@@ -644,12 +697,12 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
         Ok(pages as i32)
     });
     def!(linker, names, "stable_grow", |mut c: C, new_pages: i32| -> Result<i32> {
-        charge(&mut c, STABLE_GROW_COST)?;
+        charge(&mut c, syscall::STABLE_GROW)?;
         let limit = (c.data().env().stable_limit_pages).min(65_536);
         Ok(c.data_mut().stable.grow(new_pages as u32 as u64, limit).map_or(-1, |old| old as i32))
     });
     def!(linker, names, "stable_write", |mut c: C, offset: i32, src: i32, size: i32| -> Result<()> {
-        stable_write(&mut c, offset as u32 as u64, src as u32 as u64, size as u32 as u64)
+        stable_write(&mut c, offset as u32 as u64, src as u32 as u64, size as u32 as u64, P::WASM64)
     });
     def!(linker, names, "stable_read", |mut c: C, dst: i32, offset: i32, size: i32| -> Result<()> {
         stable_read(&mut c, dst as u32 as u64, offset as u32 as u64, size as u32 as u64)
@@ -657,6 +710,7 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
 
     // --- certified data ---
     def!(linker, names, "certified_data_set", |mut c: C, src: P, size: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT + size.to_u64())?;
         require(&c, c.data().env().kind.may_set_certified_data(), "certified_data_set")?;
         let max = c.data().env().max_certified_data_bytes;
         if size.to_u64() > max as u64 {
@@ -666,10 +720,12 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
         c.data_mut().effects.certified_data = Some(bytes);
         Ok(())
     });
-    def!(linker, names, "data_certificate_present", |c: C| -> Result<i32> {
+    def!(linker, names, "data_certificate_present", |mut c: C| -> Result<i32> {
+        charge(&mut c, syscall::DEFAULT)?;
         Ok(c.data().env().certificate.is_some() as i32)
     });
-    def!(linker, names, "data_certificate_size", |c: C| -> Result<P> {
+    def!(linker, names, "data_certificate_size", |mut c: C| -> Result<P> {
+        charge(&mut c, syscall::DEFAULT)?;
         let cert = c
             .data()
             .env()
@@ -679,6 +735,7 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
         Ok(P::from_u64(cert.len() as u64))
     });
     def!(linker, names, "data_certificate_copy", |mut c: C, dst: P, off: P, size: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT + size.to_u64())?;
         let cert = c
             .data()
             .env()
@@ -687,14 +744,22 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
             .ok_or_else(|| api_trap("ic0.data_certificate_copy: no certificate is available here"))?;
         copy_out(&mut c, dst.to_u64(), off.to_u64(), size.to_u64(), &cert, "ic0.data_certificate_copy")
     });
-    def!(linker, names, "root_key_size", |_c: C| -> Result<P> { Ok(P::from_u64(SIMULATED_ROOT_KEY.len() as u64)) });
+    def!(linker, names, "root_key_size", |mut c: C| -> Result<P> {
+        charge(&mut c, syscall::DEFAULT)?;
+        Ok(P::from_u64(SIMULATED_ROOT_KEY.len() as u64))
+    });
     def!(linker, names, "root_key_copy", |mut c: C, dst: P, off: P, size: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT + size.to_u64())?;
         copy_out(&mut c, dst.to_u64(), off.to_u64(), size.to_u64(), &SIMULATED_ROOT_KEY, "ic0.root_key_copy")
     });
 
     // --- time, timers, counters ---
-    def!(linker, names, "time", |c: C| -> Result<i64> { Ok(c.data().env().time_ns as i64) });
+    def!(linker, names, "time", |mut c: C| -> Result<i64> {
+        charge(&mut c, syscall::DEFAULT)?;
+        Ok(c.data().env().time_ns as i64)
+    });
     def!(linker, names, "global_timer_set", |mut c: C, timestamp: i64| -> Result<i64> {
+        charge(&mut c, syscall::DEFAULT)?;
         require(
             &c,
             !matches!(c.data().env().kind, EntryKind::Query | EntryKind::Cleanup | EntryKind::InspectMessage),
@@ -704,7 +769,8 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
         c.data_mut().effects.global_timer = Some(timestamp as u64);
         Ok(previous as i64)
     });
-    def!(linker, names, "performance_counter", |c: C, counter: i32| -> Result<i64> {
+    def!(linker, names, "performance_counter", |mut c: C, counter: i32| -> Result<i64> {
+        charge(&mut c, syscall::PERFORMANCE_COUNTER)?;
         let env = c.data().env();
         let used = env.instruction_limit.saturating_sub(c.get_fuel()?);
         match counter {
@@ -713,68 +779,88 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
             other => Err(api_trap(format!("ic0.performance_counter: unknown counter type {other}"))),
         }
     });
-    def!(linker, names, "instruction_counter", |c: C| -> Result<i64> {
+    def!(linker, names, "instruction_counter", |mut c: C| -> Result<i64> {
+        charge(&mut c, syscall::PERFORMANCE_COUNTER)?;
         Ok(c.data().env().instruction_limit.saturating_sub(c.get_fuel()?) as i64)
     });
 
     // --- costs ---
     def!(linker, names, "cost_call", |mut c: C, method_size: i64, payload_size: i64, dst: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT)?;
         let v = c.data().env().costs.call_cost(method_size as u64, payload_size as u64);
         write_u128(&mut c, dst.to_u64(), v)
     });
     def!(linker, names, "cost_create_canister", |mut c: C, dst: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT)?;
         let v = c.data().env().costs.create_canister_fee;
         write_u128(&mut c, dst.to_u64(), v)
     });
     def!(linker, names, "cost_http_request", |mut c: C, request_size: i64, max_res: i64, dst: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT)?;
         let costs = &c.data().env().costs;
         let v = costs.http_request_base_fee + 400 * request_size as u64 as u128 + 800 * max_res as u64 as u128;
         write_u128(&mut c, dst.to_u64(), v)
     });
     def!(linker, names, "cost_http_request_v2", |mut c: C, _src: P, _size: P, dst: P| -> Result<()> {
+        charge(&mut c, syscall::COST_HTTP_REQUEST_V2)?;
         let v = c.data().env().costs.http_request_base_fee;
         write_u128(&mut c, dst.to_u64(), v)
     });
-    def!(linker, names, "cost_sign_with_ecdsa", |mut c: C, _src: P, _size: P, _curve: i32, dst: P| -> Result<i32> {
+    def!(linker, names, "cost_sign_with_ecdsa", |mut c: C, _src: P, size: P, _curve: i32, dst: P| -> Result<i32> {
+        charge(&mut c, syscall::DEFAULT + size.to_u64())?;
         let v = c.data().env().costs.sign_with_ecdsa_fee;
         write_u128(&mut c, dst.to_u64(), v)?;
         Ok(0)
     });
-    def!(linker, names, "cost_sign_with_schnorr", |mut c: C, _src: P, _size: P, _alg: i32, dst: P| -> Result<i32> {
+    def!(linker, names, "cost_sign_with_schnorr", |mut c: C, _src: P, size: P, _alg: i32, dst: P| -> Result<i32> {
+        charge(&mut c, syscall::DEFAULT + size.to_u64())?;
         let v = c.data().env().costs.sign_with_ecdsa_fee;
         write_u128(&mut c, dst.to_u64(), v)?;
         Ok(0)
     });
-    def!(linker, names, "cost_vetkd_derive_key", |mut c: C, _src: P, _size: P, _curve: i32, dst: P| -> Result<i32> {
+    def!(linker, names, "cost_vetkd_derive_key", |mut c: C, _src: P, size: P, _curve: i32, dst: P| -> Result<i32> {
+        charge(&mut c, syscall::DEFAULT + size.to_u64())?;
         let v = c.data().env().costs.sign_with_ecdsa_fee;
         write_u128(&mut c, dst.to_u64(), v)?;
         Ok(0)
     });
 
     // --- environment variables: the simulator sets none ---
-    def!(linker, names, "env_var_count", |_c: C| -> Result<P> { Ok(P::from_u64(0)) });
-    def!(linker, names, "env_var_name_size", |_c: C, _i: P| -> Result<P> {
+    def!(linker, names, "env_var_count", |mut c: C| -> Result<P> {
+        charge(&mut c, syscall::DEFAULT)?;
+        Ok(P::from_u64(0))
+    });
+    def!(linker, names, "env_var_name_size", |mut c: C, _i: P| -> Result<P> {
+        charge(&mut c, syscall::DEFAULT)?;
         Err(api_trap("ic0.env_var_name_size: index out of range"))
     });
-    def!(linker, names, "env_var_name_copy", |_c: C, _i: P, _d: P, _o: P, _s: P| -> Result<()> {
+    def!(linker, names, "env_var_name_copy", |mut c: C, _i: P, _d: P, _o: P, size: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT + size.to_u64())?;
         Err(api_trap("ic0.env_var_name_copy: index out of range"))
     });
-    def!(linker, names, "env_var_name_exists", |_c: C, _s: P, _n: P| -> Result<i32> { Ok(0) });
-    def!(linker, names, "env_var_value_size", |_c: C, _s: P, _n: P| -> Result<P> {
+    def!(linker, names, "env_var_name_exists", |mut c: C, _s: P, _n: P| -> Result<i32> {
+        charge(&mut c, syscall::DEFAULT)?;
+        Ok(0)
+    });
+    def!(linker, names, "env_var_value_size", |mut c: C, _s: P, _n: P| -> Result<P> {
+        charge(&mut c, syscall::DEFAULT)?;
         Err(api_trap("ic0.env_var_value_size: no such variable"))
     });
-    def!(linker, names, "env_var_value_copy", |_c: C, _s: P, _n: P, _d: P, _o: P, _z: P| -> Result<()> {
+    def!(linker, names, "env_var_value_copy", |mut c: C, _s: P, _n: P, _d: P, _o: P, size: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT + size.to_u64())?;
         Err(api_trap("ic0.env_var_value_copy: no such variable"))
     });
 
     // --- debugging ---
     def!(linker, names, "debug_print", |mut c: C, src: P, size: P| -> Result<()> {
-        charge(&mut c, DEBUG_PRINT_COST)?;
+        // Rate-limited debug printing (application subnets) pays for the log only.
+        charge(&mut c, syscall::DEBUG_PRINT + logging_bytes(size.to_u64()))?;
         let bytes = read_mem(&mut c, src.to_u64(), size.to_u64())?;
         c.data_mut().effects.logs.push(String::from_utf8_lossy(&bytes).into_owned());
         Ok(())
     });
     def!(linker, names, "trap", |mut c: C, src: P, size: P| -> Result<()> {
+        charge(&mut c, syscall::DEFAULT + size.to_u64() + logging_bytes(size.to_u64()))?;
         let bytes = read_mem(&mut c, src.to_u64(), size.to_u64())?;
         Err(wasmtime::Error::new(TrapReason::Explicit(String::from_utf8_lossy(&bytes).into_owned())))
     });
@@ -828,20 +914,23 @@ fn add_call_cycles(c: &mut C, amount: u128, name: &str) -> Result<()> {
     Ok(())
 }
 
-fn stable_write(c: &mut C, offset: u64, src: u64, size: u64) -> Result<()> {
+fn stable_write(c: &mut C, offset: u64, src: u64, size: u64, wasm64: bool) -> Result<()> {
+    charge(c, syscall::STABLE_READ_WRITE + size)?;
     if !c.data().stable.in_bounds(offset, size) {
         return Err(api_trap("stable memory out of bounds"));
     }
+    let new_pages = c.data_mut().effects.stable_dirty.mark(offset, size);
+    charge(c, new_pages * meter::dirty_page_overhead(wasm64))?;
     let bytes = read_mem(c, src, size)?;
     c.data_mut().stable.write(offset, &bytes);
     Ok(())
 }
 
 fn stable_read(c: &mut C, dst: u64, offset: u64, size: u64) -> Result<()> {
+    charge(c, syscall::STABLE_READ_WRITE + size)?;
     if !c.data().stable.in_bounds(offset, size) {
         return Err(api_trap("stable memory out of bounds"));
     }
-    charge(c, SYSCALL_BASE + size)?;
     let mem = memory(c)?;
     let (data, ctx) = mem.data_and_store_mut(&mut *c);
     let end =

@@ -163,7 +163,7 @@ fn an_llm_that_traps_mid_answer_is_rested_and_the_answer_comes_from_the_other() 
     let bad = llms.iter().find(|l| l.canister == w.llms[0]).unwrap();
     assert!(bad.failures >= 1 && bad.last_error.as_deref().unwrap_or("").contains("trap"), "{bad:?}");
     let item = &recent_work(&*env, w.controller)[0];
-    assert_eq!(item.attempts, 1, "one failed attempt, then success");
+    assert_eq!((item.attempts, item.outages), (0, 1), "one trapped attempt, which spends no budget, then success");
 }
 
 #[test]

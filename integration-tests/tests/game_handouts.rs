@@ -87,7 +87,7 @@ fn a_page_of_long_answers_fits_in_a_reply_and_the_listing_walks_to_its_end() {
         register(&*env, game, *m);
         let req = SubmitRequest {
             challenge_id: c.id,
-            answer: format!("{n}").repeat(150_000),
+            answer: char::from(b'a' + n as u8).to_string().repeat(150_000),
             evidence: ClaimedEvidence {
                 prompt_sha256: "0".repeat(64),
                 llm_canister: user(99),

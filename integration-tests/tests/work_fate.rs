@@ -210,5 +210,7 @@ fn upgrades_of_the_controller_mid_generation_never_fail_the_item() {
     assert_eq!(done.len(), 1, "{done:?}");
     assert!(matches!(done[0].state, WorkState::Submitted { .. }), "{done:?}");
     assert_eq!(done[0].attempts, 0, "upgrades spend no attempt");
-    assert!(done[0].outages >= 3, "{:?}", done[0]);
+    // (An upgrade may land while the item waits between attempts, when the
+    // old generation's last call reaches the LLM after the upgrade.)
+    assert!(done[0].outages >= 2, "at least two upgrades hit a generation: {:?}", done[0]);
 }

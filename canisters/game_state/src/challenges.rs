@@ -151,8 +151,13 @@ pub fn take(state: &mut State, caller: &Caller, now_ns: u64) -> GameResult<Chall
         state.drop_handout(&me);
     }
     loop {
-        // Skips only the open challenges this mAIner has answered.
-        let candidate = state.open_by_load().find(|id| !state.submissions.contains_key(&(*id, me)));
+        // Skips the open challenges this mAIner answered or gave back, and
+        // those whose quota is taken by submissions and outstanding hand-outs.
+        let candidate = state.open_by_load().find(|id| {
+            !state.submissions.contains_key(&(*id, me))
+                && !state.released.contains(&(me, *id))
+                && state.meta(*id).is_some_and(|m| m.has_room())
+        });
         let Some(id) = candidate else {
             return Err(GameError::NoOpenChallenge);
         };
@@ -162,6 +167,25 @@ pub fn take(state: &mut State, caller: &Caller, now_ns: u64) -> GameResult<Chall
         }
         // Its deadline had passed; refresh closed it, so look again.
     }
+}
+
+/// The caller will not answer challenge `id` (its work failed for good):
+/// its hand-out is dropped, freeing the place for another mAIner, and it is
+/// not handed this challenge again. Giving back twice changes nothing.
+pub fn release(state: &mut State, caller: &Caller, id: ChallengeId) -> GameResult<()> {
+    require_registered(state, caller)?;
+    let me = caller.principal;
+    if state.meta(id).is_none() {
+        return Err(GameError::ChallengeNotFound(id));
+    }
+    if state.submissions.contains_key(&(id, me)) {
+        return Err(GameError::AlreadySubmitted(id));
+    }
+    if state.handout(&me).is_some_and(|(h, _)| h == id) {
+        state.drop_handout(&me);
+    }
+    state.released.insert((me, id));
+    Ok(())
 }
 
 pub fn is_open(state: &State, id: ChallengeId, now_ns: u64) -> GameResult<bool> {
@@ -314,6 +338,47 @@ mod tests {
         assert_eq!(s.meta(1).unwrap().handed_out, 0);
         assert!(s.handout(&p(10)).is_none() && s.handout_expiry.is_empty());
         assert_eq!(take(&mut s, &Caller::user(p(11)), later).unwrap().id, 1);
+    }
+
+    #[test]
+    fn a_given_back_challenge_frees_its_place_and_is_not_handed_out_again() {
+        let mut s = state();
+        add(&mut s, &admin(), question("a"), 1).unwrap();
+        add(&mut s, &admin(), question("b"), 1).unwrap();
+        register_mainer(&mut s, p(10));
+        let me = Caller::user(p(10));
+        assert_eq!(take(&mut s, &me, 2).unwrap().id, 1);
+        assert_eq!(release(&mut s, &Caller::user(p(11)), 1), Err(GameError::NotRegistered(p(11))));
+        assert_eq!(release(&mut s, &me, 9), Err(GameError::ChallengeNotFound(9)));
+        release(&mut s, &me, 1).unwrap();
+        release(&mut s, &me, 1).unwrap();
+        assert_eq!(s.meta(1).unwrap().handed_out, 0, "its place is free");
+        assert_eq!(take(&mut s, &me, 3).unwrap().id, 2, "not the given-back one, though it is the oldest");
+        submit_answer(&mut s, p(10), 2, 4).unwrap();
+        assert_eq!(take(&mut s, &me, 5), Err(GameError::NoOpenChallenge));
+        assert_eq!(release(&mut s, &me, 2), Err(GameError::AlreadySubmitted(2)));
+    }
+
+    #[test]
+    fn hand_outs_respect_the_quota() {
+        let mut s = state();
+        let mut one = question("takes one answer");
+        one.max_submissions = Some(1);
+        add(&mut s, &admin(), one, 1).unwrap();
+        let mut two = question("takes two");
+        two.max_submissions = Some(2);
+        add(&mut s, &admin(), two, 1).unwrap();
+        for n in 10..14 {
+            register_mainer(&mut s, p(n));
+        }
+        let given: Vec<_> = (10..14).map(|n| take(&mut s, &Caller::user(p(n)), 2).map(|c| c.id)).collect();
+        assert_eq!(given, vec![Ok(1), Ok(2), Ok(2), Err(GameError::NoOpenChallenge)], "3 places, 4 mAIners");
+        // An expired hand-out frees its place.
+        let later = 2 + HANDOUT_TTL_NS;
+        assert_eq!(take(&mut s, &Caller::user(p(13)), later).unwrap().id, 1);
+        // A submission takes the place of its hand-out; the quota closes the challenge.
+        submit_answer(&mut s, p(13), 1, later + 1).unwrap();
+        assert!(!s.meta(1).unwrap().is_open());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod challenges;
+pub mod inspect;
 pub mod mainers;
 mod paging;
 pub mod records;
@@ -104,6 +105,17 @@ fn post_upgrade() {
     canister_common::info!("upgraded: {:?}", read_state(|s| s.counts()));
 }
 
+/// Refuses strangers' and oversize ingress before the canister pays for it
+/// (see `inspect.rs`); the endpoints check everything again.
+#[ic_cdk::inspect_message]
+fn inspect_message() {
+    let size = ic0::msg_arg_data_size();
+    let method = ic_cdk::api::msg_method_name();
+    if read_state(|s| inspect::accepts(s, &caller(), &method, size)) {
+        ic_cdk::api::accept_message();
+    }
+}
+
 #[ic_cdk::update]
 fn register_mainer(req: RegisterMainerRequest) -> Result<MainerInfo, GameError> {
     let result = mutate_state(|s| mainers::register(s, &caller(), req, now()));
@@ -133,6 +145,12 @@ fn get_challenge() -> Result<Challenge, GameError> {
     let result = mutate_state(|s| challenges::take(s, &caller(), now()));
     let quiet = |e: &GameError| matches!(e, GameError::NoOpenChallenge);
     logged("get_challenge", result, |c| format!("handed out challenge {}", c.id), quiet)
+}
+
+/// A registered mAIner gives back a challenge it will not answer.
+#[ic_cdk::update]
+fn release_challenge(id: ChallengeId) -> Result<(), GameError> {
+    mutate_state(|s| challenges::release(s, &caller(), id))
 }
 
 #[ic_cdk::query]

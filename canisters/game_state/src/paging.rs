@@ -1,14 +1,18 @@
 //! Pages over keys: the items skipped to reach `offset` are walked as keys
 //! only, so a page costs its own items' loading, not the skipped ones'.
+//! Pages are bounded by count and by bytes (`Page::from_offset`).
 
 use mainer_types::{Page, PageRequest};
 
 /// What `Page::collect` returns, with `load` applied to the page's keys only.
-pub fn page_of<K, T>(keys: impl Iterator<Item = K>, total: u64, req: PageRequest, load: impl FnMut(K) -> T) -> Page<T> {
+pub fn page_of<K, T: candid::CandidType>(
+    keys: impl Iterator<Item = K>,
+    total: u64,
+    req: PageRequest,
+    load: impl FnMut(K) -> T,
+) -> Page<T> {
     let offset = usize::try_from(req.offset).unwrap_or(usize::MAX);
-    let items: Vec<T> = keys.skip(offset).take(req.clamped_limit()).map(load).collect();
-    let end = req.offset.saturating_add(items.len() as u64);
-    Page { next_offset: (end < total).then_some(end), items, total }
+    Page::from_offset(keys.skip(offset).map(load), total, req)
 }
 
 #[cfg(test)]

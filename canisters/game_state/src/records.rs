@@ -47,6 +47,12 @@ impl ChallengeMeta {
         self.submissions + self.handed_out
     }
 
+    /// Whether another mAIner may be handed this challenge: its quota (if
+    /// any) is not yet taken by submissions and outstanding hand-outs.
+    pub fn has_room(&self) -> bool {
+        self.max_submissions.is_none_or(|m| self.load() < m)
+    }
+
     /// The deadline, if it has passed while the challenge is still open.
     pub fn overdue(&self, now_ns: u64) -> Option<u64> {
         self.deadline_ns.filter(|d| self.is_open() && *d <= now_ns)

@@ -45,6 +45,8 @@ pub mod memory_ids {
     pub const HANDOUTS: MemoryId = MemoryId::new(10);
     /// (handed out at ns, mAIner): hand-outs in age order, for expiry.
     pub const HANDOUT_EXPIRY: MemoryId = MemoryId::new(11);
+    /// (mAIner, challenge id): challenges a mAIner gave back (will not answer).
+    pub const RELEASED: MemoryId = MemoryId::new(12);
 }
 
 /// Default for `max_answer_bytes`.
@@ -119,6 +121,7 @@ pub struct State {
     pub(crate) submissions_by_mainer: StableBTreeSet<(Principal, ChallengeId), Memory>,
     pub(crate) handouts: StableBTreeMap<Principal, (ChallengeId, u64), Memory>,
     pub(crate) handout_expiry: StableBTreeSet<(u64, Principal), Memory>,
+    pub(crate) released: StableBTreeSet<(Principal, ChallengeId), Memory>,
 }
 
 impl State {
@@ -138,6 +141,7 @@ impl State {
             submissions_by_mainer: StableBTreeSet::init(mm.get(SUBMISSIONS_BY_MAINER)),
             handouts: StableBTreeMap::init(mm.get(HANDOUTS)),
             handout_expiry: StableBTreeSet::init(mm.get(HANDOUT_EXPIRY)),
+            released: StableBTreeSet::init(mm.get(RELEASED)),
         };
         let by_load = state
             .open_challenges

@@ -11,6 +11,7 @@
 
 mod access;
 mod calls;
+mod inspect;
 mod metrics;
 mod pool;
 mod storage;
@@ -84,6 +85,19 @@ fn post_upgrade(args: Option<ControllerArgs>) {
     });
     timers::arm();
     canister_common::info!("upgraded; in-flight work went back to the queue");
+}
+
+/// Refuses strangers' and oversize ingress before this canister pays for it
+/// (see `inspect.rs`); the endpoints check everything again.
+#[ic_cdk::inspect_message]
+fn inspect_message() {
+    let caller = msg_caller();
+    let size = ic0::msg_arg_data_size();
+    let method = ic_cdk::api::msg_method_name();
+    let admin = inspect::caller_is_admin(&caller);
+    if storage::read(|s| inspect::accepts(s, &caller, admin, &method, size)) {
+        ic_cdk::api::accept_message();
+    }
 }
 
 // ----------------------------------------------------------------------
@@ -304,6 +318,14 @@ fn health() -> HealthReport {
         if timers::armed() == 0 {
             problems.push("timers are not armed".to_string());
         }
+        // Outages never fail an item, so a long one shows here instead.
+        let waiting_since = s.waiting_since_ns();
+        if let Some(since) = waiting_since {
+            let waited = now.saturating_sub(since) / 1_000_000_000;
+            if waited >= c.settings.stall_alert_seconds {
+                problems.push(format!("work has waited {waited} s with no answer submitted or delivered"));
+            }
+        }
         HealthReport {
             role: c.role,
             paused: c.paused,
@@ -316,6 +338,8 @@ fn health() -> HealthReport {
             healthy_llms,
             cycles: ic_cdk::api::canister_cycle_balance(),
             timers_armed: timers::armed() > 0,
+            last_handed_on_ns: s.last_handed_on_ns(),
+            waiting_since_ns: waiting_since,
         }
     })
 }

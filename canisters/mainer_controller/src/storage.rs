@@ -65,6 +65,11 @@ pub struct State {
 pub struct PersistentCounters {
     pub next_item_id: u64,
     pub counters: Counters,
+    /// When an answer was last submitted or delivered.
+    pub last_handed_on_ns: Option<u64>,
+    /// Since when work (an offered challenge, an agent's request) has waited
+    /// with no answer handed on; None while there is nothing to do.
+    pub waiting_since_ns: Option<u64>,
 }
 
 impl State {
@@ -103,6 +108,44 @@ impl State {
         let mut c = self.counters.get().0.clone();
         f(&mut c.counters);
         self.counters.set(Stored(c));
+    }
+
+    fn persistent(&mut self, f: impl FnOnce(&mut PersistentCounters)) {
+        let mut c = self.counters.get().0.clone();
+        f(&mut c);
+        self.counters.set(Stored(c));
+    }
+
+    pub fn last_handed_on_ns(&self) -> Option<u64> {
+        self.counters.get().0.last_handed_on_ns
+    }
+
+    pub fn waiting_since_ns(&self) -> Option<u64> {
+        self.counters.get().0.waiting_since_ns
+    }
+
+    /// Work arrived (a challenge pulled or offered again, an agent's request):
+    /// the stall clock starts unless it runs already.
+    pub fn work_offered(&mut self, now_ns: u64) {
+        if self.waiting_since_ns().is_none() {
+            self.persistent(|c| c.waiting_since_ns = Some(now_ns));
+        }
+    }
+
+    /// An answer went out: the stall clock restarts if more work waits.
+    pub fn handed_on(&mut self, now_ns: u64) {
+        let more = !self.queue.is_empty();
+        self.persistent(|c| {
+            c.last_handed_on_ns = Some(now_ns);
+            c.waiting_since_ns = more.then_some(now_ns);
+        });
+    }
+
+    /// Nothing offered and nothing queued: not stalled, just idle.
+    pub fn idle(&mut self) {
+        if self.queue.is_empty() && self.waiting_since_ns().is_some() {
+            self.persistent(|c| c.waiting_since_ns = None);
+        }
     }
 
     pub fn next_item_id(&mut self) -> u64 {

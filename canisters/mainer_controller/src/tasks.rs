@@ -13,11 +13,12 @@ use mainer_types::controller::{
     WorkOrigin, WorkState,
 };
 use mainer_types::game::{ClaimedEvidence, GameError, SubmitRequest};
-use mainer_types::llm_client::LlmSession;
+use mainer_types::llm_client::{LlmError, LlmSession};
 use sha2::{Digest, Sha256};
 
 use crate::calls;
 use crate::storage::{self, State};
+use crate::work::Fault;
 
 fn now() -> u64 {
     ic_cdk::api::time()
@@ -64,24 +65,80 @@ pub async fn pull() -> StepReport {
     }
     r.started += 1;
     match calls::call(game, &game_state::GET_CHALLENGE, ()).await {
-        Ok(Ok(challenge)) => storage::mutate(|s| {
-            if s.knows(challenge.id, WorkOrigin::Pulled) {
-                r.note(format!("challenge {} already taken", challenge.id));
-                return;
-            }
-            match s.enqueue(challenge, WorkOrigin::Pulled, now()) {
-                Ok(item) => {
-                    s.count(|c| c.challenges_pulled += 1);
-                    r.finished += 1;
-                    r.note(format!("queued challenge {} as item {}", item.challenge.id, item.id));
+        Ok(Ok(challenge)) => {
+            let id = challenge.id;
+            let finished_before = storage::mutate(|s| {
+                s.work_offered(now());
+                if s.find(id, WorkOrigin::Pulled).is_some() {
+                    r.note(format!("challenge {id} already queued"));
+                    return false;
                 }
-                Err(e) => r.note(e.to_string()),
+                if s.knows(id, WorkOrigin::Pulled) {
+                    return true;
+                }
+                match s.enqueue(challenge, WorkOrigin::Pulled, now()) {
+                    Ok(item) => {
+                        s.count(|c| c.challenges_pulled += 1);
+                        r.finished += 1;
+                        r.note(format!("queued challenge {} as item {}", item.challenge.id, item.id));
+                    }
+                    Err(e) => r.note(e.to_string()),
+                }
+                false
+            });
+            // We gave up on it before (the give-back was lost): give it back
+            // again, so the game state hands out another one.
+            if finished_before {
+                let outcome = release(game, id).await;
+                r.note(format!("challenge {id} already finished here; given back: {outcome}"));
             }
-        }),
+        }
+        Ok(Err(GameError::NoOpenChallenge)) => {
+            storage::mutate(|s| s.idle());
+            r.note("game state: no open challenge");
+        }
         Ok(Err(e)) => r.note(format!("game state: {e}")),
         Err(e) => r.note(format!("get_challenge failed: {e}")),
     }
     r.done()
+}
+
+/// Tells the game state that we will not answer `challenge_id`, so that it
+/// hands this mAIner other challenges (best effort: a hand-out also expires,
+/// and a pull that is offered it again gives it back again).
+async fn release(game: Principal, challenge_id: u64) -> String {
+    match calls::call(game, &game_state::RELEASE_CHALLENGE, (challenge_id,)).await {
+        Ok(Ok(())) => "ok".into(),
+        Ok(Err(e)) => format!("refused: {e}"),
+        Err(e) => format!("failed: {e}"),
+    }
+}
+
+/// What follows an item's end that the other side must hear of: a pulled
+/// challenge that failed for good is given back to the game state; a
+/// ShareAgent's item that failed or was dropped is reported to the agent.
+fn after_finish(id: u64) {
+    let finished = storage::read(|s| {
+        let item = s.history.get(&id)?.0;
+        Some((item, s.config().game_state))
+    });
+    let Some((item, game)) = finished else { return };
+    match (&item.state, State::agent_of(&item)) {
+        (WorkState::Failed { .. }, None) => {
+            let challenge_id = item.challenge.id;
+            ic_cdk::futures::spawn(async move {
+                release(game, challenge_id).await;
+            });
+        }
+        (WorkState::Failed { reason } | WorkState::Dropped { reason }, Some(agent)) => {
+            let delivery =
+                AnswerDelivery { challenge_id: item.challenge.id, outcome: DeliveryOutcome::Failed(reason.clone()) };
+            ic_cdk::futures::spawn(async move {
+                let _ = calls::call(agent, &controller::DELIVER_ANSWER, (delivery,)).await;
+            });
+        }
+        _ => {}
+    }
 }
 
 /// Whether the challenge is still open (an unreachable game state counts as open).
@@ -101,9 +158,18 @@ fn drop_closed(id: u64, r: &mut Report) {
 /// Sends queued challenges to the ShareService; takes back those it never answered.
 pub async fn forward() -> StepReport {
     let mut r = Report::default();
+    // A slow ShareService is no reason to give up: the item is sent again
+    // (the ShareService accepts a challenge once, so this only asks where it
+    // is, or re-queues it if the service lost it), and a late answer is taken.
     storage::mutate(|s| {
         for item in s.forwarded_overdue(now()) {
-            s.attempt_failed(item.id, "the ShareService did not answer in time".into(), WorkState::Queued, now(), true);
+            s.attempt_failed(
+                item.id,
+                "the ShareService did not answer in time".into(),
+                WorkState::Queued,
+                now(),
+                Fault::Outage,
+            );
         }
     });
     if paused() {
@@ -119,6 +185,7 @@ pub async fn forward() -> StepReport {
         r.started += 1;
         if !still_open(game, item.challenge.id).await {
             drop_closed(item.id, &mut r);
+            after_finish(item.id);
             continue;
         }
         let request = ServiceRequest { challenge: item.challenge.clone() };
@@ -133,13 +200,23 @@ pub async fn forward() -> StepReport {
                     r.finished += 1;
                     r.note(format!("item {} accepted by the ShareService ({} ahead)", item.id, ticket.queued_ahead));
                 }
-                // A full or unreachable service: keep the item and try later.
-                Ok(Err(ControllerError::QueueFull { .. })) | Err(_) => {
-                    let why = match &result {
-                        Err(e) => format!("ShareService unreachable: {e}"),
-                        _ => "ShareService queue full".to_string(),
-                    };
-                    s.attempt_failed(item.id, why.clone(), WorkState::Queued, now(), false);
+                // Refusals that are about the service, not the challenge (full,
+                // paused, not told about us yet) and outages: try later, never give up.
+                Ok(Err(
+                    e @ (ControllerError::QueueFull { .. }
+                    | ControllerError::Paused
+                    | ControllerError::Unauthorized(_)
+                    | ControllerError::WrongRole { .. }
+                    | ControllerError::Busy(_)
+                    | ControllerError::CallFailed { .. }),
+                )) => {
+                    let why = format!("ShareService busy or unavailable: {e}");
+                    s.attempt_failed(item.id, why.clone(), WorkState::Queued, now(), Fault::Outage);
+                    r.note(format!("item {}: {why}", item.id));
+                }
+                Err(e) => {
+                    let why = format!("ShareService unreachable: {e}");
+                    s.attempt_failed(item.id, why.clone(), WorkState::Queued, now(), Fault::Outage);
                     r.note(format!("item {}: {why}", item.id));
                 }
                 Ok(Err(e)) => {
@@ -148,12 +225,13 @@ pub async fn forward() -> StepReport {
                         format!("refused by the ShareService: {e}"),
                         WorkState::Queued,
                         now(),
-                        true,
+                        Fault::Refusal,
                     );
                     r.note(format!("item {} refused: {e}", item.id));
                 }
             }
         });
+        after_finish(item.id);
         if r.started >= 32 {
             break;
         }
@@ -187,7 +265,7 @@ pub async fn process() -> StepReport {
         let Some((item, llm)) = next else { break };
         if !still_open(game, item.challenge.id).await {
             drop_closed(item.id, &mut r);
-            notify_agent_if_failed(item.id);
+            after_finish(item.id);
             continue;
         }
         // The LLM may have been taken while we awaited: pick again if so.
@@ -212,7 +290,7 @@ pub async fn process() -> StepReport {
 async fn generate(item: WorkItem, llm: Principal) {
     let (settings, model_sha256) = storage::read(|s| (s.settings(), s.llm(llm).and_then(|l| l.model_sha256)));
     let prompt = settings.prompt_format.render(&item.challenge.question);
-    let cache_name = format!("item-{}-attempt-{}", item.id, item.attempts);
+    let cache_name = format!("item-{}-try-{}", item.id, item.attempts + item.outages);
     let mut session = LlmSession::new(cache_name, prompt.clone(), item.challenge.settings.clone(), settings.llm_limits);
     let mut instructions = 0u64;
     while let Some(call) = session.next_call() {
@@ -231,7 +309,8 @@ async fn generate(item: WorkItem, llm: Principal) {
         // after a time-out (and perhaps given to this LLM again since).
         let ours = s.llm(llm).is_some_and(|l| l.in_flight == Some(item.id))
             && s.item(item.id).is_some_and(|i| {
-                i.attempts == item.attempts && matches!(i.state, WorkState::InFlight { llm: Some(l), .. } if l == llm)
+                (i.attempts, i.outages) == (item.attempts, item.outages)
+                    && matches!(i.state, WorkState::InFlight { llm: Some(l), .. } if l == llm)
             });
         s.release_llm(llm, item.id);
         match outcome {
@@ -254,31 +333,18 @@ async fn generate(item: WorkItem, llm: Principal) {
                 s.llm_failed(llm, e.to_string(), e.blames_llm(), now());
                 s.count(|c| c.generation_failures += 1);
                 if ours {
-                    s.attempt_failed(item.id, e.to_string(), WorkState::Queued, now(), true);
+                    // Only what the LLM answered counts; a call that never got
+                    // an answer (stopped, trapped, upgrading, timed out) does not.
+                    let fault = match e {
+                        LlmError::CallFailed { .. } => Fault::Outage,
+                        _ => Fault::Refusal,
+                    };
+                    s.attempt_failed(item.id, e.to_string(), WorkState::Queued, now(), fault);
                 }
             }
         }
     });
-    notify_agent_if_failed(item.id);
-}
-
-/// ShareService: tells the ShareAgent when its item failed for good, so it
-/// does not wait for its time-out (best effort).
-fn notify_agent_if_failed(id: u64) {
-    let failed = storage::read(|s| {
-        let item = s.history.get(&id)?.0;
-        let agent = State::agent_of(&item)?;
-        match item.state {
-            WorkState::Failed { reason } | WorkState::Dropped { reason } => Some((agent, item.challenge.id, reason)),
-            _ => None,
-        }
-    });
-    if let Some((agent, challenge_id, reason)) = failed {
-        ic_cdk::futures::spawn(async move {
-            let delivery = AnswerDelivery { challenge_id, outcome: DeliveryOutcome::Failed(reason) };
-            let _ = calls::call(agent, &controller::DELIVER_ANSWER, (delivery,)).await;
-        });
-    }
+    after_finish(item.id);
 }
 
 // ----------------------------------------------------------------------
@@ -314,6 +380,7 @@ async fn submit(item: WorkItem, game: Principal, answer: Answer, r: &mut Report)
             Ok(Ok(_)) | Ok(Err(GameError::AlreadySubmitted(_))) => {
                 s.set_state(id, WorkState::Submitted { at_ns: now() }, now());
                 s.count(|c| c.submissions += 1);
+                s.handed_on(now());
                 r.finished += 1;
                 r.note(format!("item {id} submitted"));
             }
@@ -331,6 +398,7 @@ async fn submit(item: WorkItem, game: Principal, answer: Answer, r: &mut Report)
             Err(e) => retry_answered(s, id, format!("submit failed: {e}"), r),
         }
     });
+    after_finish(id);
 }
 
 async fn deliver(item: WorkItem, agent: Principal, answer: Answer, r: &mut Report) {
@@ -345,6 +413,7 @@ async fn deliver(item: WorkItem, agent: Principal, answer: Answer, r: &mut Repor
             Ok(Ok(())) => {
                 s.set_state(id, WorkState::Delivered { at_ns: now() }, now());
                 s.count(|c| c.deliveries += 1);
+                s.handed_on(now());
                 r.finished += 1;
                 r.note(format!("item {id} delivered to {agent}"));
             }
@@ -357,7 +426,8 @@ async fn deliver(item: WorkItem, agent: Principal, answer: Answer, r: &mut Repor
                 r.note(format!("item {id}: {agent} refused the answer: {e}"));
             }
             Err(e) => {
-                s.attempt_failed(id, format!("delivery failed: {e}"), WorkState::Answered, now(), true);
+                // The agent is stopped or upgrading: keep the answer, never give up.
+                s.attempt_failed(id, format!("delivery failed: {e}"), WorkState::Answered, now(), Fault::Outage);
                 r.note(format!("item {id}: delivery to {agent} failed: {e}"));
             }
         }
@@ -365,7 +435,7 @@ async fn deliver(item: WorkItem, agent: Principal, answer: Answer, r: &mut Repor
 }
 
 fn retry_answered(s: &mut State, id: u64, why: String, r: &mut Report) {
-    s.attempt_failed(id, why.clone(), WorkState::Answered, now(), false);
+    s.attempt_failed(id, why.clone(), WorkState::Answered, now(), Fault::Outage);
     r.note(format!("item {id}: {why}; will retry"));
 }
 
@@ -377,6 +447,7 @@ fn retry_answered(s: &mut State, id: u64, why: String, r: &mut Report) {
 pub fn accept_from_agent(agent: Principal, request: ServiceRequest) -> Result<ServiceTicket, ControllerError> {
     storage::mutate(|s| {
         let origin = WorkOrigin::Agent(agent);
+        s.work_offered(now());
         let item = match s.find(request.challenge.id, origin) {
             Some(existing) => existing,
             None => s.enqueue(request.challenge, origin, now())?,
@@ -385,23 +456,40 @@ pub fn accept_from_agent(agent: Principal, request: ServiceRequest) -> Result<Se
     })
 }
 
-/// ShareAgent: the ShareService's answer (or failure) for one of our challenges.
+/// ShareAgent: the ShareService's answer (or failure) for one of our
+/// challenges. An answer is taken whenever it comes: while we wait, after we
+/// sent the challenge again, or even after we gave up on it (a late answer
+/// is still an answer); a repeated delivery is acknowledged.
 pub fn receive_delivery(delivery: AnswerDelivery) -> Result<(), ControllerError> {
-    storage::mutate(|s| {
-        let item = s
-            .find(delivery.challenge_id, WorkOrigin::Pulled)
-            .filter(|i| matches!(i.state, WorkState::InFlight { .. } | WorkState::Queued))
-            .ok_or_else(|| {
-                ControllerError::NotFound(format!("no challenge {} waiting for an answer", delivery.challenge_id))
-            })?;
-        match delivery.outcome {
-            DeliveryOutcome::Answered(answer) => {
-                s.set_answer(item.id, answer, now());
+    let id = delivery.challenge_id;
+    let not_waiting = || ControllerError::NotFound(format!("no challenge {id} waiting for an answer"));
+    let revived = storage::mutate(|s| {
+        if let Some(item) = s.find(id, WorkOrigin::Pulled) {
+            match (&item.state, delivery.outcome) {
+                (WorkState::Answered, _) => {}
+                (_, DeliveryOutcome::Answered(answer)) => {
+                    s.set_answer(item.id, answer, now());
+                }
+                (_, DeliveryOutcome::Failed(reason)) => {
+                    let why = format!("the ShareService failed: {reason}");
+                    s.attempt_failed(item.id, why, WorkState::Queued, now(), Fault::Refusal);
+                    return Ok(Some(item.id));
+                }
             }
-            DeliveryOutcome::Failed(reason) => {
-                s.attempt_failed(item.id, format!("the ShareService failed: {reason}"), WorkState::Queued, now(), true);
-            }
+            return Ok(None);
         }
-        Ok(())
-    })
+        let finished = s.find_finished(id, WorkOrigin::Pulled).ok_or_else(not_waiting)?;
+        match (&finished.state, delivery.outcome) {
+            (WorkState::Submitted { .. }, _) => Ok(None),
+            (WorkState::Failed { .. }, DeliveryOutcome::Answered(answer)) => {
+                s.revive_answered(finished.id, answer, now());
+                Ok(None)
+            }
+            _ => Err(not_waiting()),
+        }
+    })?;
+    if let Some(item) = revived {
+        after_finish(item);
+    }
+    Ok(())
 }

@@ -11,6 +11,17 @@ use crate::storage::{State, Stored};
 
 const NANOS: u64 = 1_000_000_000;
 
+/// Whose fault a failed attempt was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The LLM (or the ShareService) refused this answer: counts towards
+    /// `max_attempts`.
+    Refusal,
+    /// Someone else's outage: a stopped, trapping, upgrading or slow LLM, an
+    /// unreachable or paused ShareService or game state, our own upgrade.
+    Outage,
+}
+
 impl State {
     pub fn item(&self, id: u64) -> Option<WorkItem> {
         self.queue.get(&id).map(|s| s.0)
@@ -25,10 +36,27 @@ impl State {
         self.queue.values().map(|s| s.0).find(|i| i.challenge.id == challenge_id && i.origin == origin)
     }
 
+    /// The finished item for `challenge_id` from `origin`, if still in the history.
+    pub fn find_finished(&self, challenge_id: u64, origin: WorkOrigin) -> Option<WorkItem> {
+        self.history.values().map(|s| s.0).find(|i| i.challenge.id == challenge_id && i.origin == origin)
+    }
+
     /// Whether the challenge was already taken on (in the queue or finished).
     pub fn knows(&self, challenge_id: u64, origin: WorkOrigin) -> bool {
-        self.find(challenge_id, origin).is_some()
-            || self.history.values().any(|s| s.0.challenge.id == challenge_id && s.0.origin == origin)
+        self.find(challenge_id, origin).is_some() || self.find_finished(challenge_id, origin).is_some()
+    }
+
+    /// A failed item whose answer came after all goes back to the queue,
+    /// answered, to be submitted.
+    pub fn revive_answered(&mut self, id: u64, answer: Answer, now_ns: u64) -> Option<WorkItem> {
+        let mut item = self.history.remove(&id)?.0;
+        item.answer = Some(answer);
+        item.state = WorkState::Answered;
+        item.next_attempt_ns = 0;
+        item.updated_at_ns = now_ns;
+        self.count(|c| c.items_failed = c.items_failed.saturating_sub(1));
+        self.put(item.clone());
+        Some(item)
     }
 
     /// Adds a challenge at the end of the queue; refuses when full.
@@ -48,6 +76,7 @@ impl State {
             origin,
             state: WorkState::Queued,
             attempts: 0,
+            outages: 0,
             next_attempt_ns: 0,
             last_error: None,
             answer: None,
@@ -99,35 +128,38 @@ impl State {
         Some(item)
     }
 
-    /// Records a failed attempt: back to `retry_state` after a back-off, or
-    /// failed for good once the attempts are used up — unless `may_give_up`
-    /// is false (the failure is someone else's outage, e.g. the game state
-    /// is stopped: the answer is kept and retried with a capped back-off).
+    /// Records a failed attempt and sends the item back to `retry_state`
+    /// after a back-off. A [`Fault::Refusal`] spends the item's give-up
+    /// budget and fails it for good once `max_attempts` are used up; a
+    /// [`Fault::Outage`] (someone else's trouble) never does.
     pub fn attempt_failed(
         &mut self,
         id: u64,
         error: String,
         retry_state: WorkState,
         now_ns: u64,
-        may_give_up: bool,
+        fault: Fault,
     ) -> Option<WorkItem> {
         let settings = self.settings();
         let mut item = self.item(id)?;
-        item.attempts += 1;
+        match fault {
+            Fault::Refusal => item.attempts += 1,
+            Fault::Outage => item.outages = item.outages.saturating_add(1),
+        }
         item.last_error = Some(error.clone());
         item.updated_at_ns = now_ns;
-        if may_give_up && item.attempts >= settings.max_attempts {
+        if fault == Fault::Refusal && item.attempts >= settings.max_attempts {
             canister_common::error!("item {id} failed after {} attempts: {error}", item.attempts);
             item.state = WorkState::Failed { reason: format!("after {} attempts: {error}", item.attempts) };
             self.count(|c| c.items_failed += 1);
             self.finish(item.clone());
         } else {
             item.state = retry_state;
-            item.next_attempt_ns = now_ns + settings.retry_delay_seconds(item.attempts) * NANOS;
+            let tries = item.attempts.saturating_add(item.outages);
+            item.next_attempt_ns = now_ns.saturating_add(settings.retry_delay_seconds(tries).saturating_mul(NANOS));
             canister_common::warn!(
-                "item {id}: attempt {} failed ({error}); retry in {} s",
-                item.attempts,
-                settings.retry_delay_seconds(item.attempts)
+                "item {id}: try {tries} failed ({error}); retry in {} s",
+                settings.retry_delay_seconds(tries)
             );
             self.put(item.clone());
         }
@@ -166,13 +198,12 @@ impl State {
             if let WorkState::InFlight { llm: Some(llm), .. } = item.state {
                 self.release_llm(llm, item.id);
             }
-            self.attempt_failed(
-                item.id,
-                "the generation did not finish in time".into(),
-                WorkState::Queued,
-                now_ns,
-                true,
-            );
+            let why = if all_local {
+                "the controller was upgraded during the generation"
+            } else {
+                "the generation did not finish in time"
+            };
+            self.attempt_failed(item.id, why.into(), WorkState::Queued, now_ns, Fault::Outage);
             ids.push(item.id);
         }
         ids
@@ -260,14 +291,18 @@ pub(crate) mod tests {
         let settings = ControllerSettings { max_attempts: 3, retry_base_seconds: 10, ..Default::default() };
         let mut s = state(settings);
         let item = s.enqueue(challenge(1), WorkOrigin::Pulled, 0).unwrap();
-        let after1 = s.attempt_failed(item.id, "boom".into(), WorkState::Queued, 0, true).unwrap();
+        let after1 = s.attempt_failed(item.id, "boom".into(), WorkState::Queued, 0, Fault::Refusal).unwrap();
         assert_eq!(after1.next_attempt_ns, 10 * NANOS);
         assert!(s.next_queued(5 * NANOS).is_none(), "not before the back-off");
         assert!(s.next_queued(10 * NANOS).is_some());
-        s.attempt_failed(item.id, "boom".into(), WorkState::Queued, 10 * NANOS, true);
-        let outage = s.attempt_failed(item.id, "outage".into(), WorkState::Queued, 20 * NANOS, false).unwrap();
-        assert_eq!(outage.state, WorkState::Queued, "someone else's outage never gives up");
-        let last = s.attempt_failed(item.id, "boom".into(), WorkState::Queued, 40 * NANOS, true).unwrap();
+        s.attempt_failed(item.id, "boom".into(), WorkState::Queued, 10 * NANOS, Fault::Refusal);
+        for n in 0..20 {
+            let outage =
+                s.attempt_failed(item.id, "outage".into(), WorkState::Queued, (20 + n) * NANOS, Fault::Outage).unwrap();
+            assert_eq!(outage.state, WorkState::Queued, "someone else's outage never gives up");
+            assert_eq!((outage.attempts, outage.outages), (2, n as u32 + 1), "nor spends the budget");
+        }
+        let last = s.attempt_failed(item.id, "boom".into(), WorkState::Queued, 40 * NANOS, Fault::Refusal).unwrap();
         assert!(matches!(last.state, WorkState::Failed { .. }));
         assert!(s.item(item.id).is_none(), "finished items leave the queue");
         assert!(s.knows(1, WorkOrigin::Pulled), "and are remembered");

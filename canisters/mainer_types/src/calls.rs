@@ -99,6 +99,7 @@ pub mod game_state {
         ADD_CHALLENGE: update("add_challenge") => (NewChallenge,), GameResult<Challenge>;
         CLOSE_CHALLENGE: idempotent_update("close_challenge") => (ChallengeId,), GameResult<Challenge>;
         GET_CHALLENGE: update("get_challenge") => (), GameResult<Challenge>;
+        RELEASE_CHALLENGE: idempotent_update("release_challenge") => (ChallengeId,), GameResult<()>;
         IS_CHALLENGE_OPEN: query("is_challenge_open") => (ChallengeId,), GameResult<bool>;
         SUBMIT: update("submit") => (SubmitRequest,), GameResult<Submission>;
         SUBMISSIONS_BY_CHALLENGE: query("submissions_by_challenge") => (ChallengeId, PageRequest), GameResult<Page<Submission>>;

@@ -50,6 +50,9 @@ pub struct ControllerSettings {
     pub llm_limits: ClientLimits,
     /// Finished items kept for `recent_work`.
     pub history_size: u32,
+    /// `health` reports a problem when work has waited this long without an
+    /// answer being submitted (or delivered).
+    pub stall_alert_seconds: u64,
 }
 
 impl Default for ControllerSettings {
@@ -66,6 +69,7 @@ impl Default for ControllerSettings {
             prompt_format: PromptFormat::ChatMl { system: "You are a helpful assistant.".into() },
             llm_limits: ClientLimits::default(),
             history_size: 200,
+            stall_alert_seconds: 3_600,
         }
     }
 }
@@ -94,6 +98,9 @@ impl ControllerSettings {
         }
         if self.history_size > 100_000 {
             return bad("history_size must be at most 100000");
+        }
+        if self.stall_alert_seconds == 0 || self.stall_alert_seconds > 86_400 * 30 {
+            return bad("stall_alert_seconds must be between 1 second and 30 days");
         }
         Ok(())
     }
@@ -183,7 +190,13 @@ pub struct WorkItem {
     pub challenge: Challenge,
     pub origin: WorkOrigin,
     pub state: WorkState,
+    /// Failed attempts that count towards `max_attempts`: answers the LLM
+    /// (or the ShareService) itself refused.
     pub attempts: u32,
+    /// Retries after someone else's outage (an LLM stopped, trapping or slow,
+    /// the game state or the ShareService unreachable or paused, our own
+    /// upgrade): they back off but never make the item fail.
+    pub outages: u32,
     /// Not retried before this time.
     pub next_attempt_ns: u64,
     pub last_error: Option<String>,
@@ -273,6 +286,10 @@ pub struct HealthReport {
     pub healthy_llms: u64,
     pub cycles: u128,
     pub timers_armed: bool,
+    /// When an answer was last submitted (Own, ShareAgent) or delivered (ShareService).
+    pub last_handed_on_ns: Option<u64>,
+    /// Since when work has been waiting without an answer handed on.
+    pub waiting_since_ns: Option<u64>,
 }
 
 /// What one manual step did.

@@ -44,8 +44,12 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
-    /// The largest page any listing returns.
+    /// The most items any page holds.
     pub const MAX_LIMIT: u64 = 500;
+    /// The most bytes of (Candid-encoded) items a page holds, so that a
+    /// reply fits well within the IC's 2 MiB limit whatever the items' size.
+    /// A page always holds at least one item, so a listing always advances.
+    pub const MAX_BYTES: usize = 1_500_000;
 
     pub fn first(limit: u64) -> Self {
         PageRequest { offset: 0, limit }
@@ -65,12 +69,30 @@ pub struct Page<T> {
     pub next_offset: Option<u64>,
 }
 
-impl<T> Page<T> {
+impl<T: candid::CandidType> Page<T> {
     /// Builds a page from an iterator over all items, skipping to `req.offset`.
     pub fn collect(all: impl Iterator<Item = T>, total: u64, req: PageRequest) -> Self {
-        let limit = req.clamped_limit();
-        let items: Vec<T> = all.skip(req.offset as usize).take(limit).collect();
-        let end = req.offset + items.len() as u64;
+        let offset = usize::try_from(req.offset).unwrap_or(usize::MAX);
+        Self::from_offset(all.skip(offset), total, req)
+    }
+
+    /// Builds a page from the items that start at `req.offset`: up to
+    /// `req.limit` items and [`PageRequest::MAX_BYTES`]. Items past the page
+    /// are never taken from the iterator (it may load them lazily).
+    pub fn from_offset(from_offset: impl Iterator<Item = T>, total: u64, req: PageRequest) -> Self {
+        let mut items = Vec::new();
+        let mut bytes = 0usize;
+        for item in from_offset.take(req.clamped_limit()) {
+            // The size of the item on its own (with its own type table) is a
+            // little more than it adds to the page's reply.
+            let size = candid::encode_one(&item).map_or(usize::MAX, |b| b.len());
+            if !items.is_empty() && bytes.saturating_add(size) > PageRequest::MAX_BYTES {
+                break;
+            }
+            bytes = bytes.saturating_add(size);
+            items.push(item);
+        }
+        let end = req.offset.saturating_add(items.len() as u64);
         Page { next_offset: (end < total).then_some(end), items, total }
     }
 }
@@ -88,5 +110,20 @@ mod tests {
         assert_eq!((p.items, p.next_offset), (vec![8, 9], None));
         assert_eq!(PageRequest { offset: 0, limit: 0 }.clamped_limit(), 1);
         assert_eq!(PageRequest { offset: 0, limit: 10_000 }.clamped_limit(), 500);
+    }
+
+    #[test]
+    fn pages_are_bounded_by_bytes_and_always_advance() {
+        let big = |n: usize| "x".repeat(n);
+        // 100 items of 100 kB: 500 would be 10 MB; a page takes what fits.
+        let all: Vec<String> = (0..100).map(|_| big(100_000)).collect();
+        let p = Page::collect(all.clone().into_iter(), 100, PageRequest::first(500));
+        assert_eq!(p.items.len(), 14, "14 x 100 kB fit in 1.5 MB");
+        assert_eq!(p.next_offset, Some(14));
+        let reply = candid::encode_one(&p).unwrap();
+        assert!(reply.len() < 2 * 1024 * 1024, "{} bytes", reply.len());
+        // One item larger than the budget still makes a page of its own.
+        let p = Page::collect(vec![big(1_800_000), big(10)].into_iter(), 2, PageRequest::first(10));
+        assert_eq!((p.items.len(), p.next_offset), (1, Some(1)));
     }
 }

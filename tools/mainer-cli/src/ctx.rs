@@ -14,6 +14,10 @@ use mainer_types::{Page, PageRequest};
 use serde::de::DeserializeOwned;
 
 use crate::client::{CanisterClient, ClientError};
+
+/// Items the CLI asks for per page: small enough that a page is quick to
+/// fetch and print, large enough that few round trips walk a listing.
+pub const PAGE_SIZE: u64 = 100;
 use crate::error::CliError;
 
 /// Back-off for calls that may succeed when sent again.
@@ -238,7 +242,9 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    /// Every item of a paginated listing, `fetch` asked page by page.
+    /// Every item of a paginated listing, `fetch` asked page by page
+    /// ([`PAGE_SIZE`] items a page; canisters also bound a page by bytes,
+    /// so a page may hold fewer and the walk follows `next_offset`).
     pub fn all_pages<T>(
         &mut self,
         mut fetch: impl FnMut(&mut Self, PageRequest) -> Result<Page<T>, CliError>,
@@ -246,7 +252,7 @@ impl<'a> Ctx<'a> {
         let mut items = Vec::new();
         let mut offset = 0;
         loop {
-            let page = fetch(self, PageRequest { offset, limit: PageRequest::MAX_LIMIT })?;
+            let page = fetch(self, PageRequest { offset, limit: PAGE_SIZE })?;
             items.extend(page.items);
             match page.next_offset {
                 Some(next) if next > offset => offset = next,

@@ -1,0 +1,82 @@
+//! `canister_inspect_message`: ingress updates are refused before they are
+//! inducted (so before the canister pays for them) when their caller cannot
+//! pass the endpoint's own check, or their argument is larger than the
+//! endpoint can ever accept. This is a filter against paying for strangers'
+//! messages, not the security boundary: every endpoint still checks its
+//! caller and validates its argument. Inter-canister calls (mAIners are
+//! canisters) are never inspected.
+
+use crate::access::{Caller, is_admin};
+use crate::challenges::MAX_QUESTION_BYTES;
+use crate::state::State;
+
+/// Room for everything of a request besides its one large field.
+const ENVELOPE_BYTES: usize = 4 * 1024;
+/// Requests with no large field.
+const SMALL_BYTES: usize = 1024;
+
+/// Whether an ingress update to `method` from `caller` with an argument of
+/// `arg_bytes` bytes is worth running.
+pub fn accepts(state: &State, caller: &Caller, method: &str, arg_bytes: usize) -> bool {
+    let admin = is_admin(state.config(), caller);
+    let registered = || state.mainers.contains_key(&caller.principal);
+    let (allowed, max_bytes) = match method {
+        "register_mainer" | "unregister_mainer" => {
+            (admin || state.config().registrars.contains(&caller.principal), SMALL_BYTES)
+        }
+        "add_challenge" => (admin, MAX_QUESTION_BYTES + ENVELOPE_BYTES),
+        "close_challenge" => (admin, SMALL_BYTES),
+        "get_challenge" | "release_challenge" => (registered(), SMALL_BYTES),
+        "submit" => (registered(), state.config().max_answer_bytes as usize + ENVELOPE_BYTES),
+        // Queries sent as updates, and anything else: admins only.
+        _ => (admin, SMALL_BYTES),
+    };
+    allowed && arg_bytes <= max_bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+
+    #[test]
+    fn only_callers_who_pass_the_endpoint_check_get_in() {
+        let mut s = state();
+        register_mainer(&mut s, p(10));
+        let mainer = Caller::user(p(10));
+        let stranger = Caller::user(p(50));
+        let registrar = Caller::user(REGISTRAR);
+        for (caller, method, expected) in [
+            (&stranger, "submit", false),
+            (&stranger, "get_challenge", false),
+            (&stranger, "add_challenge", false),
+            (&stranger, "register_mainer", false),
+            (&stranger, "counts", false),
+            (&stranger, "no_such_method", false),
+            (&mainer, "submit", true),
+            (&mainer, "get_challenge", true),
+            (&mainer, "release_challenge", true),
+            (&mainer, "add_challenge", false),
+            (&registrar, "register_mainer", true),
+            (&registrar, "submit", false),
+            (&admin(), "add_challenge", true),
+            (&admin(), "list_challenges", true),
+            (&Caller { principal: p(60), is_controller: true }, "close_challenge", true),
+        ] {
+            assert_eq!(accepts(&s, caller, method, 100), expected, "{} {method}", caller.principal);
+        }
+    }
+
+    #[test]
+    fn oversize_arguments_are_refused_before_decoding() {
+        let mut s = state();
+        register_mainer(&mut s, p(10));
+        let mainer = Caller::user(p(10));
+        let max = s.config().max_answer_bytes as usize;
+        assert!(accepts(&s, &mainer, "submit", max + 1000));
+        assert!(!accepts(&s, &mainer, "submit", 2_000_000));
+        assert!(!accepts(&s, &mainer, "get_challenge", 5_000));
+        assert!(accepts(&s, &admin(), "add_challenge", MAX_QUESTION_BYTES + 100));
+        assert!(!accepts(&s, &admin(), "add_challenge", 2_000_000));
+    }
+}

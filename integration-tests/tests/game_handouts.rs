@@ -7,8 +7,8 @@ use integration_tests::{TestEnv, TestEnvExt, new_env, user, wasm};
 use mainer_types::MainerRole;
 use mainer_types::controller::{ControllerResult, Counters};
 use mainer_types::game::{
-    Challenge, ClaimedEvidence, GameError, GameResult, GameStateArgs, GameStateUpgrade, GenerationSettings,
-    MainerInfo, NewChallenge, RegisterMainerRequest, Submission, SubmitRequest,
+    Challenge, ClaimedEvidence, GameError, GameResult, GameStateArgs, GameStateUpgrade, GenerationSettings, MainerInfo,
+    NewChallenge, RegisterMainerRequest, Submission, SubmitRequest,
 };
 use mainer_types::{Page, PageRequest};
 
@@ -64,7 +64,10 @@ fn own_mainers_generate_only_the_answers_a_challenge_takes() {
     let generated: u64 = controllers
         .iter()
         .map(|id| {
-            env.query_one::<_, ControllerResult<Counters>>(admin(), *id, "counters", ()).unwrap().unwrap().answers_generated
+            env.query_one::<_, ControllerResult<Counters>>(admin(), *id, "counters", ())
+                .unwrap()
+                .unwrap()
+                .answers_generated
         })
         .sum();
     assert_eq!(generated, 1, "one answer generated, none wasted");

@@ -69,7 +69,13 @@ fn a_controller_refuses_strangers_and_oversize_updates_for_free() {
     let stranger = user(66);
     let c = add_challenge(&*env, game, "q", 4);
     let big = mainer_types::game::Challenge { question: "x".repeat(TWO_MB), ..c.clone() };
-    refused_for_free(&*env, stranger, service, "enqueue_challenge", Encode!(&ServiceRequest { challenge: big }).unwrap());
+    refused_for_free(
+        &*env,
+        stranger,
+        service,
+        "enqueue_challenge",
+        Encode!(&ServiceRequest { challenge: big }).unwrap(),
+    );
     refused_for_free(&*env, stranger, service, "pause", Encode!().unwrap());
     refused_for_free(&*env, stranger, service, "trigger_process", Encode!().unwrap());
     refused_for_free(&*env, stranger, agent, "deliver_answer", Encode!(&"x".repeat(TWO_MB)).unwrap());

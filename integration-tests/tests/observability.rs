@@ -6,11 +6,11 @@
 use candid::Principal;
 use integration_tests::deploy::*;
 use integration_tests::factory::{deploy_factory, stories_model, upload_artefact};
-use integration_tests::{TestEnv, TestEnvExt, new_env, user};
+use integration_tests::{TestEnv, TestEnvExt, new_env};
 use mainer_types::MainerRole;
-use mainer_types::controller::{ControllerError, ControllerResult, Counters};
+use mainer_types::controller::{ControllerResult, Counters};
 use mainer_types::creator::ArtefactKind;
-use mainer_types::game::GameCounts;
+use mainer_types::game::{Challenge, GameCounts, GameResult};
 use mainer_types::http::{HttpRequest, HttpResponse};
 use mainer_types::llama_cpp::{FileUploadInputRecord, FileUploadRecordResult};
 use serde_json::Value;
@@ -157,31 +157,24 @@ fn an_injected_llm_fault_shows_up_in_the_logs_and_the_failure_metrics() {
     assert_eq!(sample(&t, "test_llm_injected_faults_total{kind=\"error\"}"), 1.0);
 }
 
+/// Strangers' updates stop at inspection (free, and unlogged: inspection
+/// keeps no state); refusals after it are logged.
 #[test]
-fn refusals_are_logged_and_counted() {
+fn refusals_past_inspection_are_logged_and_counted() {
     let env = new_env();
     let w = own_mainer(&*env);
-    let stranger = user(77);
-    let refused = env.update_one::<_, ControllerResult<()>>(stranger, w.controller, "remove_llm", w.llm);
-    assert!(matches!(refused, Ok(Err(ControllerError::Unauthorized(_)))), "{refused:?}");
-    let warnings = log_messages(&*env, w.controller, "priority=WARN");
-    assert!(has(&warnings, &format!("refused {stranger}")), "{warnings:?}");
-
-    let chal = mainer_types::game::NewChallenge {
-        question: "not allowed".into(),
-        settings: Default::default(),
-        max_submissions: None,
-        deadline_ns: None,
-    };
-    let r = env.update_one::<_, mainer_types::game::GameResult<mainer_types::game::Challenge>>(
-        stranger,
-        w.game,
-        "add_challenge",
-        chal,
-    );
+    let r = env.update_one::<_, GameResult<Challenge>>(admin(), w.game, "close_challenge", 999u64);
     assert!(matches!(r, Ok(Err(_))), "{r:?}");
-    assert!(has(&log_messages(&*env, w.game, "priority=WARN"), &format!("add_challenge by {stranger} refused")));
+    let warnings = log_messages(&*env, w.game, "priority=WARN");
+    assert!(has(&warnings, &format!("close_challenge by {} refused", admin())), "{warnings:?}");
     assert_eq!(sample(&metrics(&*env, w.game), "game_refused_calls_total"), 1.0);
+
+    // An LLM that refuses the controller: both sides say so.
+    set_faults(&*env, w.llm, Faults { refuse_access: true, ..Default::default() });
+    add_challenge(&*env, w.game, "Nobody will answer this", 8);
+    run_until(&*env, 60, |env| counters(env, w.controller).generation_failures >= 1);
+    assert!(has(&log_messages(&*env, w.llm, "priority=WARN"), "refused: access denied"));
+    assert!(has(&log_messages(&*env, w.controller, "priority=WARN"), &format!("LLM {} failed", w.llm)));
 }
 
 #[test]
@@ -210,9 +203,9 @@ fn the_creator_reports_its_store_and_jobs() {
     let m = metrics(&*env, f.creator);
     assert_eq!(sample(&m, "creator_artefacts"), 0.0);
     assert_eq!(sample(&m, "creator_jobs{status=\"running\"}"), 0.0);
-    upload_artefact(&*env, f.creator, ArtefactKind::Model, "a model", b"some model bytes");
+    let a = upload_artefact(&*env, f.creator, ArtefactKind::Model, "a model", b"some model bytes");
     assert_eq!(sample(&metrics(&*env, f.creator), "creator_artefacts"), 1.0);
-    assert_eq!(get(&*env, f.creator, "/logs").status_code, 200);
+    assert!(has(&log_messages(&*env, f.creator, "priority=INFO"), &format!("stored as artefact {}", a.sha256)));
 }
 
 #[test]

@@ -172,7 +172,10 @@ fn a_slow_share_services_late_answer_is_submitted() {
     assert!(matches!(done[0].state, WorkState::Submitted { .. }), "{done:?}");
     assert_eq!(done[0].attempts, 0, "time-outs spend no attempt");
     let served = recent_work(&*env, service);
-    assert!(matches!(served[0].state, WorkState::Delivered { .. }), "the service's work was not thrown away: {served:?}");
+    assert!(
+        matches!(served[0].state, WorkState::Delivered { .. }),
+        "the service's work was not thrown away: {served:?}"
+    );
 }
 
 #[derive(candid::CandidType, serde::Deserialize)]

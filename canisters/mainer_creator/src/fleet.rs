@@ -207,6 +207,7 @@ pub async fn advance(id: u64) {
         let t = &mut job.targets[i];
         match result {
             Ok(true) => {
+                canister_common::info!("fleet job {id}: {} {:?} done", t.canister, t.step);
                 t.step = job.kind.after(t.step);
                 t.attempts = 0;
                 if t.step == FleetStep::Done && job.kind == FleetKind::RemoveLlm {
@@ -218,6 +219,13 @@ pub async fn advance(id: u64) {
             Err(e) => {
                 t.attempts += 1;
                 t.error = Some(format!("{:?}: {}", t.step, e.message));
+                canister_common::warn!(
+                    "fleet job {id}: {} {:?} attempt {}: {}",
+                    t.canister,
+                    t.step,
+                    t.attempts,
+                    e.message
+                );
                 if e.fatal || t.attempts >= MAX_TARGET_ATTEMPTS {
                     let stopped = matches!(t.step, FleetStep::Upgrade | FleetStep::Start | FleetStep::Reload);
                     t.step = FleetStep::Failed;

@@ -151,21 +151,25 @@ impl Job {
         self.attempts += 1;
         self.updated_at_ns = now_ns;
         if fatal || self.attempts >= MAX_STEP_ATTEMPTS {
+            canister_common::error!("job {}: failed after {} attempts: {error}", self.id, self.attempts);
             self.status = JobStatus::Failed { reason: error };
         } else {
             // 2, 4, 8, ... seconds, at most a minute.
             let delay = (1u64 << self.attempts.min(6)).min(60);
             self.next_attempt_ns = now_ns + delay * NANOS;
+            canister_common::warn!("job {}: attempt {} failed ({error}); retry in {delay} s", self.id, self.attempts);
         }
     }
 
     /// Moves `target` to `step` after a success.
     pub fn advanced(&mut self, target: Target, step: Step, now_ns: u64) {
+        canister_common::info!("job {}: {target:?} now at {step:?}", self.id);
         self.slot_mut(target).step = step;
         self.attempts = 0;
         self.next_attempt_ns = 0;
         self.updated_at_ns = now_ns;
         if self.next().is_none() {
+            canister_common::info!("job {}: done", self.id);
             self.status = JobStatus::Done;
         }
     }

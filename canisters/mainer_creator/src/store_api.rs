@@ -66,7 +66,12 @@ async fn finish_upload(upload_id: u64) -> Result<ArtefactInfo, CreatorError> {
             .await
             .map_err(|e| CreatorError::InvalidInput(format!("finish_upload was interrupted ({e}); call it again")))?;
     }
-    store::with_mut(|s| s.complete_finish(finishing, time()))
+    let result = store::with_mut(|s| s.complete_finish(finishing, time()));
+    match &result {
+        Ok(a) => canister_common::info!("upload {upload_id} stored as artefact {}", a.sha256),
+        Err(e) => canister_common::warn!("upload {upload_id} not stored: {e}"),
+    }
+    result
 }
 
 /// Does nothing: `finish_upload` awaits it to continue in a new message.

@@ -4,8 +4,8 @@
 //! wasm (ours, the fixture, the llama.cpp canister) exactly as a mAIner does.
 
 use candid::Principal;
+use mainer_types::calls::llm as llm_calls;
 use mainer_types::game::GenerationSettings;
-use mainer_types::llama_cpp::{MaxTokensRecord, OutputRecordResult};
 use mainer_types::llm_client::{ClientLimits, Generation, LlmCall, LlmError, LlmReply, LlmSession};
 
 use crate::{TestEnv, TestEnvExt};
@@ -61,15 +61,14 @@ pub fn ask_with(
     while let Some(call) = session.next_call() {
         driven.methods.push(call.method());
         let reply = match &call {
-            LlmCall::MaxTokens => env
-                .query_candid::<_, (MaxTokensRecord,)>(who, llm, call.method(), ())
-                .map(|(m,)| LlmReply::MaxTokens(m)),
+            LlmCall::MaxTokens => env.call(who, llm, &llm_calls::GET_MAX_TOKENS, ()).map(LlmReply::MaxTokens),
             LlmCall::Run { method, arg } => {
-                if *method == mainer_types::llama_cpp::methods::RUN_UPDATE {
+                let m = llm_calls::chat_method(method).expect("the client asks for llama.cpp methods");
+                if m.name == llm_calls::RUN_UPDATE.name {
                     let args = mainer_types::llama_args::parse(&arg.args).expect("the client sends llama.cpp flags");
                     driven.n_predict.push(args.n_predict_or_default());
                 }
-                env.update_one::<_, OutputRecordResult>(who, llm, method, arg.clone()).map(LlmReply::Run)
+                env.call(who, llm, &m, (arg.clone(),)).map(LlmReply::Run)
             }
         };
         observe(&call, reply.as_ref().ok());

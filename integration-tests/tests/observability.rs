@@ -144,7 +144,7 @@ fn an_injected_llm_fault_shows_up_in_the_logs_and_the_failure_metrics() {
 
     let warnings = log_messages(&*env, w.controller, &format!("priority=WARN&since={since}"));
     assert!(has(&warnings, &format!("LLM {} failed", w.llm)), "{warnings:?}");
-    assert!(has(&warnings, "attempt 1 failed"), "{warnings:?}");
+    assert!(has(&warnings, "item 0: try 1 failed"), "{warnings:?}");
     assert!(has(&log_messages(&*env, w.llm, "priority=WARN"), "injected error"));
 
     let c = counters(&*env, w.controller);

@@ -566,10 +566,10 @@ impl Simulator {
             Ok(i) => i,
             Err(e) => return fail(self, used, invalid(e)),
         };
-        if let Some(heap) = &kept_heap {
-            if let Err(e) = fresh.adopt_heap(heap) {
-                return fail(self, used, invalid(e));
-            }
+        if let Some(heap) = &kept_heap
+            && let Err(e) = fresh.adopt_heap(heap)
+        {
+            return fail(self, used, invalid(e));
         }
         let c = self.canisters.get_mut(&id).unwrap();
         let old_instance = c.instance.replace(fresh);

@@ -273,6 +273,8 @@ impl Runtime for Fake {
                 healthy_llms: 1,
                 cycles: 1,
                 timers_armed: true,
+                last_handed_on_ns: None,
+                waiting_since_ns: None,
             }),
             other => panic!("the fake does not know {other}"),
         };

@@ -119,8 +119,17 @@ else
   echo "==> upgrading"
   "${DFX[@]}" canister install game_state --network "$NETWORK" --mode upgrade --yes \
     --argument "$(game_state_upgrade)"
-  "${DFX[@]}" canister install mainer_creator --network "$NETWORK" --mode upgrade --yes \
-    --argument "$(creator_upgrade)"
+  # The IC does not stop a canister for an upgrade: a reply to a call made
+  # before it (a create_canister, say) would land in the new module and be
+  # lost. `dfx canister stop` returns once every call in flight has ended.
+  echo "==> stopping mainer_creator (waits for its calls in flight)"
+  "${DFX[@]}" canister stop mainer_creator --network "$NETWORK"
+  if ! "${DFX[@]}" canister install mainer_creator --network "$NETWORK" --mode upgrade --yes \
+    --argument "$(creator_upgrade)"; then
+    "${DFX[@]}" canister start mainer_creator --network "$NETWORK"
+    die "upgrading mainer_creator failed; it was started again with its old module"
+  fi
+  "${DFX[@]}" canister start mainer_creator --network "$NETWORK"
 fi
 
 if [[ "$SKIP_UPLOAD" == 0 ]]; then

@@ -4,10 +4,10 @@
 use candid::Principal;
 use mainer_types::creator::CreatorError;
 
-use crate::config;
+use crate::state::read_state;
 
 pub fn is_admin(caller: &Principal) -> bool {
-    ic_cdk::api::is_controller(caller) || config::get().admins.contains(caller)
+    ic_cdk::api::is_controller(caller) || read_state(|s| s.config().admins.contains(caller))
 }
 
 pub fn require_admin(caller: &Principal) -> Result<(), CreatorError> {
@@ -19,7 +19,7 @@ pub fn require_admin(caller: &Principal) -> Result<(), CreatorError> {
 }
 
 pub fn require_creator(caller: &Principal) -> Result<(), CreatorError> {
-    if is_admin(caller) || config::get().allowed_creators.contains(caller) {
+    if is_admin(caller) || read_state(|s| s.config().allowed_creators.contains(caller)) {
         Ok(())
     } else {
         Err(CreatorError::Unauthorized("only an admin or an allow-listed caller may create mAIners".into()))

@@ -7,22 +7,17 @@
 //! - remove an LLM: drain it in its controller, wait until no answer is in
 //!   flight, unregister it, stop and delete it.
 
-use std::cell::RefCell;
-
 use candid::{CandidType, Principal};
-use ic_cdk::call::Call;
-use ic_cdk::management_canister::{self as mgmt, CanisterInstallMode, UpgradeFlags};
-use ic_stable_structures::StableBTreeMap;
 use mainer_types::calls::{controller as controller_calls, llm as llm_calls};
 use mainer_types::controller::{ControllerArgs, ControllerError, ControllerUpgrade};
-use mainer_types::creator::{FleetJobView, FleetTargetView, JobStatus};
-use mainer_types::llama_cpp::{ApiError, InputRecord, MaxTokensRecord, OutputRecordResult, StatusCodeRecordResult};
+use mainer_types::creator::{FleetJobView, FleetStep, FleetTargetView, JobKind, JobStatus};
+use mainer_types::llama_cpp::{InputRecord, MaxTokensRecord, OutputRecordResult, StatusCodeRecordResult};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
-use crate::memory::{self, Memory, Stored};
-use crate::steps::{MODEL_PATH, StepError, call, install_module, retry};
-use crate::{config, jobs, store};
+use crate::ic::{InstallMode, Runtime};
+use crate::job::MODEL_PATH;
+use crate::management::{self as mgmt, StepError, call, fatal, retry};
+use crate::state::{mutate_state, read_state};
 
 const MAX_TARGET_ATTEMPTS: u32 = 5;
 
@@ -41,7 +36,15 @@ impl FleetKind {
         }
     }
 
-    fn after(self, step: FleetStep) -> FleetStep {
+    pub fn job_kind(self) -> JobKind {
+        match self {
+            FleetKind::UpgradeControllers => JobKind::UpgradeControllers,
+            FleetKind::UpgradeLlms => JobKind::UpgradeLlms,
+            FleetKind::RemoveLlm => JobKind::RemoveLlm,
+        }
+    }
+
+    pub fn after(self, step: FleetStep) -> FleetStep {
         use FleetStep::*;
         match (self, step) {
             (FleetKind::RemoveLlm, Drain) => WaitIdle,
@@ -59,23 +62,6 @@ impl FleetKind {
             _ => Done,
         }
     }
-}
-
-#[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FleetStep {
-    Drain,
-    WaitIdle,
-    Unregister,
-    ReturnCycles,
-    Stop,
-    Upgrade,
-    Start,
-    Reload,
-    Configure,
-    Check,
-    Delete,
-    Done,
-    Failed,
 }
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -135,7 +121,7 @@ impl FleetJob {
             .collect()
     }
 
-    fn settle(&mut self) {
+    pub fn settle(&mut self) {
         if self.window().is_empty() {
             let failed = self.targets.iter().filter(|t| t.step == FleetStep::Failed).count();
             self.status = if failed == 0 {
@@ -149,18 +135,14 @@ impl FleetJob {
     pub fn view(&self) -> FleetJobView {
         FleetJobView {
             id: self.id,
-            kind: format!("{:?}", self.kind),
+            kind: self.kind.job_kind(),
             wasm_sha256: self.wasm_sha256.clone(),
             batch_size: self.batch_size,
             status: self.status.clone(),
             targets: self
                 .targets
                 .iter()
-                .map(|t| FleetTargetView {
-                    canister: t.canister,
-                    step: format!("{:?}", t.step),
-                    error: t.error.clone(),
-                })
+                .map(|t| FleetTargetView { canister: t.canister, step: t.step, error: t.error.clone() })
                 .collect(),
             created_at_ns: self.created_at_ns,
             updated_at_ns: self.updated_at_ns,
@@ -168,41 +150,16 @@ impl FleetJob {
     }
 }
 
-thread_local! {
-    static FLEET: RefCell<StableBTreeMap<u64, Stored<FleetJob>, Memory>> =
-        RefCell::new(StableBTreeMap::init(memory::get(memory::FLEET_JOBS)));
-}
-
-pub fn get(id: u64) -> Option<FleetJob> {
-    FLEET.with(|f| f.borrow().get(&id).map(|s| s.0))
-}
-
-pub fn put(job: FleetJob) {
-    FLEET.with(|f| f.borrow_mut().insert(job.id, Stored(job)));
-}
-
-pub fn next_id() -> u64 {
-    FLEET.with(|f| f.borrow().last_key_value().map_or(0, |(k, _)| k + 1))
-}
-
-pub fn running() -> Vec<u64> {
-    FLEET.with(|f| f.borrow().values().filter(|s| s.0.status == JobStatus::Running).map(|s| s.0.id).collect())
-}
-
-pub fn uses_artefact(sha256: &str) -> bool {
-    FLEET.with(|f| f.borrow().values().any(|s| s.0.status == JobStatus::Running && s.0.wasm_sha256 == sha256))
-}
-
 /// Advances every target in the job's window by one step, concurrently.
-pub async fn advance(id: u64) {
-    let Some(job) = get(id) else { return };
+pub async fn advance<RT: Runtime + Clone + 'static>(rt: &RT, id: u64) {
+    let Some(job) = read_state(|s| s.fleet_job(id)) else { return };
     let steps = job.window().into_iter().map(|i| {
         let target = job.targets[i].clone();
         let job = &job;
-        async move { (i, run(&target, job).await) }
+        async move { (i, run(rt, &target, job).await) }
     });
     let results = futures::future::join_all(steps).await;
-    let Some(mut job) = get(id) else { return };
+    let Some(mut job) = read_state(|s| s.fleet_job(id)) else { return };
     for (i, result) in results {
         let t = &mut job.targets[i];
         match result {
@@ -211,7 +168,7 @@ pub async fn advance(id: u64) {
                 t.step = job.kind.after(t.step);
                 t.attempts = 0;
                 if t.step == FleetStep::Done && job.kind == FleetKind::RemoveLlm {
-                    jobs::forget_llm(t.canister);
+                    forget_llm(t.canister);
                 }
             }
             // Not yet (waiting for the LLM to be idle): try again next round.
@@ -230,35 +187,50 @@ pub async fn advance(id: u64) {
                     let stopped = matches!(t.step, FleetStep::Upgrade | FleetStep::Start | FleetStep::Reload);
                     t.step = FleetStep::Failed;
                     // Never leave a canister stopped behind by an upgrade.
-                    let canister = t.canister;
                     if stopped {
-                        ic_cdk::futures::spawn(async move {
-                            let _ = mgmt::start_canister(&mgmt::StartCanisterArgs { canister_id: canister }).await;
-                        });
+                        restart_later(rt, t.canister);
                     }
                 }
             }
         }
     }
-    job.updated_at_ns = ic_cdk::api::time();
+    job.updated_at_ns = rt.time();
     job.settle();
-    put(job);
+    mutate_state(|s| s.put_fleet_job(job));
+}
+
+/// Starts `canister` in a message of its own (best effort: a failed start
+/// shows in the canister's status and `upgrade_*` can be run again).
+fn restart_later<RT: Runtime + Clone + 'static>(rt: &RT, canister: Principal) {
+    let owned = rt.clone();
+    rt.spawn(async move {
+        let _ = owned.start_canister(canister).await;
+    });
+}
+
+/// A deleted LLM leaves its mAIner's job record (and the index).
+fn forget_llm(llm: Principal) {
+    mutate_state(|s| {
+        if let Some(job) = s.job_of_llm(&llm) {
+            s.update_job(job.id, |j| j.llms.retain(|slot| slot.canister != Some(llm)));
+        }
+    });
 }
 
 /// Runs the target's current step: Ok(true) when it completed, Ok(false)
 /// when it must wait for the next round.
-async fn run(target: &FleetTarget, job: &FleetJob) -> Result<bool, StepError> {
+async fn run<RT: Runtime>(rt: &RT, target: &FleetTarget, job: &FleetJob) -> Result<bool, StepError> {
     let id = target.canister;
     match target.step {
         FleetStep::Drain => {
             let controller = controller_of(id)?;
-            call(controller, &controller_calls::SET_LLM_DRAINING, (id, true))
+            call(rt, controller, &controller_calls::SET_LLM_DRAINING, (id, true))
                 .await?
                 .map_err(|e| retry(format!("set_llm_draining: {e}")))?;
         }
         FleetStep::WaitIdle => {
             let controller = controller_of(id)?;
-            let llms = call(controller, &controller_calls::LIST_LLMS, ())
+            let llms = call(rt, controller, &controller_calls::LIST_LLMS, ())
                 .await?
                 .map_err(|e| retry(format!("list_llms: {e}")))?;
             if llms.iter().any(|l| l.canister == id && l.in_flight.is_some()) {
@@ -267,7 +239,7 @@ async fn run(target: &FleetTarget, job: &FleetJob) -> Result<bool, StepError> {
         }
         FleetStep::Unregister => {
             let controller = controller_of(id)?;
-            match call(controller, &controller_calls::REMOVE_LLM, (id,)).await? {
+            match call(rt, controller, &controller_calls::REMOVE_LLM, (id,)).await? {
                 Ok(()) | Err(ControllerError::NotFound(_)) => {}
                 Err(e) => return Err(retry(format!("remove_llm: {e}"))),
             }
@@ -276,48 +248,22 @@ async fn run(target: &FleetTarget, job: &FleetJob) -> Result<bool, StepError> {
             // Our LLM canister (and the test fixture) hand their cycles back;
             // a wasm without `return_cycles` (the llama.cpp canister) cannot,
             // and its cycles go with it.
-            let me = ic_cdk::api::canister_self();
             let method = llm_calls::RETURN_CYCLES;
-            match Call::bounded_wait(id, method.name).with_arg(me).await {
-                Ok(reply) => match reply.candid::<Result<u128, ApiError>>() {
+            let arg = method.encode((rt.canister_self(),)).expect("a principal encodes");
+            match rt.call_raw(id, method.name, arg).await {
+                Ok(reply) => match method.decode(&reply) {
                     Ok(Ok(_)) | Err(_) => {}
                     Ok(Err(e)) => return Err(retry(format!("return_cycles: {e}"))),
                 },
-                Err(e) if e.to_string().contains("has no update method") => {}
-                Err(e) => return Err(retry(format!("return_cycles: {e}"))),
+                Err(e) if e.message.contains("has no update method") => {}
+                Err(e) => return Err(mgmt::failed("return_cycles", e)),
             }
         }
-        FleetStep::Stop => {
-            mgmt::stop_canister(&mgmt::StopCanisterArgs { canister_id: id })
-                .await
-                .map_err(|e| retry(format!("stop: {e}")))?;
-        }
-        FleetStep::Upgrade => {
-            let wasm = store::read_all(&job.wasm_sha256).map_err(|e| retry(format!("the wasm artefact: {e}")))?;
-            let status = mgmt::canister_status(&mgmt::CanisterStatusArgs { canister_id: id })
-                .await
-                .map_err(|e| retry(format!("canister_status: {e}")))?;
-            if status.module_hash.as_deref() != Some(Sha256::digest(&wasm).as_slice()) {
-                let arg = match job.kind {
-                    FleetKind::UpgradeControllers => {
-                        candid::encode_one(Some(ControllerArgs::Upgrade(ControllerUpgrade::default()))).unwrap()
-                    }
-                    _ => candid::encode_args(()).unwrap(),
-                };
-                let mode = CanisterInstallMode::Upgrade(Some(UpgradeFlags {
-                    skip_pre_upgrade: None,
-                    wasm_memory_persistence: None,
-                }));
-                install_module(id, wasm, arg, mode).await?;
-            }
-        }
-        FleetStep::Start => {
-            mgmt::start_canister(&mgmt::StartCanisterArgs { canister_id: id })
-                .await
-                .map_err(|e| retry(format!("start: {e}")))?;
-        }
+        FleetStep::Stop => rt.stop_canister(id).await.map_err(|e| mgmt::failed("stop", e))?,
+        FleetStep::Upgrade => return upgrade(rt, id, job).await,
+        FleetStep::Start => rt.start_canister(id).await.map_err(|e| mgmt::failed("start", e))?,
         FleetStep::Reload => {
-            match call(id, &llm_calls::LOAD_MODEL, (InputRecord::new(["--model", MODEL_PATH]),)).await? {
+            match call(rt, id, &llm_calls::LOAD_MODEL, (InputRecord::new(["--model", MODEL_PATH]),)).await? {
                 OutputRecordResult::Ok(_) => {}
                 OutputRecordResult::Err(r) => {
                     return Err(retry(format!("load_model: {} (status {})", r.error, r.status_code)));
@@ -325,35 +271,52 @@ async fn run(target: &FleetTarget, job: &FleetJob) -> Result<bool, StepError> {
             }
         }
         FleetStep::Configure => {
-            let n = jobs::max_tokens_update_of(id).unwrap_or(config::get().settings.max_tokens_update);
+            let n = read_state(|s| {
+                s.job_of_llm(&id).map(|j| j.plan.max_tokens_update).unwrap_or(s.config().settings.max_tokens_update)
+            });
             let limits = MaxTokensRecord { max_tokens_update: n, max_tokens_query: n };
-            if let StatusCodeRecordResult::Err(e) = call(id, &llm_calls::SET_MAX_TOKENS, (limits,)).await? {
+            if let StatusCodeRecordResult::Err(e) = call(rt, id, &llm_calls::SET_MAX_TOKENS, (limits,)).await? {
                 return Err(retry(format!("set_max_tokens: {e}")));
             }
         }
         FleetStep::Check => match job.kind {
             FleetKind::UpgradeControllers => {
-                let report = call(id, &controller_calls::HEALTH, ()).await?;
+                let report = call(rt, id, &controller_calls::HEALTH, ()).await?;
                 if !report.timers_armed {
                     return Err(retry("the upgraded controller has no timers armed"));
                 }
             }
             _ => {
-                if let StatusCodeRecordResult::Err(e) = call(id, &llm_calls::READY, ()).await? {
+                if let StatusCodeRecordResult::Err(e) = call(rt, id, &llm_calls::READY, ()).await? {
                     return Err(retry(format!("the LLM is not ready: {e}")));
                 }
             }
         },
-        FleetStep::Delete => {
-            mgmt::delete_canister(&mgmt::DeleteCanisterArgs { canister_id: id })
-                .await
-                .map_err(|e| retry(format!("delete: {e}")))?;
-        }
+        FleetStep::Delete => rt.delete_canister(id).await.map_err(|e| mgmt::failed("delete", e))?,
         FleetStep::Done | FleetStep::Failed => {}
     }
     Ok(true)
 }
 
+/// Upgrades the target unless it already runs the wasm. The module hash is
+/// asked first (the store keys artefacts by the same SHA-256), so a target
+/// that runs it costs no read of the wasm. A large wasm goes through the
+/// creator's own chunk store, uploaded once for all targets.
+async fn upgrade<RT: Runtime>(rt: &RT, id: Principal, job: &FleetJob) -> Result<bool, StepError> {
+    let want = hex::decode(&job.wasm_sha256).map_err(|_| fatal("the wasm's SHA-256 is not hex"))?;
+    if mgmt::module_hash(rt, id).await?.as_deref() == Some(want.as_slice()) {
+        return Ok(true);
+    }
+    let arg = match job.kind {
+        FleetKind::UpgradeControllers => {
+            candid::encode_one(Some(ControllerArgs::Upgrade(ControllerUpgrade::default()))).expect("encodes")
+        }
+        _ => candid::encode_args(()).expect("encodes"),
+    };
+    Ok(mgmt::install_stored(rt, id, &job.wasm_sha256, arg, InstallMode::Upgrade).await?)
+}
+
 fn controller_of(llm: Principal) -> Result<Principal, StepError> {
-    jobs::controller_of_llm(llm).ok_or_else(|| crate::steps::fatal("no mAIner of this creator uses this LLM"))
+    read_state(|s| s.job_of_llm(&llm).and_then(|j| j.controller.canister))
+        .ok_or_else(|| fatal("no mAIner of this creator uses this LLM"))
 }

@@ -5,20 +5,23 @@ use candid::Principal;
 use ic_cdk::api::msg_caller;
 use ic_cdk::{query, update};
 use mainer_types::creator::{
-    ArtefactKind, CreateMainerRequest, CreatorError, CreatorResult, FleetJobView, JobStatus, JobView, MainerView,
+    ArtefactKind, CreateMainerRequest, CreatorError, CreatorResult, FleetJobView, JobView, MainerView,
     UpgradeControllersRequest,
 };
 use mainer_types::{MainerRole, Page, PageRequest};
 
-use crate::fleet::FleetKind;
-use crate::jobs::{self, Job, MainerPlan};
-use crate::{access, config, fleet, store};
+use crate::fleet::{FleetJob, FleetKind};
+use crate::ic::{IcRuntime, Runtime};
+use crate::job::{Job, MainerPlan};
+use crate::state::{mutate_state, read_state};
+use crate::{access, scheduler};
 
 /// The stored artefact `sha` of `kind`, or the newest of that kind.
 fn resolve(kind: ArtefactKind, sha: Option<String>) -> CreatorResult<mainer_types::creator::ArtefactInfo> {
     let info = match sha {
-        Some(sha) => store::artefact(&sha).ok_or_else(|| CreatorError::NotFound(format!("artefact {sha}")))?,
-        None => store::newest(kind).ok_or(CreatorError::NoArtefact(kind))?,
+        Some(sha) => read_state(|s| s.store.artefact_info(&sha))
+            .map_err(|_| CreatorError::NotFound(format!("artefact {sha}")))?,
+        None => read_state(|s| s.store.newest(kind)).ok_or(CreatorError::NoArtefact(kind))?,
     };
     if info.kind != kind {
         return Err(CreatorError::InvalidInput(format!(
@@ -49,7 +52,7 @@ fn plan(req: CreateMainerRequest) -> CreatorResult<(MainerPlan, u32)> {
     if let Some(s) = &req.controller_settings {
         s.validate().map_err(|e| CreatorError::InvalidInput(e.to_string()))?;
     }
-    let settings = config::get().settings;
+    let settings = read_state(|s| s.config().settings);
     let controller_wasm = resolve(ArtefactKind::ControllerWasm, req.controller_wasm)?;
     let (llm_wasm, model) = if req.llm_count > 0 {
         (Some(resolve(ArtefactKind::LlmWasm, req.llm_wasm)?), Some(resolve(ArtefactKind::Model, req.model)?))
@@ -72,16 +75,10 @@ fn plan(req: CreateMainerRequest) -> CreatorResult<(MainerPlan, u32)> {
     Ok((plan, req.llm_count))
 }
 
-/// Cycles that running jobs will still spend on canisters not yet created.
-fn committed_cycles() -> u128 {
-    jobs::newest_first()
-        .iter()
-        .filter(|j| j.status == JobStatus::Running)
-        .map(|j| {
-            let controller = if j.controller.canister.is_none() { j.plan.controller_cycles } else { 0 };
-            controller + j.llms.iter().filter(|s| s.canister.is_none()).count() as u128 * j.plan.llm_cycles
-        })
-        .sum()
+/// What a job with this plan will spend, or None if it does not fit a u128.
+fn cycles_needed(plan: &MainerPlan, llm_count: u32, fee: u128) -> Option<u128> {
+    let per_llm = plan.llm_cycles.checked_add(fee)?;
+    plan.controller_cycles.checked_add(fee)?.checked_add(per_llm.checked_mul(llm_count as u128)?)
 }
 
 /// Starts making a mAIner; returns its job at once (follow it with `job`).
@@ -89,74 +86,68 @@ fn committed_cycles() -> u128 {
 fn create_mainer(req: CreateMainerRequest) -> CreatorResult<JobView> {
     access::require_creator(&msg_caller())?;
     let (plan, llm_count) = plan(req)?;
-    let fee = ic_cdk::api::cost_create_canister();
-    let needed = plan.controller_cycles + fee + llm_count as u128 * (plan.llm_cycles + fee);
-    let reserve = config::get().settings.reserve_cycles;
-    let available = ic_cdk::api::canister_liquid_cycle_balance().saturating_sub(reserve + committed_cycles());
+    let rt = IcRuntime;
+    let needed = cycles_needed(&plan, llm_count, rt.create_canister_fee())
+        .ok_or_else(|| CreatorError::InvalidInput("the cycles of this mAIner overflow".into()))?;
+    let reserve = read_state(|s| s.config().settings.reserve_cycles);
+    let available = rt.liquid_cycles().saturating_sub(reserve.saturating_add(read_state(|s| s.committed_cycles())));
     if available < needed {
         return Err(CreatorError::InsufficientCycles { needed, available });
     }
-    let job = Job::new(jobs::next_id(), plan, llm_count, ic_cdk::api::time());
-    jobs::put(job.clone());
-    Ok(job.view())
+    let now = rt.time();
+    Ok(mutate_state(|s| {
+        let job = Job::new(s.next_job_id(), plan, llm_count, now);
+        let view = job.view();
+        s.insert_job(job);
+        view
+    }))
 }
 
 #[query]
 fn job(id: u64) -> CreatorResult<JobView> {
     access::require_creator(&msg_caller())?;
-    jobs::get(id).map(|j| j.view()).ok_or_else(|| CreatorError::NotFound(format!("job {id}")))
+    read_state(|s| s.job(id)).map(|j| j.view()).ok_or_else(|| CreatorError::NotFound(format!("job {id}")))
 }
 
 /// Jobs, newest first.
 #[query]
 fn list_jobs(page: PageRequest) -> CreatorResult<Page<JobView>> {
     access::require_admin(&msg_caller())?;
-    Ok(Page::collect(jobs::newest_first().iter().map(Job::view), jobs::count(), page))
+    Ok(read_state(|s| s.jobs_page(page)))
 }
 
 /// Resumes a failed job from the step where it stopped, with its canisters.
+/// A model copy that failed (its SHA-256 did not match, say) starts over.
 #[update]
 fn retry_job(id: u64) -> CreatorResult<JobView> {
     access::require_admin(&msg_caller())?;
-    let job = jobs::get(id).ok_or_else(|| CreatorError::NotFound(format!("job {id}")))?;
-    if !matches!(job.status, JobStatus::Failed { .. }) {
-        return Err(CreatorError::InvalidInput(format!("job {id} has not failed")));
-    }
-    let job = jobs::update(id, |j| {
-        j.status = JobStatus::Running;
-        j.attempts = 0;
-        j.next_attempt_ns = 0;
-    })
-    .unwrap();
-    Ok(job.view())
+    mutate_state(|s| s.retry_job(id)).map(|j| j.view())
 }
 
 /// Advances due jobs now instead of waiting for the timer.
 #[update]
 async fn run_jobs_now() -> CreatorResult<u32> {
     access::require_admin(&msg_caller())?;
-    Ok(jobs::run_round().await)
+    Ok(scheduler::run_round(&IcRuntime).await)
 }
 
 /// mAIners made by this creator (ready or still being made), newest first.
 #[query]
 fn list_mainers(page: PageRequest) -> CreatorResult<Page<MainerView>> {
     access::require_admin(&msg_caller())?;
-    let all: Vec<MainerView> = jobs::newest_first().iter().filter_map(Job::mainer_view).collect();
-    let total = all.len() as u64;
-    Ok(Page::collect(all.into_iter(), total, page))
+    Ok(read_state(|s| s.mainers_page(page)))
 }
 
 #[update]
 fn set_game_state(game_state: Principal) -> CreatorResult<()> {
     access::require_admin(&msg_caller())?;
-    config::update(|c| c.game_state = game_state);
+    mutate_state(|s| s.update_config(|c| c.game_state = game_state));
     Ok(())
 }
 
 #[query]
 fn game_state() -> Principal {
-    config::get().game_state
+    read_state(|s| s.config().game_state)
 }
 
 /// Upgrades mAIner controllers to a stored controller wasm, `batch_size` at
@@ -164,7 +155,7 @@ fn game_state() -> Principal {
 #[update]
 fn upgrade_controllers(req: UpgradeControllersRequest) -> CreatorResult<FleetJobView> {
     access::require_admin(&msg_caller())?;
-    let made: Vec<Principal> = jobs::newest_first().iter().filter_map(|j| j.controller.canister).collect();
+    let made = read_state(|s| s.all_controllers());
     start_fleet(FleetKind::UpgradeControllers, ArtefactKind::ControllerWasm, req, made)
 }
 
@@ -173,7 +164,7 @@ fn upgrade_controllers(req: UpgradeControllersRequest) -> CreatorResult<FleetJob
 #[update]
 fn upgrade_llms(req: UpgradeControllersRequest) -> CreatorResult<FleetJobView> {
     access::require_admin(&msg_caller())?;
-    start_fleet(FleetKind::UpgradeLlms, ArtefactKind::LlmWasm, req, jobs::all_llms())
+    start_fleet(FleetKind::UpgradeLlms, ArtefactKind::LlmWasm, req, read_state(|s| s.all_llms()))
 }
 
 /// Removes an LLM from its mAIner: drains it (no answer in flight),
@@ -181,13 +172,10 @@ fn upgrade_llms(req: UpgradeControllersRequest) -> CreatorResult<FleetJobView> {
 #[update]
 fn remove_llm(llm: Principal) -> CreatorResult<FleetJobView> {
     access::require_admin(&msg_caller())?;
-    if jobs::controller_of_llm(llm).is_none() {
+    if read_state(|s| s.job_of_llm(&llm).and_then(|j| j.controller.canister)).is_none() {
         return Err(CreatorError::NotFound(format!("{llm} is not an LLM of a mAIner made by this creator")));
     }
-    let job =
-        fleet::FleetJob::new(fleet::next_id(), FleetKind::RemoveLlm, String::new(), vec![llm], 1, ic_cdk::api::time());
-    fleet::put(job.clone());
-    Ok(job.view())
+    Ok(new_fleet_job(FleetKind::RemoveLlm, String::new(), vec![llm], 1))
 }
 
 fn start_fleet(
@@ -212,13 +200,21 @@ fn start_fleet(
     if targets.is_empty() {
         return Err(CreatorError::InvalidInput("nothing to upgrade".into()));
     }
-    let job = fleet::FleetJob::new(fleet::next_id(), kind, wasm.sha256, targets, req.batch_size, ic_cdk::api::time());
-    fleet::put(job.clone());
-    Ok(job.view())
+    Ok(new_fleet_job(kind, wasm.sha256, targets, req.batch_size))
+}
+
+fn new_fleet_job(kind: FleetKind, wasm_sha256: String, targets: Vec<Principal>, batch_size: u32) -> FleetJobView {
+    let now = IcRuntime.time();
+    mutate_state(|s| {
+        let job = FleetJob::new(s.next_fleet_id(), kind, wasm_sha256, targets, batch_size, now);
+        let view = job.view();
+        s.put_fleet_job(job);
+        view
+    })
 }
 
 #[query]
 fn fleet_job(id: u64) -> CreatorResult<FleetJobView> {
     access::require_admin(&msg_caller())?;
-    fleet::get(id).map(|j| j.view()).ok_or_else(|| CreatorError::NotFound(format!("fleet job {id}")))
+    read_state(|s| s.fleet_job(id)).map(|j| j.view()).ok_or_else(|| CreatorError::NotFound(format!("fleet job {id}")))
 }

@@ -8,18 +8,26 @@
 mod access;
 mod config;
 mod fleet;
-mod jobs;
+mod guard;
+mod ic;
+mod job;
 mod jobs_api;
+mod management;
 mod memory;
 mod metrics;
+mod scheduler;
+mod state;
 mod steps;
 mod store;
 mod store_api;
+#[cfg(test)]
+mod testing;
 
 use ic_cdk::{init, post_upgrade, query};
 use mainer_types::creator::{CreatorArgs, CreatorSettings};
 
 use crate::config::Config;
+use crate::state::{mutate_state, read_state};
 
 // Types named in the signatures of endpoints in other modules, which
 // `export_service!` refers to from here.
@@ -33,36 +41,34 @@ use mainer_types::{Page, PageRequest};
 #[init]
 fn init(args: CreatorArgs) {
     let CreatorArgs::Init(init) = args else { ic_cdk::trap("install needs CreatorArgs::Init") };
-    config::set(Config {
-        admins: init.admins,
-        game_state: init.game_state,
-        allowed_creators: init.allowed_creators,
-        settings: init.settings.unwrap_or_default(),
+    let settings = init.settings.unwrap_or_default();
+    if let Err(e) = config::validate(&settings) {
+        ic_cdk::trap(format!("invalid settings: {e}"));
+    }
+    mutate_state(|s| {
+        s.set_config(Config {
+            admins: init.admins,
+            game_state: init.game_state,
+            allowed_creators: init.allowed_creators,
+            settings,
+        });
+        s.mark_indexed();
     });
-    jobs::arm_timer();
+    scheduler::arm_timer();
 }
 
 #[post_upgrade]
 fn post_upgrade(args: Option<CreatorArgs>) {
     match args {
         None => {}
-        Some(CreatorArgs::Upgrade(up)) => config::update(|c| {
-            if let Some(a) = up.admins {
-                c.admins = a;
-            }
-            if let Some(g) = up.game_state {
-                c.game_state = g;
-            }
-            if let Some(a) = up.allowed_creators {
-                c.allowed_creators = a;
-            }
-            if let Some(s) = up.settings {
-                c.settings = s;
-            }
-        }),
+        Some(CreatorArgs::Upgrade(up)) => {
+            let config = read_state(|s| s.config()).upgraded(up).unwrap_or_else(|e| ic_cdk::trap(format!("{e}")));
+            mutate_state(|s| s.set_config(config));
+        }
         Some(CreatorArgs::Init(_)) => ic_cdk::trap("upgrade needs CreatorArgs::Upgrade (or no argument)"),
     }
-    jobs::arm_timer();
+    mutate_state(|s| s.migrate());
+    scheduler::arm_timer();
 }
 
 #[query]
@@ -89,7 +95,7 @@ fn am_i_controller() -> bool {
 
 #[query]
 fn settings() -> CreatorSettings {
-    config::get().settings
+    read_state(|s| s.config().settings)
 }
 
 candid::export_service!();

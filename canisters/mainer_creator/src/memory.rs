@@ -7,10 +7,27 @@ use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemor
 
 pub type Memory = VirtualMemory<DefaultMemoryImpl>;
 
-// Ids are never reused.
+// Ids are never reused or renumbered: an old release's data stays in its memory.
+/// `Config` (cell).
 pub const CONFIG: MemoryId = MemoryId::new(0);
+/// job id -> `Job`: every factory job, finished ones included.
 pub const JOBS: MemoryId = MemoryId::new(1);
+/// fleet job id -> `FleetJob`.
 pub const FLEET_JOBS: MemoryId = MemoryId::new(2);
+/// Running factory job id -> when its next step is due (ns): the only jobs
+/// a timer round looks at.
+pub const RUNNING_JOBS: MemoryId = MemoryId::new(3);
+/// LLM canister -> the job that made it.
+pub const LLM_JOBS: MemoryId = MemoryId::new(4);
+/// job id -> its controller canister, once created: the mAIners.
+pub const MAINER_JOBS: MemoryId = MemoryId::new(5);
+/// Running fleet job ids.
+pub const RUNNING_FLEET: MemoryId = MemoryId::new(6);
+/// Cycles running jobs will still spend (cell), kept with the running index.
+pub const COMMITTED_CYCLES: MemoryId = MemoryId::new(8);
+/// The layout version of the indexes above (cell); older data is indexed
+/// once in `post_upgrade`.
+pub const SCHEMA: MemoryId = MemoryId::new(7);
 // The artefact store (store.rs).
 pub const UPLOADS: MemoryId = MemoryId::new(10);
 pub const ARTEFACTS: MemoryId = MemoryId::new(11);

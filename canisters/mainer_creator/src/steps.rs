@@ -1,72 +1,55 @@
-//! One step of a job: the calls to the management canister, the new
-//! canisters, the game state and the ShareService. Each step is idempotent:
-//! run again after an interruption, it finds what was already done.
+//! One step of a factory job: the calls to the management canister, the new
+//! canisters, the game state and the ShareService, all through a
+//! [`Runtime`]. Each step is idempotent: run again after an interruption,
+//! it finds what was already done.
 
-use candid::{CandidType, Principal};
-use ic_cdk::call::Call;
-use ic_cdk::management_canister::{self as mgmt, CanisterInstallMode, CanisterSettings, ChunkHash};
+use candid::Principal;
 use mainer_types::MainerRole;
-use mainer_types::calls::{Method, controller as controller_calls, game_state as game_calls, llm as llm_calls};
+use mainer_types::calls::{controller as controller_calls, game_state as game_calls, llm as llm_calls};
 use mainer_types::controller::{AddLlmRequest, ControllerArgs, ControllerError, ControllerInit};
-use mainer_types::game::{GameError, RegisterMainerRequest};
+use mainer_types::creator::Step;
+use mainer_types::game::GameError;
 use mainer_types::llama_cpp::{
     FileUploadInputRecord, FileUploadRecordResult, InputRecord, MaxTokensRecord, OutputRecordResult,
     StatusCodeRecordResult,
 };
-use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 
-use crate::jobs::{self, Job, Step, Target};
-use crate::{config, store};
+use crate::ic::{InstallMode, Runtime};
+use crate::job::{Job, MODEL_PATH, Target};
+use crate::management::{self as mgmt, StepError, call, fatal, retry};
+use crate::state::{mutate_state, read_state};
 
-/// Where the model goes in the LLM canister (the llama.cpp canister's convention).
-pub const MODEL_PATH: &str = "models/model.gguf";
 /// Bytes per `file_upload_chunk`: close to the 2 MiB message limit.
 pub const MODEL_CHUNK_BYTES: u64 = 2_000_000;
-/// Modules above this size are installed through the chunk store.
-const CHUNKED_INSTALL_BYTES: usize = 1_800_000;
-const WASM_CHUNK_BYTES: usize = 1_000_000;
-
-/// Why a step did not complete; `fatal` ends the job at once.
-pub struct StepError {
-    pub message: String,
-    pub fatal: bool,
-}
-
-pub fn retry(message: impl Into<String>) -> StepError {
-    StepError { message: message.into(), fatal: false }
-}
-
-pub fn fatal(message: impl Into<String>) -> StepError {
-    StepError { message: message.into(), fatal: true }
-}
-
-fn now() -> u64 {
-    ic_cdk::api::time()
-}
+/// Canister ids after the newest one this creator knows that are probed for
+/// a canister whose `create_canister` reply was lost.
+const RECOVERY_PROBES: u64 = 16;
 
 /// Runs the next step of job `id` and records its outcome.
-pub async fn advance(id: u64) {
-    let Some(job) = jobs::get(id) else { return };
+pub async fn advance<RT: Runtime>(rt: &RT, id: u64) {
+    let Some(job) = read_state(|s| s.job(id)) else { return };
     let Some((target, step)) = job.next() else { return };
-    let result = run(&job, target, step).await;
-    jobs::update(id, |job| match result {
-        Ok(next) => job.advanced(target, next, now()),
-        Err(e) => job.failed(format!("{target:?} {step:?}: {}", e.message), e.fatal, now()),
+    let result = run(rt, &job, target, step).await;
+    let now = rt.time();
+    mutate_state(|s| {
+        s.update_job(id, |job| match result {
+            Ok(next) => job.advanced(target, next, now),
+            Err(e) => job.failed(format!("{target:?} {step:?}: {}", e.message), e.fatal, now),
+        })
     });
 }
 
-async fn run(job: &Job, target: Target, step: Step) -> Result<Step, StepError> {
+async fn run<RT: Runtime>(rt: &RT, job: &Job, target: Target, step: Step) -> Result<Step, StepError> {
     match (target, step) {
-        (_, Step::Create) => create(job, target).await,
-        (Target::Controller, Step::Install) => install_controller(job).await,
-        (Target::Llm(_), Step::Install) => install_llm(job, target).await,
-        (Target::Llm(i), Step::UploadModel) => upload_model(job, i).await,
-        (Target::Llm(i), Step::LoadModel) => load_model(job, i).await,
-        (Target::Llm(i), Step::Configure) => configure(job, i).await,
-        (Target::Llm(i), Step::GrantAccess) => grant_access(job, i).await,
-        (Target::Llm(i), Step::AddToController) => add_to_controller(job, i).await,
-        (Target::Controller, Step::Register) => register(job).await,
+        (_, Step::Create) => create(rt, job, target).await,
+        (Target::Controller, Step::Install) => install_controller(rt, job).await,
+        (Target::Llm(_), Step::Install) => install_llm(rt, job, target).await,
+        (Target::Llm(i), Step::UploadModel) => upload_model(rt, job, i).await,
+        (Target::Llm(i), Step::LoadModel) => load_model(rt, job, i).await,
+        (Target::Llm(i), Step::Configure) => configure(rt, job, i).await,
+        (Target::Llm(i), Step::GrantAccess) => grant_access(rt, job, i).await,
+        (Target::Llm(i), Step::AddToController) => add_to_controller(rt, job, i).await,
+        (Target::Controller, Step::Register) => register(rt, job).await,
         (t, s) => Err(fatal(format!("no such step {s:?} for {t:?}"))),
     }
 }
@@ -79,121 +62,146 @@ fn controller(job: &Job) -> Result<Principal, StepError> {
     canister(job, Target::Controller)
 }
 
-/// A bounded-wait call of `method`, failures as retryable errors.
-pub async fn call<A: candid::utils::ArgumentEncoder, R: CandidType + DeserializeOwned>(
-    canister: Principal,
-    method: &Method<A, R>,
-    args: A,
-) -> Result<R, StepError> {
-    let name = method.name;
-    let reply = Call::bounded_wait(canister, name).with_args(&args).await.map_err(|e| retry(format!("{name}: {e}")))?;
-    reply.candid::<R>().map_err(|e| retry(format!("{name}: undecodable reply: {e}")))
+fn update(job: &Job, f: impl FnOnce(&mut Job)) {
+    mutate_state(|s| s.update_job(job.id, f));
 }
 
 // ----------------------------------------------------------------------
 // Creating and installing
 // ----------------------------------------------------------------------
 
-async fn create(job: &Job, target: Target) -> Result<Step, StepError> {
-    if job.slot(target).canister.is_some() {
+/// Creates the slot's canister. The intent is written before the call, so
+/// that a reply lost to an upgrade of the creator or a time-out is noticed:
+/// the next attempt looks for the canister among the ids after the newest
+/// one the creator knows, adopts it when it is ours, and otherwise reports
+/// the loss in the job's errors before it creates another.
+async fn create<RT: Runtime>(rt: &RT, job: &Job, target: Target) -> Result<Step, StepError> {
+    let slot = job.slot(target);
+    if slot.canister.is_some() {
         return Ok(Step::Install);
     }
+    if let Some(started) = slot.create_started_ns {
+        if let Some(found) = recover_lost_canister(rt).await {
+            update(job, |j| {
+                let s = j.slot_mut(target);
+                s.canister = Some(found);
+                s.create_started_ns = None;
+                j.errors.push(format!("{target:?}: the create_canister reply was lost; found and adopted {found}"));
+            });
+            return Ok(Step::Install);
+        }
+        update(job, |j| {
+            j.slot_mut(target).create_started_ns = None;
+            j.errors.push(format!(
+                "{target:?}: the reply of the create_canister started at {started} ns was lost and no canister of \
+                 this creator was found; a canister (and its cycles) may be orphaned"
+            ));
+        });
+    }
+    let cfg = read_state(|s| s.config());
     let (cycles, mut controllers) = match target {
-        Target::Controller => (job.plan.controller_cycles, vec![ic_cdk::api::canister_self(), job.plan.owner]),
-        Target::Llm(_) => (job.plan.llm_cycles, vec![ic_cdk::api::canister_self()]),
+        Target::Controller => (job.plan.controller_cycles, vec![rt.canister_self(), job.plan.owner]),
+        Target::Llm(_) => (job.plan.llm_cycles, vec![rt.canister_self()]),
     };
-    let cfg = config::get();
     controllers.extend(cfg.admins.iter().copied());
     controllers.sort();
     controllers.dedup();
     controllers.truncate(10);
-    let available = ic_cdk::api::canister_liquid_cycle_balance().saturating_sub(cfg.settings.reserve_cycles);
-    let needed = cycles + ic_cdk::api::cost_create_canister();
+    let available = rt.liquid_cycles().saturating_sub(cfg.settings.reserve_cycles);
+    let needed = cycles.checked_add(rt.create_canister_fee()).ok_or_else(|| fatal("the cycle amount overflows"))?;
     if available < needed {
         return Err(retry(format!(
             "the creator needs {needed} cycles to create a canister and has {available} to spend"
         )));
     }
-    let settings = CanisterSettings { controllers: Some(controllers), ..Default::default() };
-    let created =
-        mgmt::create_canister_with_extra_cycles(&mgmt::CreateCanisterArgs { settings: Some(settings) }, cycles)
-            .await
-            .map_err(|e| retry(format!("create_canister: {e}")))?;
-    // Record the new canister before anything else can go wrong.
-    jobs::update(job.id, |j| j.slot_mut(target).canister = Some(created.canister_id));
-    Ok(Step::Install)
+    let now = rt.time();
+    update(job, |j| j.slot_mut(target).create_started_ns = Some(now));
+    match rt.create_canister(controllers, cycles).await {
+        Ok(created) => {
+            // Record the new canister before anything else can go wrong.
+            update(job, |j| {
+                let s = j.slot_mut(target);
+                s.canister = Some(created);
+                s.create_started_ns = None;
+            });
+            Ok(Step::Install)
+        }
+        // The canister may exist: the intent stays for the next attempt.
+        Err(e) if e.outcome_unknown() => Err(mgmt::failed("create_canister", e)),
+        Err(e) => {
+            update(job, |j| j.slot_mut(target).create_started_ns = None);
+            Err(mgmt::failed("create_canister", e))
+        }
+    }
 }
 
-async fn module_hash(canister: Principal) -> Result<Option<Vec<u8>>, StepError> {
-    let status = mgmt::canister_status(&mgmt::CanisterStatusArgs { canister_id: canister })
-        .await
-        .map_err(|e| retry(format!("canister_status: {e}")))?;
-    Ok(status.module_hash)
+/// A canister this creator controls that no job knows: the one whose
+/// `create_canister` reply was lost. Ids are handed out in order on a
+/// subnet, so it is looked for just after the newest id the creator knows.
+async fn recover_lost_canister<RT: Runtime>(rt: &RT) -> Option<Principal> {
+    let me = rt.canister_self();
+    let newest = read_state(|s| s.newest_canister()).map_or(me, |n| n.max(me));
+    for k in 1..=RECOVERY_PROBES {
+        let candidate = canister_id_after(&newest, k)?;
+        if read_state(|s| s.made(&candidate)) {
+            continue;
+        }
+        if let Ok(info) = rt.canister_info(candidate).await {
+            if info.controllers.contains(&me) && info.module_hash.is_none() {
+                return Some(candidate);
+            }
+        }
+    }
+    None
 }
 
-/// Installs `wasm_sha256` unless the canister already runs it.
-async fn install(canister: Principal, wasm_sha256: &str, arg: Vec<u8>) -> Result<(), StepError> {
-    let wasm = store::read_all(wasm_sha256).map_err(|e| fatal(format!("the wasm artefact: {e}")))?;
-    let hash = Sha256::digest(&wasm).to_vec();
-    match module_hash(canister).await? {
-        Some(h) if h == hash => return Ok(()),
+/// The canister id `k` places after `id` (ids are 8 big-endian bytes and `[1, 1]`).
+pub fn canister_id_after(id: &Principal, k: u64) -> Option<Principal> {
+    let b = id.as_slice();
+    if b.len() != 10 || b[8..] != [1, 1] {
+        return None;
+    }
+    let n = u64::from_be_bytes(b[..8].try_into().ok()?).checked_add(k)?;
+    let mut out = n.to_be_bytes().to_vec();
+    out.extend_from_slice(&[1, 1]);
+    Some(Principal::from_slice(&out))
+}
+
+/// Installs `wasm_sha256` unless the canister already runs it. The module
+/// hash is asked first: the store keys artefacts by the same SHA-256, so a
+/// canister that runs it costs no read of the wasm.
+async fn install<RT: Runtime>(rt: &RT, canister: Principal, wasm_sha256: &str, arg: Vec<u8>) -> Result<(), StepError> {
+    let want = hex::decode(wasm_sha256).map_err(|_| fatal("the wasm's SHA-256 is not hex"))?;
+    match mgmt::module_hash(rt, canister).await? {
+        Some(h) if h == want => return Ok(()),
         Some(_) => return Err(fatal("the canister already runs another module")),
         None => {}
     }
-    install_module(canister, wasm, arg, CanisterInstallMode::Install).await
+    if mgmt::install_stored(rt, canister, wasm_sha256, arg, InstallMode::Install).await? {
+        Ok(())
+    } else {
+        Err(retry("the creator's chunk store is being filled with this wasm; next round"))
+    }
 }
 
-/// `install_code`, through the target's chunk store when the module does not
-/// fit in one message.
-pub async fn install_module(
-    canister: Principal,
-    wasm: Vec<u8>,
-    arg: Vec<u8>,
-    mode: CanisterInstallMode,
-) -> Result<(), StepError> {
-    if wasm.len() <= CHUNKED_INSTALL_BYTES {
-        let args = mgmt::InstallCodeArgs { mode, canister_id: canister, wasm_module: wasm, arg };
-        return mgmt::install_code(&args).await.map_err(|e| retry(format!("install_code: {e}")));
-    }
-    mgmt::clear_chunk_store(&mgmt::ClearChunkStoreArgs { canister_id: canister })
-        .await
-        .map_err(|e| retry(format!("clear_chunk_store: {e}")))?;
-    let mut hashes: Vec<ChunkHash> = Vec::new();
-    for chunk in wasm.chunks(WASM_CHUNK_BYTES) {
-        let h = mgmt::upload_chunk(&mgmt::UploadChunkArgs { canister_id: canister, chunk: chunk.to_vec() })
-            .await
-            .map_err(|e| retry(format!("upload_chunk: {e}")))?;
-        hashes.push(h);
-    }
-    let args = mgmt::InstallChunkedCodeArgs {
-        mode,
-        target_canister: canister,
-        store_canister: None,
-        chunk_hashes_list: hashes,
-        wasm_module_hash: Sha256::digest(&wasm).to_vec(),
-        arg,
-    };
-    mgmt::install_chunked_code(&args).await.map_err(|e| retry(format!("install_chunked_code: {e}")))
-}
-
-async fn install_controller(job: &Job) -> Result<Step, StepError> {
-    let cfg = config::get();
+async fn install_controller<RT: Runtime>(rt: &RT, job: &Job) -> Result<Step, StepError> {
+    let cfg = read_state(|s| s.config());
     let init = ControllerInit {
         role: job.plan.role,
         game_state: cfg.game_state,
-        creator: ic_cdk::api::canister_self(),
+        creator: rt.canister_self(),
         owner: job.plan.owner,
         share_service: job.plan.share_service,
         settings: job.plan.controller_settings.clone(),
     };
     let arg = candid::encode_one(ControllerArgs::Init(init)).expect("init args encode");
-    install(controller(job)?, &job.plan.controller_wasm, arg).await?;
+    install(rt, controller(job)?, &job.plan.controller_wasm, arg).await?;
     Ok(Step::Register)
 }
 
-async fn install_llm(job: &Job, target: Target) -> Result<Step, StepError> {
+async fn install_llm<RT: Runtime>(rt: &RT, job: &Job, target: Target) -> Result<Step, StepError> {
     let wasm = job.plan.llm_wasm.as_deref().ok_or_else(|| fatal("no LLM wasm in the plan"))?;
-    install(canister(job, target)?, wasm, candid::encode_args(()).expect("empty args encode")).await?;
+    install(rt, canister(job, target)?, wasm, candid::encode_args(()).expect("empty args encode")).await?;
     Ok(Step::UploadModel)
 }
 
@@ -203,41 +211,43 @@ async fn install_llm(job: &Job, target: Target) -> Result<Step, StepError> {
 
 /// Streams up to `chunks_per_round` chunks of the model into the LLM,
 /// recording progress after each; checks the SHA-256 the LLM computed at the end.
-async fn upload_model(job: &Job, i: usize) -> Result<Step, StepError> {
+async fn upload_model<RT: Runtime>(rt: &RT, job: &Job, i: usize) -> Result<Step, StepError> {
     let model = job.plan.model.as_deref().ok_or_else(|| fatal("no model in the plan"))?;
     let llm = canister(job, Target::Llm(i))?;
     let size = job.plan.model_size;
-    let mut offset = job.llms[i].bytes_copied;
+    let mut offset = job.llms[i].bytes_copied.min(size);
     // After repeated refusals start the file over (offset 0 restarts it).
     if job.attempts >= 2 && offset > 0 {
         offset = 0;
     }
+    let chunks = read_state(|s| s.config().settings.chunks_per_round).max(1);
     let mut buf = vec![0u8; MODEL_CHUNK_BYTES.min(size.max(1)) as usize];
-    for _ in 0..config::get().settings.chunks_per_round.max(1) {
+    for _ in 0..chunks {
         let len = MODEL_CHUNK_BYTES.min(size - offset) as usize;
-        store::read(model, offset, &mut buf[..len]).map_err(|e| fatal(format!("the model artefact: {e}")))?;
+        read_state(|s| s.store.read(model, offset, &mut buf[..len]))
+            .map_err(|e| fatal(format!("the model artefact: {e}")))?;
         let record = FileUploadInputRecord {
             filename: MODEL_PATH.to_string(),
             chunk: buf[..len].to_vec(),
             chunksize: len as u64,
             offset,
         };
-        let uploaded = match call(llm, &llm_calls::FILE_UPLOAD_CHUNK, (record,)).await? {
+        let uploaded = match call(rt, llm, &llm_calls::FILE_UPLOAD_CHUNK, (record,)).await? {
             FileUploadRecordResult::Ok(r) => r,
             FileUploadRecordResult::Err(e) => {
-                jobs::update(job.id, |j| j.llms[i].bytes_copied = offset);
+                update(job, |j| j.llms[i].bytes_copied = offset);
                 return Err(retry(format!("file_upload_chunk at {offset} refused: {e}")));
             }
         };
         offset += len as u64;
         if uploaded.filesize != offset {
-            jobs::update(job.id, |j| j.llms[i].bytes_copied = 0);
+            update(job, |j| j.llms[i].bytes_copied = 0);
             return Err(retry(format!(
                 "the LLM holds {} bytes after a chunk ending at {offset}; restarting",
                 uploaded.filesize
             )));
         }
-        jobs::update(job.id, |j| j.llms[i].bytes_copied = offset);
+        update(job, |j| j.llms[i].bytes_copied = offset);
         if offset == size {
             if uploaded.filesha256 != model {
                 return Err(fatal(format!(
@@ -251,19 +261,19 @@ async fn upload_model(job: &Job, i: usize) -> Result<Step, StepError> {
     Ok(Step::UploadModel)
 }
 
-async fn load_model(job: &Job, i: usize) -> Result<Step, StepError> {
+async fn load_model<RT: Runtime>(rt: &RT, job: &Job, i: usize) -> Result<Step, StepError> {
     let llm = canister(job, Target::Llm(i))?;
-    match call(llm, &llm_calls::LOAD_MODEL, (InputRecord::new(["--model", MODEL_PATH]),)).await? {
+    match call(rt, llm, &llm_calls::LOAD_MODEL, (InputRecord::new(["--model", MODEL_PATH]),)).await? {
         OutputRecordResult::Ok(_) => Ok(Step::Configure),
         OutputRecordResult::Err(r) => Err(retry(format!("load_model: {} (status {})", r.error, r.status_code))),
     }
 }
 
-async fn configure(job: &Job, i: usize) -> Result<Step, StepError> {
+async fn configure<RT: Runtime>(rt: &RT, job: &Job, i: usize) -> Result<Step, StepError> {
     let llm = canister(job, Target::Llm(i))?;
     let n = job.plan.max_tokens_update;
     let limits = MaxTokensRecord { max_tokens_update: n, max_tokens_query: n };
-    match call(llm, &llm_calls::SET_MAX_TOKENS, (limits,)).await? {
+    match call(rt, llm, &llm_calls::SET_MAX_TOKENS, (limits,)).await? {
         StatusCodeRecordResult::Ok(_) => Ok(Step::GrantAccess),
         StatusCodeRecordResult::Err(e) => Err(retry(format!("set_max_tokens: {e}"))),
     }
@@ -271,27 +281,21 @@ async fn configure(job: &Job, i: usize) -> Result<Step, StepError> {
 
 /// Makes the mAIner controller a controller of the LLM, which both the
 /// llama.cpp canister and ours let in at every access level.
-async fn grant_access(job: &Job, i: usize) -> Result<Step, StepError> {
+async fn grant_access<RT: Runtime>(rt: &RT, job: &Job, i: usize) -> Result<Step, StepError> {
     let llm = canister(job, Target::Llm(i))?;
     let mainer = controller(job)?;
-    let status = mgmt::canister_status(&mgmt::CanisterStatusArgs { canister_id: llm })
-        .await
-        .map_err(|e| retry(format!("canister_status: {e}")))?;
-    let mut controllers = status.settings.controllers;
+    let mut controllers = rt.canister_info(llm).await.map_err(|e| mgmt::failed("canister_status", e))?.controllers;
     if !controllers.contains(&mainer) {
         controllers.push(mainer);
-        let settings = CanisterSettings { controllers: Some(controllers), ..Default::default() };
-        mgmt::update_settings(&mgmt::UpdateSettingsArgs { canister_id: llm, settings })
-            .await
-            .map_err(|e| retry(format!("update_settings: {e}")))?;
+        rt.set_controllers(llm, controllers).await.map_err(|e| mgmt::failed("update_settings", e))?;
     }
     Ok(Step::AddToController)
 }
 
-async fn add_to_controller(job: &Job, i: usize) -> Result<Step, StepError> {
+async fn add_to_controller<RT: Runtime>(rt: &RT, job: &Job, i: usize) -> Result<Step, StepError> {
     let llm = canister(job, Target::Llm(i))?;
     let req = AddLlmRequest { canister: llm, model_sha256: job.plan.model.clone() };
-    match call(controller(job)?, &controller_calls::ADD_LLM, (req,)).await? {
+    match call(rt, controller(job)?, &controller_calls::ADD_LLM, (req,)).await? {
         Ok(_) | Err(ControllerError::AlreadyExists(_)) => Ok(Step::Done),
         Err(e) => Err(retry(format!("add_llm: {e}"))),
     }
@@ -301,19 +305,35 @@ async fn add_to_controller(job: &Job, i: usize) -> Result<Step, StepError> {
 // Registration, last
 // ----------------------------------------------------------------------
 
-async fn register(job: &Job) -> Result<Step, StepError> {
+async fn register<RT: Runtime>(rt: &RT, job: &Job) -> Result<Step, StepError> {
     let mainer = controller(job)?;
-    let game = config::get().game_state;
-    let req = RegisterMainerRequest { mainer, role: job.plan.role, owner: job.plan.owner };
-    match call(game, &game_calls::REGISTER_MAINER, (req,)).await? {
+    let game = read_state(|s| s.config().game_state);
+    let req = mainer_types::game::RegisterMainerRequest { mainer, role: job.plan.role, owner: job.plan.owner };
+    match call(rt, game, &game_calls::REGISTER_MAINER, (req,)).await? {
         Ok(_) | Err(GameError::AlreadyRegistered(_)) => {}
         Err(e) => return Err(retry(format!("register_mainer: {e}"))),
     }
     if job.plan.role == MainerRole::ShareAgent {
         let service = job.plan.share_service.ok_or_else(|| fatal("a ShareAgent without a ShareService"))?;
-        if let Err(e) = call(service, &controller_calls::ADD_SHARE_AGENT, (mainer,)).await? {
+        if let Err(e) = call(rt, service, &controller_calls::ADD_SHARE_AGENT, (mainer,)).await? {
             return Err(retry(format!("add_share_agent on the ShareService: {e}")));
         }
     }
     Ok(Step::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canister_ids_count_up() {
+        let id = Principal::from_text("rrkah-fqaaa-aaaaa-aaaaq-cai").unwrap();
+        let next = canister_id_after(&id, 1).unwrap();
+        assert_eq!(
+            next.as_slice()[..8],
+            (u64::from_be_bytes(id.as_slice()[..8].try_into().unwrap()) + 1).to_be_bytes()
+        );
+        assert_eq!(canister_id_after(&Principal::anonymous(), 1), None);
+    }
 }

@@ -19,10 +19,9 @@
 //! memory in 1 MiB reads and spread over several messages for big files.
 //!
 //! [`Store`] is generic over the memories so the logic runs natively in unit
-//! tests; the canister's instance is behind [`with`] and [`with_mut`].
+//! tests; the canister's instance is part of `state::State`.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 
 use candid::{CandidType, Principal};
 use ic_stable_structures::storable::Bound;
@@ -35,7 +34,7 @@ use mainer_types::{Page, PageRequest};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::memory::{self, Stored};
+use crate::memory::Stored;
 
 /// Allocation unit of the blob space: one wasm page.
 pub const GRANULE: u64 = 64 * 1024;
@@ -561,49 +560,9 @@ fn artefact_info(sha256: String, r: &ArtefactRecord) -> ArtefactInfo {
     }
 }
 
-// ----------------------------------------------------------------------
-// The canister's store, and the door for the job engine
-// ----------------------------------------------------------------------
-
-thread_local! {
-    static STORE: RefCell<Store<memory::Memory>> = RefCell::new(Store::init(
-        memory::get(memory::UPLOADS),
-        memory::get(memory::ARTEFACTS),
-        memory::get(memory::BLOBS),
-        memory::get(memory::FREE_REGIONS),
-    ));
-}
-
-pub fn with<R>(f: impl FnOnce(&Store<memory::Memory>) -> R) -> R {
-    STORE.with(|s| f(&s.borrow()))
-}
-
-pub fn with_mut<R>(f: impl FnOnce(&mut Store<memory::Memory>) -> R) -> R {
-    STORE.with(|s| f(&mut s.borrow_mut()))
-}
-
-/// A stored artefact, by SHA-256 (hex, any case).
-pub fn artefact(sha256: &str) -> Option<ArtefactInfo> {
-    with(|s| s.artefact_info(sha256).ok())
-}
-
-/// The most recently stored artefact of `kind`.
-pub fn newest(kind: ArtefactKind) -> Option<ArtefactInfo> {
-    with(|s| s.newest(kind))
-}
-
-/// Reads `buf.len()` bytes of the artefact from `offset` (bounds-checked).
-pub fn read(sha256: &str, offset: u64, buf: &mut [u8]) -> Result<(), CreatorError> {
-    with(|s| s.read(sha256, offset, buf))
-}
-
-/// The whole artefact (wasm modules: at most `MAX_WASM_BYTES`).
-pub fn read_all(sha256: &str) -> Result<Vec<u8>, CreatorError> {
-    with(|s| s.read_all(sha256))
-}
-
 #[cfg(test)]
 mod tests {
+    use crate::memory;
     use ic_stable_structures::DefaultMemoryImpl;
     use ic_stable_structures::memory_manager::{MemoryManager, VirtualMemory};
 

@@ -14,7 +14,9 @@ use mainer_types::creator::{
 };
 use mainer_types::{Page, PageRequest};
 
-use crate::{access, jobs, store};
+use crate::access;
+use crate::guard::Guard;
+use crate::state::{mutate_state, read_state};
 
 /// Bytes hashed per message by `finish_upload`. SHA-256 in wasm costs about
 /// 130 M instructions per MiB, so a 676 MB model (88 B) cannot be hashed
@@ -27,7 +29,9 @@ const HASH_BYTES_PER_MESSAGE: u64 = 32 * 1024 * 1024;
 const STORE_YIELD: Method<(), ()> = Method::update("store_yield");
 
 thread_local! {
-    /// Uploads whose `finish_upload` is between two slices.
+    /// Uploads whose `finish_upload` is between two slices (held by a
+    /// [`Guard`]: released when the call ends, also when it traps after an
+    /// await, since the future is dropped then).
     static FINISHING: RefCell<BTreeSet<u64>> = const { RefCell::new(BTreeSet::new()) };
 }
 
@@ -40,33 +44,34 @@ fn admin() -> Result<Principal, CreatorError> {
 #[update]
 fn start_upload(req: StartUploadRequest) -> Result<UploadStatus, CreatorError> {
     let caller = admin()?;
-    store::with_mut(|s| s.start_upload(req, caller, time()))
+    mutate_state(|s| s.store.start_upload(req, caller, time()))
 }
 
 #[update]
 fn upload_chunk(req: UploadChunkRequest) -> Result<UploadStatus, CreatorError> {
     admin()?;
-    store::with_mut(|s| s.upload_chunk(&req))
+    mutate_state(|s| s.store.upload_chunk(&req))
 }
 
 #[query]
 fn upload_status(upload_id: u64) -> Result<UploadStatus, CreatorError> {
     admin()?;
-    store::with(|s| s.upload_status(upload_id))
+    read_state(|s| s.store.upload_status(upload_id))
 }
 
 /// Computes the SHA-256 of the stored bytes and stores the artefact under it.
 #[update]
 async fn finish_upload(upload_id: u64) -> Result<ArtefactInfo, CreatorError> {
     admin()?;
-    let _guard = FinishGuard::take(upload_id)?;
-    let mut finishing = store::with(|s| s.begin_finish(upload_id))?;
-    while !store::with(|s| s.hash_more(&mut finishing, HASH_BYTES_PER_MESSAGE))? {
+    let _guard = Guard::take(&FINISHING, upload_id)
+        .ok_or_else(|| CreatorError::InvalidInput(format!("finish_upload of upload {upload_id} is already running")))?;
+    let mut finishing = read_state(|s| s.store.begin_finish(upload_id))?;
+    while !read_state(|s| s.store.hash_more(&mut finishing, HASH_BYTES_PER_MESSAGE))? {
         Call::unbounded_wait(canister_self(), STORE_YIELD.name)
             .await
             .map_err(|e| CreatorError::InvalidInput(format!("finish_upload was interrupted ({e}); call it again")))?;
     }
-    let result = store::with_mut(|s| s.complete_finish(finishing, time()));
+    let result = mutate_state(|s| s.store.complete_finish(finishing, time()));
     match &result {
         Ok(a) => canister_common::info!("upload {upload_id} stored as artefact {}", a.sha256),
         Err(e) => canister_common::warn!("upload {upload_id} not stored: {e}"),
@@ -85,49 +90,32 @@ fn store_yield() {
 #[update]
 fn cancel_upload(upload_id: u64) -> Result<(), CreatorError> {
     admin()?;
-    store::with_mut(|s| s.cancel_upload(upload_id))
+    mutate_state(|s| s.store.cancel_upload(upload_id))
 }
 
 #[query]
 fn list_uploads(page: PageRequest) -> Result<Page<UploadStatus>, CreatorError> {
     admin()?;
-    Ok(store::with(|s| s.list_uploads(page)))
+    Ok(read_state(|s| s.store.list_uploads(page)))
 }
 
 #[query]
 fn list_artefacts(kind: Option<ArtefactKind>, page: PageRequest) -> Result<Page<ArtefactInfo>, CreatorError> {
     admin()?;
-    Ok(store::with(|s| s.list_artefacts(kind, page)))
+    Ok(read_state(|s| s.store.list_artefacts(kind, page)))
 }
 
 #[query]
 fn artefact_info(sha256: String) -> Result<ArtefactInfo, CreatorError> {
     admin()?;
-    store::with(|s| s.artefact_info(&sha256))
+    read_state(|s| s.store.artefact_info(&sha256))
 }
 
 #[update]
 fn delete_artefact(sha256: String) -> Result<(), CreatorError> {
     admin()?;
-    store::with_mut(|s| s.delete_artefact(&sha256, jobs::artefact_in_use))
-}
-
-/// Marks an upload as being finished; released when the call ends, also
-/// when it traps after an await (the future is dropped then).
-struct FinishGuard(u64);
-
-impl FinishGuard {
-    fn take(upload_id: u64) -> Result<FinishGuard, CreatorError> {
-        if FINISHING.with(|f| f.borrow_mut().insert(upload_id)) {
-            Ok(FinishGuard(upload_id))
-        } else {
-            Err(CreatorError::InvalidInput(format!("finish_upload of upload {upload_id} is already running")))
-        }
-    }
-}
-
-impl Drop for FinishGuard {
-    fn drop(&mut self) {
-        FINISHING.with(|f| f.borrow_mut().remove(&self.0));
-    }
+    mutate_state(|s| {
+        let in_use = s.artefact_in_use(&sha256.trim().to_ascii_lowercase());
+        s.store.delete_artefact(&sha256, |_| in_use)
+    })
 }

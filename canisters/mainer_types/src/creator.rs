@@ -89,12 +89,79 @@ pub enum JobStatus {
     },
 }
 
+/// The step one canister of a factory job is at. The controller goes
+/// `Create → Install → Register → Done` (registering waits for its LLMs);
+/// an LLM goes `Create → Install → UploadModel → LoadModel → Configure →
+/// GrantAccess → AddToController → Done`.
+#[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Step {
+    Create,
+    Install,
+    UploadModel,
+    LoadModel,
+    Configure,
+    GrantAccess,
+    AddToController,
+    /// Controller only: waits for the LLMs, then registers.
+    Register,
+    Done,
+}
+
+/// The step one target of a fleet job is at.
+#[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FleetStep {
+    Drain,
+    WaitIdle,
+    Unregister,
+    ReturnCycles,
+    Stop,
+    Upgrade,
+    Start,
+    Reload,
+    Configure,
+    Check,
+    Delete,
+    Done,
+    Failed,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl std::fmt::Display for FleetStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+/// What a job does.
+#[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// A factory job: a mAIner of this role with its LLMs.
+    CreateMainer(MainerRole),
+    UpgradeControllers,
+    UpgradeLlms,
+    RemoveLlm,
+}
+
+impl std::fmt::Display for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobKind::CreateMainer(role) => write!(f, "create {role:?} mAIner"),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
 /// Where one canister of a job is.
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct SlotView {
     pub label: String,
     pub canister: Option<Principal>,
-    pub step: String,
+    pub step: Step,
     pub bytes_copied: u64,
     pub bytes_total: u64,
 }
@@ -102,7 +169,7 @@ pub struct SlotView {
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct JobView {
     pub id: u64,
-    pub kind: String,
+    pub kind: JobKind,
     pub status: JobStatus,
     pub slots: Vec<SlotView>,
     pub errors: Vec<String>,
@@ -268,7 +335,7 @@ pub struct UpgradeControllersRequest {
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct FleetTargetView {
     pub canister: Principal,
-    pub step: String,
+    pub step: FleetStep,
     pub error: Option<String>,
 }
 
@@ -276,7 +343,7 @@ pub struct FleetTargetView {
 pub struct FleetJobView {
     pub id: u64,
     /// UpgradeControllers, UpgradeLlms or RemoveLlm.
-    pub kind: String,
+    pub kind: JobKind,
     pub wasm_sha256: String,
     pub batch_size: u32,
     pub status: JobStatus,

@@ -12,7 +12,7 @@ use integration_tests::deploy::{add_challenge, run_for};
 use integration_tests::factory::*;
 use integration_tests::{SimEnv, TestEnv, wasm, wasm_dir};
 use mainer_types::MainerRole;
-use mainer_types::creator::{ArtefactKind, JobStatus, JobView};
+use mainer_types::creator::{ArtefactKind, JobKind, JobStatus, JobView};
 use mainer_types::game::Submission;
 
 struct Options {
@@ -147,7 +147,8 @@ fn main() {
         .map(|i| add_challenge(&env, f.game, QUESTIONS[i as usize % QUESTIONS.len()], o.tokens))
         .collect();
     println!("* added {} challenges; running the mAIners", challenges.len());
-    let miners: Vec<&JobView> = done.iter().filter(|j| j.kind != "create ShareService mAIner").collect();
+    let miners: Vec<&JobView> =
+        done.iter().filter(|j| j.kind != JobKind::CreateMainer(MainerRole::ShareService)).collect();
     let want = miners.len() * challenges.len();
     let start = env.time_ns();
     let mut last = usize::MAX;
@@ -195,7 +196,10 @@ fn report(env: &SimEnv, f: &Factory, jobs: &[JobView], challenges: &[mainer_type
         println!(
             "| {} | {} | {} | {} |",
             controller_of(j),
-            j.kind.replace("create ", "").replace(" mAIner", ""),
+            match j.kind {
+                JobKind::CreateMainer(role) => format!("{role:?}"),
+                other => other.to_string(),
+            },
             llms.join("<br>"),
             j.id
         );

@@ -99,7 +99,7 @@ mod tests {
         let slot = SlotView {
             label: "LLM 1".into(),
             canister: Some(candid::Principal::anonymous()),
-            step: "UploadModel".into(),
+            step: mainer_types::creator::Step::UploadModel,
             bytes_copied: 5,
             bytes_total: 10,
         };

@@ -167,6 +167,46 @@ exit 0
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `--mode upgrade` stops the creator (dfx waits for its calls in flight),
+/// upgrades it and starts it again.
+#[test]
+fn the_deploy_script_stops_the_creator_around_its_upgrade() {
+    let dir = std::env::temp_dir().join(format!("mainer-cli-fake-dfx-up-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("calls.log");
+    let fake = r#"#!/usr/bin/env bash
+echo "$*" >> "$FAKE_DFX_LOG"
+args=" $* "
+case "$args" in
+  *" identity whoami "*) echo default ;;
+  *" identity get-principal "*) echo 2vxsx-fae ;;
+  *" canister id game_state "*) echo bkyz2-fmaaa-aaaaa-qaaaq-cai ;;
+  *" canister id mainer_creator "*) echo bd3sg-teaaa-aaaaa-qaaba-cai ;;
+esac
+exit 0
+"#;
+    let dfx = dir.join("dfx");
+    std::fs::write(&dfx, fake).unwrap();
+    Command::new("chmod").arg("+x").arg(&dfx).status().unwrap();
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new("bash")
+        .arg(root().join("scripts/deploy.sh"))
+        .args(["--network", "local", "--mode", "upgrade", "--skip-upload"])
+        .env("PATH", path)
+        .env("FAKE_DFX_LOG", &log)
+        .env("MAINER_CLI", env!("CARGO_BIN_EXE_mainer"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let at = |needle: &str| calls.find(needle).unwrap_or_else(|| panic!("no `{needle}` in\n{calls}"));
+    let upgrade = at("canister install mainer_creator --network local --mode upgrade");
+    assert!(at("canister stop mainer_creator") < upgrade, "{calls}");
+    assert!(upgrade < at("canister start mainer_creator"), "{calls}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// The content of a shell double-quoted string starting at `s[0] == '"'`, with
 /// `\"` unescaped and `$(...)` / `$NAME` replaced by a principal.
 fn double_quoted(s: &str) -> String {

@@ -6,7 +6,7 @@ use candid::{CandidType, Principal};
 use mainer_types::calls::{Method, controller as controller_calls, creator as creator_calls, llm as llm_calls};
 use mainer_types::controller::{ControllerSettings, HealthReport, LlmStatus, PromptFormat};
 use mainer_types::creator::{
-    ArtefactInfo, CreateMainerRequest, CreatorResult, FleetJobView, JobStatus, JobView, MainerView, SlotView,
+    ArtefactInfo, CreateMainerRequest, CreatorResult, FleetJobView, JobStatus, JobView, MainerView, SlotView, Step,
     UpgradeControllersRequest, UploadStatus,
 };
 use mainer_types::llama_cpp::StatusCodeRecordResult;
@@ -158,7 +158,7 @@ pub fn create_mainer(ctx: &mut Ctx, a: &CreateArgs) -> Result<(), CliError> {
 
 fn slot_line(s: &SlotView) -> String {
     let mut line = format!("{}: {}", s.label, s.step);
-    if s.step == "UploadModel" && s.bytes_total > 0 {
+    if s.step == Step::UploadModel && s.bytes_total > 0 {
         let pct = s.bytes_copied as f64 * 100.0 / s.bytes_total as f64;
         line.push_str(&format!(" {pct:.0}% of {}", fmt::bytes(s.bytes_total)));
     }
@@ -192,7 +192,7 @@ pub fn jobs(ctx: &mut Ctx, a: &JobsArgs) -> Result<(), CliError> {
                 let steps: Vec<String> = j.slots.iter().map(|s| format!("{} {}", s.label, s.step)).collect();
                 t.row(vec![
                     j.id.to_string(),
-                    j.kind.clone(),
+                    j.kind.to_string(),
                     fmt::clip(&status_text(&j.status), 40),
                     steps.join(", "),
                     fmt::time(j.updated_at_ns),
@@ -223,7 +223,7 @@ fn print_job(ctx: &mut Ctx, j: &JobView) {
         } else {
             "-".into()
         };
-        t.row(vec![s.label.clone(), s.step.clone(), fmt::opt(&s.canister), copied]);
+        t.row(vec![s.label.clone(), s.step.to_string(), fmt::opt(&s.canister), copied]);
     }
     t.write(ctx.out);
     for e in &j.errors {
@@ -521,7 +521,7 @@ pub fn fleet_job(ctx: &mut Ctx, id: u64, follow: bool) -> Result<(), CliError> {
     }
     let mut t = Table::new(&["canister", "step", "error"]);
     for tv in &job.targets {
-        t.row(vec![tv.canister.to_text(), tv.step.clone(), fmt::opt(&tv.error)]);
+        t.row(vec![tv.canister.to_text(), tv.step.to_string(), fmt::opt(&tv.error)]);
     }
     t.write(ctx.out);
     Ok(())

@@ -1,4 +1,5 @@
-//! The factory's durable jobs.
+//! The factory job record and its pure logic (which step is next, retries,
+//! views); stored by `state`, advanced by `steps`.
 //!
 //! A job is a record in stable memory: one slot for the controller canister
 //! and one per LLM canister, each at a step. A timer advances running jobs
@@ -13,19 +14,14 @@
 //! registered with the game state (and a ShareAgent with its ShareService)
 //! only at the very end, so a job that gives up has registered nothing.
 
-use std::cell::RefCell;
-use std::collections::BTreeSet;
-use std::time::Duration;
-
 use candid::{CandidType, Principal};
-use ic_stable_structures::StableBTreeMap;
 use mainer_types::MainerRole;
 use mainer_types::controller::ControllerSettings;
-use mainer_types::creator::{JobStatus, JobView, MainerView, SlotView};
+use mainer_types::creator::{JobKind, JobStatus, JobView, MainerView, SlotView, Step};
 use serde::Deserialize;
 
-use crate::config;
-use crate::memory::{self, Memory, Stored};
+/// Where the model goes in the LLM canister (the llama.cpp canister's convention).
+pub const MODEL_PATH: &str = "models/model.gguf";
 
 /// Failed attempts of one step before the job gives up.
 pub const MAX_STEP_ATTEMPTS: u32 = 8;
@@ -48,30 +44,20 @@ pub struct MainerPlan {
     pub controller_settings: Option<ControllerSettings>,
 }
 
-#[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
-    Create,
-    Install,
-    UploadModel,
-    LoadModel,
-    Configure,
-    GrantAccess,
-    AddToController,
-    /// Controller only: waits for the LLMs, then registers.
-    Register,
-    Done,
-}
-
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Slot {
     pub canister: Option<Principal>,
     pub step: Step,
     pub bytes_copied: u64,
+    /// Set just before `create_canister` is called and cleared when its
+    /// outcome is known: still set with no canister means the reply was lost
+    /// (an upgrade of the creator, a time-out), and a canister may exist.
+    pub create_started_ns: Option<u64>,
 }
 
 impl Slot {
     fn new() -> Self {
-        Slot { canister: None, step: Step::Create, bytes_copied: 0 }
+        Slot { canister: None, step: Step::Create, bytes_copied: 0, create_started_ns: None }
     }
 }
 
@@ -156,7 +142,7 @@ impl Job {
         } else {
             // 2, 4, 8, ... seconds, at most a minute.
             let delay = (1u64 << self.attempts.min(6)).min(60);
-            self.next_attempt_ns = now_ns + delay * NANOS;
+            self.next_attempt_ns = now_ns.saturating_add(delay * NANOS);
             canister_common::warn!("job {}: attempt {} failed ({error}); retry in {delay} s", self.id, self.attempts);
         }
     }
@@ -183,7 +169,7 @@ impl Job {
         let slot_view = |label: String, s: &Slot, total: u64| SlotView {
             label,
             canister: s.canister,
-            step: format!("{:?}", s.step),
+            step: s.step,
             bytes_copied: s.bytes_copied,
             bytes_total: total,
         };
@@ -193,7 +179,7 @@ impl Job {
         }
         JobView {
             id: self.id,
-            kind: format!("create {:?} mAIner", self.plan.role),
+            kind: JobKind::CreateMainer(self.plan.role),
             status: self.status.clone(),
             slots,
             errors: self.errors.clone(),
@@ -216,140 +202,11 @@ impl Job {
     }
 }
 
-thread_local! {
-    static JOBS: RefCell<StableBTreeMap<u64, Stored<Job>, Memory>> =
-        RefCell::new(StableBTreeMap::init(memory::get(memory::JOBS)));
-    /// Jobs with a step under way in this execution of the canister
-    /// (`false`: factory jobs, `true`: fleet jobs).
-    static BUSY: RefCell<BTreeSet<(bool, u64)>> = const { RefCell::new(BTreeSet::new()) };
-    static TIMER: RefCell<Option<ic_cdk_timers::TimerId>> = const { RefCell::new(None) };
-}
-
-pub fn get(id: u64) -> Option<Job> {
-    JOBS.with(|j| j.borrow().get(&id).map(|s| s.0))
-}
-
-pub fn put(job: Job) {
-    JOBS.with(|j| j.borrow_mut().insert(job.id, Stored(job)));
-}
-
-pub fn next_id() -> u64 {
-    JOBS.with(|j| j.borrow().last_key_value().map_or(0, |(k, _)| k + 1))
-}
-
-pub fn count() -> u64 {
-    JOBS.with(|j| j.borrow().len())
-}
-
-/// Jobs newest first.
-pub fn newest_first() -> Vec<Job> {
-    JOBS.with(|j| j.borrow().iter().rev().map(|e| e.value().0).collect())
-}
-
-/// Updates job `id` in place.
-pub fn update(id: u64, f: impl FnOnce(&mut Job)) -> Option<Job> {
-    let mut job = get(id)?;
-    f(&mut job);
-    put(job.clone());
-    Some(job)
-}
-
-/// The controller of the mAIner that uses LLM `llm`.
-pub fn controller_of_llm(llm: Principal) -> Option<Principal> {
-    newest_first()
-        .into_iter()
-        .find(|j| j.llms.iter().any(|s| s.canister == Some(llm)))
-        .and_then(|j| j.controller.canister)
-}
-
-/// The `max_tokens_update` the LLM was configured with when it was made.
-pub fn max_tokens_update_of(llm: Principal) -> Option<u64> {
-    newest_first()
-        .into_iter()
-        .find(|j| j.llms.iter().any(|s| s.canister == Some(llm)))
-        .map(|j| j.plan.max_tokens_update)
-}
-
-/// Forgets a deleted LLM: it leaves its mAIner's job record.
-pub fn forget_llm(llm: Principal) {
-    if let Some(job) = newest_first().into_iter().find(|j| j.llms.iter().any(|s| s.canister == Some(llm))) {
-        update(job.id, |j| j.llms.retain(|s| s.canister != Some(llm)));
-    }
-}
-
-/// Every LLM canister made by the creator.
-pub fn all_llms() -> Vec<Principal> {
-    newest_first().iter().flat_map(|j| j.llms.iter().filter_map(|s| s.canister)).collect()
-}
-
-/// Whether a job that is not finished uses the artefact `sha256`.
-pub fn artefact_in_use(sha256: &str) -> bool {
-    let factory = JOBS
-        .with(|j| j.borrow().values().any(|s| matches!(s.0.status, JobStatus::Running) && s.0.uses_artefact(sha256)));
-    factory || crate::fleet::uses_artefact(sha256)
-}
-
-/// (Re)arms the job timer: from `init`, `post_upgrade` and settings changes.
-pub fn arm_timer() {
-    if let Some(old) = TIMER.with(|t| t.borrow_mut().take()) {
-        ic_cdk_timers::clear_timer(old);
-    }
-    let every = Duration::from_secs(config::get().settings.job_interval_seconds.max(1));
-    let id = ic_cdk_timers::set_timer_interval(every, || async {
-        run_round().await;
-    });
-    TIMER.with(|t| *t.borrow_mut() = Some(id));
-}
-
-/// Advances every due running job by one step, at most `max_parallel_jobs`
-/// factory jobs at once, and every running fleet upgrade.
-pub async fn run_round() -> u32 {
-    let now = ic_cdk::api::time();
-    let max = config::get().settings.max_parallel_jobs.max(1) as usize;
-    let busy = |key: (bool, u64)| BUSY.with(|b| b.borrow().contains(&key));
-    let due: Vec<u64> = JOBS.with(|j| {
-        j.borrow()
-            .values()
-            .map(|s| s.0)
-            .filter(|job| job.status == JobStatus::Running && job.next_attempt_ns <= now)
-            .map(|job| job.id)
-            .filter(|id| !busy((false, *id)))
-            .take(max)
-            .collect()
-    });
-    let fleet: Vec<u64> = crate::fleet::running().into_iter().filter(|id| !busy((true, *id))).collect();
-    let started = (due.len() + fleet.len()) as u32;
-    for id in due {
-        spawn_guarded((false, id), async move { crate::steps::advance(id).await });
-    }
-    for id in fleet {
-        spawn_guarded((true, id), async move { crate::fleet::advance(id).await });
-    }
-    started
-}
-
-fn spawn_guarded(key: (bool, u64), step: impl std::future::Future<Output = ()> + 'static) {
-    BUSY.with(|b| b.borrow_mut().insert(key));
-    ic_cdk::futures::spawn(async move {
-        let _guard = BusyGuard(key);
-        step.await;
-    });
-}
-
-/// Frees the job for the next round even if its step trapped.
-struct BusyGuard((bool, u64));
-
-impl Drop for BusyGuard {
-    fn drop(&mut self) {
-        BUSY.with(|b| b.borrow_mut().remove(&self.0));
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
 
-    fn plan(role: MainerRole) -> MainerPlan {
+    pub fn plan(role: MainerRole) -> MainerPlan {
         MainerPlan {
             role,
             owner: Principal::anonymous(),

@@ -194,13 +194,14 @@ fn a_canister_without_enough_cycles_refuses_updates_but_answers_queries() {
     env.install(admin(), p, &probe_wasm(), init_arg("poor")).unwrap();
     let rich_enough = inc(&*env, p);
     assert_eq!(rich_enough, 1);
-    // Keep 1B cycles, far below one update's prepayment.
-    let drained = drain_to(&*env, p, 1_000_000_000);
+    // Keep 5B cycles: above the freezing threshold (queries still run), far
+    // below one update's prepayment.
+    let drained = drain_to(&*env, p, 5_000_000_000);
     if !drained {
         return; // PocketIC: no way to take cycles away from a canister.
     }
     let err = env.update(user(1), p, "inc", Encode!().unwrap()).unwrap_err();
-    assert_eq!(err.code, RejectCode::CanisterError);
+    assert_eq!(err.code, RejectCode::SysTransient, "IC0207 is a transient error on the IC");
     assert!(err.message.contains("out of cycles"), "{}", err.message);
     assert_eq!(get(&*env, p), 1, "queries are free");
 }

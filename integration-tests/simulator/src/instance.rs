@@ -43,6 +43,12 @@ pub struct Outcome {
     pub heap_after: Option<Vec<u8>>,
 }
 
+/// See [`CanisterInstance::save_state`].
+pub struct SavedState {
+    heap: Vec<u8>,
+    globals: Vec<Val>,
+}
+
 pub struct CanisterInstance {
     pub module: Arc<CompiledModule>,
     store: Store<Ctx>,
@@ -165,6 +171,20 @@ impl CanisterInstance {
             }
         }
         Outcome { trap, effects, instructions, heap_after }
+    }
+
+    /// Heap and mutable globals as they are, to be put back with
+    /// [`load_state`](Self::load_state): a composite query's executions
+    /// share their changes and drop them at the end.
+    pub fn save_state(&mut self) -> SavedState {
+        let globals = self.globals.iter().map(|g| g.get(&mut self.store)).collect();
+        SavedState { heap: self.heap_contents(), globals }
+    }
+
+    pub fn load_state(&mut self, saved: SavedState, engine: &Engine, linker: &Linker<Ctx>) {
+        self.heap_backup = saved.heap;
+        self.globals_backup = saved.globals;
+        self.restore(engine, linker);
     }
 
     /// A copy of the heap.

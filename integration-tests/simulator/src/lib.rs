@@ -19,7 +19,7 @@ mod system_api;
 mod types;
 
 pub use cost::{CostModel, Limits};
-pub use management::InstallMode;
+pub use management::{InstallMode, ManagementFault};
 pub use module::MAX_WASM_MODULE_BYTES;
 pub use sim::{DEFAULT_PROVISIONAL_CYCLES, GENESIS_TIME_NS, SimConfig, Simulator, simulated_certificate};
 pub use stable::WASM_PAGE;

@@ -46,6 +46,16 @@ impl From<mgmt::CanisterInstallMode> for InstallMode {
     }
 }
 
+/// A fault armed for tests: the next call of `method` to the management
+/// canister (from `caller`, if set) is answered with `reject` instead of
+/// being executed; the cycles attached to it come back.
+#[derive(Clone, Debug)]
+pub struct ManagementFault {
+    pub method: String,
+    pub caller: Option<Principal>,
+    pub reject: Reject,
+}
+
 fn reject(code: RejectCode, error_code: &'static str, message: impl Into<String>) -> Reject {
     Reject::new(code, error_code, message)
 }
@@ -98,8 +108,41 @@ fn not_controller(id: Principal) -> Reject {
 }
 
 impl Simulator {
+    /// Makes the next call of `method` to the management canister (any
+    /// method: `create_canister`, `install_code`, `stop_canister`,
+    /// `canister_status`, `deposit_cycles`, ...) fail with `reject`, so that
+    /// a caller's failure branches can be tested. Faults queue up: arming the
+    /// same method twice fails its next two calls.
+    pub fn fail_next_management_call(&mut self, method: &str, reject: Reject) {
+        self.management_faults.push(ManagementFault { method: method.to_string(), caller: None, reject });
+    }
+
+    /// Like [`fail_next_management_call`](Self::fail_next_management_call),
+    /// for calls made by `caller` only.
+    pub fn fail_next_management_call_from(&mut self, caller: Principal, method: &str, reject: Reject) {
+        self.management_faults.push(ManagementFault { method: method.to_string(), caller: Some(caller), reject });
+    }
+
+    /// Faults armed and not yet triggered.
+    pub fn pending_management_faults(&self) -> &[ManagementFault] {
+        &self.management_faults
+    }
+
+    /// Disarms every fault.
+    pub fn clear_management_faults(&mut self) {
+        self.management_faults.clear();
+    }
+
     /// Handles a request to `aaaaa-aa`, from a canister or an ingress message.
     pub(crate) fn management_request(&mut self, req: Request) {
+        let armed = self
+            .management_faults
+            .iter()
+            .position(|f| f.method == req.method && f.caller.is_none_or(|c| c == req.sender));
+        if let Some(i) = armed {
+            let fault = self.management_faults.remove(i);
+            return self.respond(req.origin, Err(fault.reject), req.cycles);
+        }
         let from_canister = matches!(req.origin, Origin::Canister { .. });
         let mut refund = req.cycles;
         let result = match req.method.as_str() {
@@ -260,8 +303,8 @@ impl Simulator {
             }
             "raw_rand" => Ok(encode(&self.next_random().to_vec())),
             other => Err(reject(
-                RejectCode::DestinationInvalid,
-                "IC0302",
+                RejectCode::CanisterError,
+                "IC0536",
                 format!("Management canister has no method '{other}' (or the simulator does not model it)"),
             )),
         }

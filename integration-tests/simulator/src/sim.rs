@@ -22,6 +22,8 @@ pub const GENESIS_TIME_NS: u64 = 1_735_689_600_000_000_000;
 pub const DEFAULT_PROVISIONAL_CYCLES: u128 = 100_000_000_000_000;
 /// Rounds `update_call` waits for an ingress message before giving up.
 pub const MAX_TICKS_PER_CALL: usize = 100_000;
+/// The IC's limit on the depth of a composite query's call graph.
+const MAX_QUERY_CALL_DEPTH: usize = 6;
 
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -119,6 +121,8 @@ pub struct Simulator {
     rand_counter: u64,
     executions: VecDeque<ExecutionRecord>,
     pub(crate) subnet_id: Principal,
+    /// Faults the management canister injects, in the order they were armed.
+    pub(crate) management_faults: Vec<crate::management::ManagementFault>,
 }
 
 const MAX_EXECUTION_RECORDS: usize = 100_000;
@@ -152,6 +156,7 @@ impl Simulator {
             rand_counter: 0,
             executions: VecDeque::new(),
             subnet_id: Principal::from_slice(&[0x5u8; 29]),
+            management_faults: Vec::new(),
         }
     }
 
@@ -389,6 +394,13 @@ impl Simulator {
             Ok(e) => e,
             Err(reject) => return IngressOutcome { result: Err(reject), instructions: 0 },
         };
+        if let Some(reject) = self.frozen_for_queries(canister) {
+            return IngressOutcome { result: Err(reject), instructions: 0 };
+        }
+        if export.starts_with("canister_composite_query ") {
+            let (result, instructions) = self.composite_query(sender, canister, &export, method, arg, true, 1);
+            return IngressOutcome { result, instructions };
+        }
         let limit = self.config.limits.instructions_per_query;
         let mut env = self.env(canister, EntryKind::Query, sender, method, arg, limit, None);
         let c = &self.canisters[&canister];
@@ -404,6 +416,119 @@ impl Simulator {
             (None, None) => Err(no_reply(canister)),
         };
         IngressOutcome { result, instructions }
+    }
+
+    /// Runs a composite query and, depth first, the query calls it makes and
+    /// their callbacks, against one state of the caller that its executions
+    /// share and that is dropped at the end (the IC's query call graph). The
+    /// callees run as queries (or composite queries) on their current state.
+    #[allow(clippy::too_many_arguments)]
+    fn composite_query(
+        &mut self,
+        sender: Principal,
+        canister: Principal,
+        export: &str,
+        method: &str,
+        arg: Vec<u8>,
+        root: bool,
+        depth: usize,
+    ) -> (CallResult, u64) {
+        let c = self.canisters.get_mut(&canister).unwrap();
+        let stable = c.stable.clone_contents();
+        let saved = c.instance.as_mut().unwrap().save_state();
+        let limit = self.config.limits.instructions_per_query;
+        let mut env = self.env(canister, EntryKind::CompositeQuery, sender, method, arg, limit, None);
+        if root {
+            env.certificate = Some(simulated_certificate(&self.canisters[&canister].certified_data, self.time_ns));
+        }
+        let outcome = self.run(canister, env, Invoke::Export(export), Persist::Commit);
+        self.record(canister, format!("composite query {method}"), &outcome, 0);
+        self.keep_logs(canister, &outcome);
+        let mut instructions = outcome.instructions;
+        let mut result = query_result(canister, outcome.trap, outcome.effects.response);
+        let mut pending: VecDeque<system_api::OutgoingCall> = outcome.effects.calls.into();
+        while result.is_none() {
+            let Some(call) = pending.pop_front() else { break };
+            let (answer, used) = self.query_subcall(canister, &call, depth);
+            instructions += used;
+            let (kind, (fun, fenv), arg, code, message) = match answer {
+                Ok(bytes) => (EntryKind::CompositeReplyCallback, call.reply, bytes, 0, String::new()),
+                Err(r) => (EntryKind::CompositeRejectCallback, call.reject, Vec::new(), r.code as u32, r.message),
+            };
+            let mut env = self.env(canister, kind, sender, "", arg, limit, None);
+            env.reject_code = code;
+            env.reject_message = message;
+            let outcome = self.run(canister, env, Invoke::Table { index: fun, env: fenv }, Persist::Commit);
+            self.record(canister, "composite callback".into(), &outcome, 0);
+            self.keep_logs(canister, &outcome);
+            instructions += outcome.instructions;
+            result = query_result(canister, outcome.trap, outcome.effects.response);
+            for (i, call) in outcome.effects.calls.into_iter().enumerate() {
+                pending.insert(i, call);
+            }
+        }
+        let c = self.canisters.get_mut(&canister).unwrap();
+        c.stable = stable;
+        let inst = c.instance.as_mut().unwrap();
+        let linker = self.rt.linker(inst.wasm64());
+        inst.load_state(saved, &self.rt.engine, linker);
+        (result.unwrap_or_else(|| Err(no_reply(canister))), instructions)
+    }
+
+    /// One call made by a composite query: the callee's query (or composite
+    /// query) method, with `caller` as its caller.
+    fn query_subcall(&mut self, caller: Principal, call: &system_api::OutgoingCall, depth: usize) -> (CallResult, u64) {
+        if call.callee == Principal::management_canister() {
+            let r = Reject::new(
+                RejectCode::CanisterReject,
+                "IC0406",
+                "The simulator does not model calls to the management canister from composite queries",
+            );
+            return (Err(r), 0);
+        }
+        if depth >= MAX_QUERY_CALL_DEPTH {
+            let r = Reject::new(
+                RejectCode::CanisterError,
+                "IC0504",
+                format!("Composite query call graph exceeds the maximum depth of {MAX_QUERY_CALL_DEPTH}"),
+            );
+            return (Err(r), 0);
+        }
+        let export = match self.check_receiver(call.callee, &call.method, true) {
+            Ok(e) => e,
+            Err(r) => return (Err(r), 0),
+        };
+        if let Some(r) = self.frozen_for_queries(call.callee) {
+            return (Err(r), 0);
+        }
+        let arg = call.payload.clone();
+        if export.starts_with("canister_composite_query ") {
+            return self.composite_query(caller, call.callee, &export, &call.method, arg, false, depth + 1);
+        }
+        let limit = self.config.limits.instructions_per_query;
+        let env = self.env(call.callee, EntryKind::Query, caller, &call.method, arg, limit, None);
+        let outcome = self.run(call.callee, env, Invoke::Export(&export), Persist::Discard);
+        self.record(call.callee, format!("query {}", call.method), &outcome, 0);
+        self.keep_logs(call.callee, &outcome);
+        let used = outcome.instructions;
+        let result = query_result(call.callee, outcome.trap, outcome.effects.response);
+        (result.unwrap_or_else(|| Err(no_reply(call.callee))), used)
+    }
+
+    /// Queries are refused by a canister below its freezing threshold.
+    fn frozen_for_queries(&self, canister: Principal) -> Option<Reject> {
+        let c = &self.canisters[&canister];
+        let threshold =
+            self.config.costs.freezing_threshold_cycles(c.memory_bytes(), c.settings.freezing_threshold_seconds);
+        (c.cycles < threshold).then(|| {
+            Reject::new(
+                RejectCode::SysTransient,
+                "IC0207",
+                format!(
+                    "Canister {canister} is unable to process query calls because it's frozen. Please top up the canister with cycles and try again."
+                ),
+            )
+        })
     }
 
     /// Runs `canister_inspect_message`, if exported, before an ingress update is accepted.
@@ -762,7 +887,9 @@ impl Simulator {
     fn enqueue_call(&mut self, id: Principal, context: u64, call: system_api::OutgoingCall) {
         let callback = self.next_callback_id;
         self.next_callback_id += 1;
-        let deadline_ns = call.timeout_seconds.map_or(0, |s| self.time_ns + s as u64 * 1_000_000_000);
+        // The IC keeps deadlines in whole seconds: the current time rounded
+        // down to a second, plus the timeout.
+        let deadline_ns = call.timeout_seconds.map_or(0, |s| (self.time_ns / 1_000_000_000 + s as u64) * 1_000_000_000);
         let c = self.canisters.get_mut(&id).unwrap();
         c.contexts.get_mut(&context).unwrap().outstanding_calls += 1;
         c.callbacks.insert(
@@ -883,9 +1010,10 @@ pub(crate) fn not_found(id: Principal) -> Reject {
     Reject::new(RejectCode::DestinationInvalid, "IC0301", format!("Canister {id} not found"))
 }
 
+/// IC0207 is a 2xx error code: the IC reports it with `SYS_TRANSIENT`.
 pub(crate) fn out_of_cycles(id: Principal, needed: u128) -> Reject {
     Reject::new(
-        RejectCode::CanisterError,
+        RejectCode::SysTransient,
         "IC0207",
         format!("Canister {id} is out of cycles: please top up the canister with at least {needed} additional cycles"),
     )
@@ -896,8 +1024,19 @@ pub(crate) fn trap_reject(id: Principal, trap: &TrapReason) -> Reject {
         TrapReason::InstructionLimit(_) => "IC0522",
         TrapReason::Explicit(_) => "IC0503",
         TrapReason::SystemApi(_) => "IC0502",
+        TrapReason::ContractViolation(_) => "IC0504",
     };
     Reject::new(RejectCode::CanisterError, code, format!("Error from Canister {id}: {trap}"))
+}
+
+/// The answer of a query execution, if it gave one.
+fn query_result(id: Principal, trap: Option<TrapReason>, response: Option<system_api::Response>) -> Option<CallResult> {
+    match (trap, response) {
+        (Some(trap), _) => Some(Err(trap_reject(id, &trap))),
+        (None, Some(system_api::Response::Reply(bytes))) => Some(Ok(bytes)),
+        (None, Some(system_api::Response::Reject(msg))) => Some(Err(Reject::by_canister(msg))),
+        (None, None) => None,
+    }
 }
 
 fn no_reply(id: Principal) -> Reject {

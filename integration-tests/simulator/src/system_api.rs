@@ -27,6 +27,10 @@ pub enum EntryKind {
     /// A query method executed as an update (its changes are discarded).
     ReplicatedQuery,
     Query,
+    /// A composite query method, and the callbacks of its calls.
+    CompositeQuery,
+    CompositeReplyCallback,
+    CompositeRejectCallback,
     ReplyCallback,
     RejectCallback,
     Cleanup,
@@ -38,9 +42,33 @@ pub enum EntryKind {
 impl EntryKind {
     fn may_reply(self) -> bool {
         matches!(self, Self::Update | Self::ReplicatedQuery | Self::Query | Self::ReplyCallback | Self::RejectCallback)
+            || self.is_composite()
     }
     fn may_call(self) -> bool {
         matches!(self, Self::Update | Self::ReplyCallback | Self::RejectCallback | Self::GlobalTimer | Self::Heartbeat)
+            || self.is_composite()
+    }
+    fn is_composite(self) -> bool {
+        matches!(self, Self::CompositeQuery | Self::CompositeReplyCallback | Self::CompositeRejectCallback)
+    }
+    /// The name the IC gives this mode in its contract-violation messages.
+    fn mode_name(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Init | Self::PostUpgrade => "init",
+            Self::PreUpgrade => "pre upgrade",
+            Self::Update => "update",
+            Self::ReplicatedQuery => "replicated query",
+            Self::Query => "non replicated query",
+            Self::CompositeQuery => "composite query",
+            Self::CompositeReplyCallback => "composite reply callback",
+            Self::CompositeRejectCallback => "composite reject callback",
+            Self::ReplyCallback => "reply callback",
+            Self::RejectCallback => "reject callback",
+            Self::Cleanup => "cleanup",
+            Self::GlobalTimer | Self::Heartbeat => "system task",
+            Self::InspectMessage => "inspect message",
+        }
     }
     fn may_accept_cycles(self) -> bool {
         matches!(self, Self::Update | Self::ReplyCallback | Self::RejectCallback)
@@ -53,18 +81,33 @@ impl EntryKind {
                 | Self::Update
                 | Self::ReplicatedQuery
                 | Self::Query
+                | Self::CompositeQuery
                 | Self::ReplyCallback
+                | Self::CompositeReplyCallback
                 | Self::InspectMessage
         )
     }
     fn has_reject(self) -> bool {
-        matches!(self, Self::RejectCallback | Self::Cleanup)
+        matches!(self, Self::RejectCallback | Self::CompositeRejectCallback | Self::Cleanup)
     }
     fn is_callback(self) -> bool {
-        matches!(self, Self::ReplyCallback | Self::RejectCallback | Self::Cleanup)
+        matches!(
+            self,
+            Self::ReplyCallback
+                | Self::RejectCallback
+                | Self::CompositeReplyCallback
+                | Self::CompositeRejectCallback
+                | Self::Cleanup
+        )
     }
     fn may_set_certified_data(self) -> bool {
         !matches!(self, Self::Query | Self::ReplicatedQuery | Self::InspectMessage | Self::Cleanup | Self::Start)
+            && !self.is_composite()
+    }
+    /// Whether the execution is replicated (queries and their composite
+    /// callbacks run on one node).
+    pub fn replicated(self) -> bool {
+        !matches!(self, Self::Query | Self::InspectMessage) && !self.is_composite()
     }
 }
 
@@ -228,6 +271,9 @@ pub enum TrapReason {
     Explicit(String),
     /// A misuse of the system API, such as replying twice.
     SystemApi(String),
+    /// A system call made where the interface does not allow it (the IC's
+    /// `CanisterContractViolation`, IC0504).
+    ContractViolation(String),
     InstructionLimit(u64),
 }
 
@@ -236,6 +282,7 @@ impl std::fmt::Display for TrapReason {
         match self {
             TrapReason::Explicit(m) => write!(f, "Canister called `ic0.trap` with message: '{m}'"),
             TrapReason::SystemApi(m) => write!(f, "Canister trapped: {m}"),
+            TrapReason::ContractViolation(m) => write!(f, "Canister violated contract: {m}"),
             TrapReason::InstructionLimit(limit) => {
                 write!(f, "Canister exceeded the limit of {limit} instructions for single message execution.")
             }
@@ -301,7 +348,10 @@ fn require(c: &C, allowed: bool, name: &str) -> Result<()> {
     if allowed {
         Ok(())
     } else {
-        Err(api_trap(format!("\"ic0.{name}\" cannot be executed in {:?} mode", c.data().env().kind)))
+        let mode = c.data().env().kind.mode_name();
+        Err(wasmtime::Error::new(TrapReason::ContractViolation(format!(
+            "\"ic0_{name}\" cannot be executed in {mode} mode"
+        ))))
     }
 }
 
@@ -420,7 +470,8 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
         charge(&mut c, syscall::DEFAULT)?;
         require(
             &c,
-            c.data().env().kind.has_reject() || c.data().env().kind == EntryKind::ReplyCallback,
+            c.data().env().kind.has_reject()
+                || matches!(c.data().env().kind, EntryKind::ReplyCallback | EntryKind::CompositeReplyCallback),
             "msg_reject_code",
         )?;
         Ok(c.data().env().reject_code as i32)
@@ -579,7 +630,7 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
     });
     def!(linker, names, "in_replicated_execution", |mut c: C| -> Result<i32> {
         charge(&mut c, syscall::DEFAULT)?;
-        Ok(!matches!(c.data().env().kind, EntryKind::Query | EntryKind::InspectMessage) as i32)
+        Ok(c.data().env().kind.replicated() as i32)
     });
 
     // --- inter-canister calls ---
@@ -760,11 +811,7 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
     });
     def!(linker, names, "global_timer_set", |mut c: C, timestamp: i64| -> Result<i64> {
         charge(&mut c, syscall::DEFAULT)?;
-        require(
-            &c,
-            !matches!(c.data().env().kind, EntryKind::Query | EntryKind::Cleanup | EntryKind::InspectMessage),
-            "global_timer_set",
-        )?;
+        require(&c, c.data().env().kind.replicated() && c.data().env().kind != EntryKind::Cleanup, "global_timer_set")?;
         let previous = c.data().effects.global_timer.unwrap_or(c.data().env().global_timer);
         c.data_mut().effects.global_timer = Some(timestamp as u64);
         Ok(previous as i64)

@@ -36,6 +36,36 @@ fn decode<T: CandidType + DeserializeOwned>(text: &str, env: &TypeEnv, types: &[
     candid::decode_one(&bytes).unwrap_or_else(|e| panic!("`{text}` does not decode into the Rust type: {e}"))
 }
 
+/// icp.yaml (for icp-cli) deploys what dfx.json deploys: the game state and
+/// the creator, from the same target/wasm modules built by scripts/build.sh,
+/// the game state with the same static init argument; its local network is
+/// dfx's local address.
+#[test]
+fn icp_yaml_matches_dfx_json() {
+    let icp = std::fs::read_to_string(root().join("icp.yaml")).unwrap();
+    let dfx = dfx_json();
+    let names: Vec<&str> =
+        icp.lines().filter_map(|l| l.trim().strip_prefix("- name: ")).filter(|n| *n != "local").collect();
+    assert_eq!(names, ["game_state", "mainer_creator"]);
+    for name in names {
+        let section = icp.split(&format!("- name: {name}\n")).nth(1).unwrap().split("\n  - name: ").next().unwrap();
+        assert!(section.contains("- scripts/build.sh"), "{name} is built by scripts/build.sh");
+        assert!(
+            section.contains(&format!(
+                "cp {} \"$ICP_WASM_OUTPUT_PATH\"",
+                dfx["canisters"][name]["wasm"].as_str().unwrap()
+            )),
+            "{name}: {section}"
+        );
+        match dfx["canisters"][name].get("init_arg") {
+            Some(arg) => assert!(section.contains(&format!("init_args: \"{}\"", arg.as_str().unwrap())), "{name}"),
+            None => assert!(!section.contains("init_args"), "{name}"),
+        }
+    }
+    let bind = dfx["networks"]["local"]["bind"].as_str().unwrap();
+    assert!(icp.contains(&format!("url: http://{bind}\n")), "the local network is dfx's");
+}
+
 #[test]
 fn dfx_json_declares_every_canister_with_its_did_and_wasm() {
     let dfx = dfx_json();

@@ -192,10 +192,10 @@ impl Api {
                 match p.first().map(Vec::as_slice) {
                     Some(b"request_status") if p.len() >= 2 => {
                         let rid: Option<[u8; 32]> = p[1].as_slice().try_into().ok();
-                        if let Some(status) = rid.and_then(|rid| n.status(&rid)) {
-                            if status.sender != sender {
-                                return Err(Response::text(403, "the request was sent by another principal"));
-                            }
+                        if let Some(status) = rid.and_then(|rid| n.status(&rid))
+                            && status.sender != sender
+                        {
+                            return Err(Response::text(403, "the request was sent by another principal"));
                         }
                     }
                     Some(b"canister") if p.len() >= 2 && p[1] != effective_id.as_slice() => {

@@ -235,10 +235,9 @@ pub fn authenticate(body: &[u8], expected: &str, now_ns: u64) -> Result<Request,
     verify_signature(&key, &signed(REQUEST_DOMAIN, &request_id), sig).map_err(forbidden)?;
     if let (Some(targets), Kind::Call { canister, .. } | Kind::Query { canister, .. }) =
         (&request.targets, &request.kind)
+        && !targets.contains(canister)
     {
-        if !targets.contains(canister) {
-            return Err(forbidden(format!("the delegations do not allow calls to {canister}")));
-        }
+        return Err(forbidden(format!("the delegations do not allow calls to {canister}")));
     }
     Ok(request)
 }

@@ -31,10 +31,10 @@ struct HttpResponse {
 pub fn canister_of(req: &http::Request) -> Option<Principal> {
     if let Some(host) = req.header("host") {
         let first = host.split(['.', ':']).next().unwrap_or("");
-        if host.split(':').next().is_some_and(|h| h.ends_with(".localhost")) {
-            if let Ok(p) = Principal::from_text(first) {
-                return Some(p);
-            }
+        if host.split(':').next().is_some_and(|h| h.ends_with(".localhost"))
+            && let Ok(p) = Principal::from_text(first)
+        {
+            return Some(p);
         }
     }
     req.query_param("canisterId").and_then(|t| Principal::from_text(t).ok())

@@ -131,12 +131,20 @@ fn the_same_scenario_gives_the_same_result_every_run() {
 }
 
 #[test]
-fn time_advances_only_when_told_and_by_one_nanosecond_per_round() {
+fn time_advances_when_told_and_with_the_rounds_work() {
     let mut sim = Simulator::new();
     let p = probe_on(&mut sim, "p");
-    let t0 = Decode!(&sim.query_call(user(1), p, "now", Encode!().unwrap()).unwrap(), u64).unwrap();
+    let now =
+        |sim: &mut Simulator| Decode!(&sim.query_call(user(1), p, "now", Encode!().unwrap()).unwrap(), u64).unwrap();
+    // A round after one that executed nothing lasts 1 ns.
+    sim.tick();
+    let t0 = now(&mut sim);
     sim.advance_time(Duration::from_secs(3600));
     sim.tick();
-    let t1 = Decode!(&sim.query_call(user(1), p, "now", Encode!().unwrap()).unwrap(), u64).unwrap();
-    assert_eq!(t1 - t0, 3_600_000_000_001);
+    assert_eq!(now(&mut sim) - t0, 3_600_000_000_001);
+    // A round lasts as long as its largest execution at 2B instructions a second.
+    let burn = sim.update_call_traced(user(1), p, "burn", Encode!(&1_000_000u64).unwrap());
+    let t1 = now(&mut sim);
+    sim.tick();
+    assert_eq!(now(&mut sim) - t1, burn.instructions * 1_000_000_000 / 2_000_000_000);
 }

@@ -67,6 +67,8 @@ pub struct Callback {
     pub cleanup: Option<(u64, u64)>,
     /// 0 for a guaranteed-response call.
     pub deadline_ns: u64,
+    /// Cycles taken when the call was made for the callback's execution.
+    pub prepaid_execution: u128,
 }
 
 pub struct Canister {
@@ -129,6 +131,16 @@ impl Canister {
         let module = self.instance.as_ref().map_or(0, |i| i.module.installed_size as u64);
         let chunks: u64 = self.chunks.values().map(|c| c.len() as u64).sum();
         heap + self.stable.size_bytes() + module + chunks
+    }
+
+    /// Cycles the canister must keep: what its memory and compute allocation
+    /// cost over its freezing threshold.
+    pub fn freezing_reserve(&self, costs: &crate::cost::CostModel) -> u128 {
+        costs.freezing_threshold_cycles(
+            self.memory_bytes(),
+            self.settings.compute_allocation,
+            self.settings.freezing_threshold_seconds,
+        )
     }
 
     pub fn open_context(&mut self, origin: Origin, cycles_available: u128, replied: bool) -> u64 {

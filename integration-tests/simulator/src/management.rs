@@ -103,6 +103,25 @@ fn memory_persistence_check(
     }
 }
 
+/// The canister whose code a management call changes (`install_code`,
+/// `install_chunked_code`, `uninstall_code`): such calls wait while that
+/// canister has an execution paused between slices.
+pub(crate) fn code_change_target(method: &str, payload: &[u8]) -> Option<Principal> {
+    #[derive(candid::Deserialize, CandidType)]
+    struct CanisterField {
+        canister_id: Principal,
+    }
+    #[derive(candid::Deserialize, CandidType)]
+    struct TargetField {
+        target_canister: Principal,
+    }
+    match method {
+        "install_code" | "uninstall_code" => Decode!(payload, CanisterField).ok().map(|a| a.canister_id),
+        "install_chunked_code" => Decode!(payload, TargetField).ok().map(|a| a.target_canister),
+        _ => None,
+    }
+}
+
 fn not_controller(id: Principal) -> Reject {
     reject(RejectCode::CanisterError, "IC0512", format!("Only the controllers of the canister {id} can control it."))
 }
@@ -171,6 +190,23 @@ impl Simulator {
                 }
                 r
             }
+            "install_code" | "install_chunked_code" => {
+                // An install spans as many rounds as its slices (DTS); the
+                // target takes no message until it is answered.
+                let target = code_change_target(&req.method, &req.payload);
+                let executed =
+                    |sim: &Self| target.and_then(|t| sim.canisters.get(&t)).map_or(0, |c| c.instructions_executed);
+                let before = executed(self);
+                let result = self.management_call(req.sender, &req.method, &req.payload);
+                let used = executed(self).saturating_sub(before);
+                if let Some(target) = target.filter(|t| self.canisters.contains_key(t)) {
+                    let slice = self.config.limits.instructions_per_install_slice;
+                    let origin = req.origin;
+                    return self
+                        .finish_after_slices(target, used, slice, move |sim| sim.respond(origin, result, refund));
+                }
+                result
+            }
             method => self.management_call(req.sender, method, &req.payload),
         };
         self.respond(req.origin, result, refund);
@@ -226,7 +262,12 @@ impl Simulator {
                         ),
                     ));
                 }
+                // The store's canister pays for the upload's instructions.
+                let fee = self.config.costs.upload_chunk_cost();
                 let c = self.canisters.get_mut(&args.canister_id).unwrap();
+                if c.cycles < fee + c.freezing_reserve(&self.config.costs) {
+                    return Err(out_of_cycles(args.canister_id, fee));
+                }
                 let hash: [u8; 32] = Sha256::digest(&args.chunk).into();
                 if !c.chunks.contains_key(&hash) && c.chunks.len() >= limits.max_chunks_in_store {
                     return Err(reject(
@@ -239,6 +280,7 @@ impl Simulator {
                     ));
                 }
                 c.chunks.insert(hash, args.chunk);
+                c.cycles -= fee;
                 Ok(encode(&mgmt::ChunkHash { hash: hash.to_vec() }))
             }
             "stored_chunks" => {
@@ -476,7 +518,9 @@ impl Simulator {
             },
             cycles: Nat::from(c.cycles),
             reserved_cycles: Nat::from(0u64),
-            idle_cycles_burned_per_day: Nat::from(costs.idle_cycles_per_day(c.memory_bytes())),
+            idle_cycles_burned_per_day: Nat::from(
+                costs.idle_cycles_per_day(c.memory_bytes(), c.settings.compute_allocation),
+            ),
             query_stats: mgmt::QueryStats {
                 num_calls_total: Nat::from(0u64),
                 num_instructions_total: Nat::from(0u64),
@@ -556,8 +600,10 @@ impl Simulator {
             _ => {}
         }
         let limit = self.config.limits.instructions_per_install;
-        let Some(prepaid) = self.prepay(id, limit) else {
-            return Err(out_of_cycles(id, self.config.costs.execution_cost(limit)));
+        // Paid at the new module's instruction price (wasm64 costs double).
+        let compiled_wasm64 = compiled.wasm64;
+        let Some(prepaid) = self.prepay_as(id, limit, compiled_wasm64) else {
+            return Err(out_of_cycles(id, self.config.costs.execution_cost(limit, compiled.wasm64)));
         };
         let mut used = 0u64;
         let upgrade = matches!(mode, InstallMode::Upgrade { .. });
@@ -567,7 +613,7 @@ impl Simulator {
         );
         let stable_backup = upgrade.then(|| self.canisters[&id].stable.clone_contents());
         let fail = |sim: &mut Self, used: u64, err: Reject| {
-            sim.refund_install(id, prepaid, used);
+            sim.refund_install(id, prepaid, used, compiled_wasm64);
             if let Some(b) = stable_backup.as_ref() {
                 sim.canisters.get_mut(&id).unwrap().stable = b.clone_contents();
             }
@@ -642,7 +688,7 @@ impl Simulator {
             used += outcome.instructions;
             trap = self.apply_outcome(id, None, outcome, 0, hook.into());
         }
-        self.refund_install(id, prepaid, used);
+        self.refund_install(id, prepaid, used, compiled_wasm64);
 
         let c = self.canisters.get_mut(&id).unwrap();
         if let Some(trap) = trap {
@@ -670,8 +716,8 @@ impl Simulator {
         Ok(())
     }
 
-    fn refund_install(&mut self, id: Principal, prepaid: u128, used: u64) {
-        let cost = self.config.costs.execution_cost(used).min(prepaid);
+    fn refund_install(&mut self, id: Principal, prepaid: u128, used: u64, wasm64: bool) {
+        let cost = self.config.costs.execution_cost(used, wasm64).min(prepaid);
         let c = self.canisters.get_mut(&id).unwrap();
         // The instructions were counted by `apply_outcome` for each stage.
         c.cycles += prepaid - cost;

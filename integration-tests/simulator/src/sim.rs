@@ -1,5 +1,14 @@
 //! The simulator: canisters, the message queue, the deterministic scheduler,
 //! the clock, ingress and query calls.
+//!
+//! Deterministic time slicing as the IC does it: an execution longer than one
+//! slice (2B instructions) runs one slice per round, so its result, its calls
+//! and its reply appear only in the round of its last slice, and the canister
+//! takes no other message meanwhile. The simulator executes the wasm at once
+//! and holds the outcome back for those rounds. A round lasts as long as its
+//! largest slice at `Limits::instructions_per_second` (a full slice: one
+//! second), so a long message takes simulated time and the deadlines of
+//! bounded-wait calls pass during it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
@@ -123,6 +132,19 @@ pub struct Simulator {
     pub(crate) subnet_id: Principal,
     /// Faults the management canister injects, in the order they were armed.
     pub(crate) management_faults: Vec<crate::management::ManagementFault>,
+    /// Executions spanning several rounds, by canister (at most one each).
+    paused: BTreeMap<Principal, Paused>,
+    /// The largest slice executed in the current round, in instructions: it
+    /// decides how long the round lasts.
+    round_slice: u64,
+}
+
+/// The rest of an execution longer than one slice: the instructions its
+/// later slices still take, and what to do when the last one has run.
+struct Paused {
+    remaining: u64,
+    slice: u64,
+    finish: Box<dyn FnOnce(&mut Simulator)>,
 }
 
 const MAX_EXECUTION_RECORDS: usize = 100_000;
@@ -157,6 +179,8 @@ impl Simulator {
             executions: VecDeque::new(),
             subnet_id: Principal::from_slice(&[0x5u8; 29]),
             management_faults: Vec::new(),
+            paused: BTreeMap::new(),
+            round_slice: 0,
         }
     }
 
@@ -184,32 +208,105 @@ impl Simulator {
         self.time_ns = self.time_ns.saturating_add(nanos);
         let costs = self.config.costs.clone();
         for c in self.canisters.values_mut() {
-            let fee = costs.storage_cost(c.memory_bytes(), nanos);
+            let fee = costs.idle_cost(c.memory_bytes(), c.settings.compute_allocation, nanos);
             c.cycles = c.cycles.saturating_sub(fee);
         }
     }
 
-    /// One round: due timers and heartbeats run, expired best-effort calls
-    /// time out, and every message queued before the round is delivered, in
-    /// order. Messages produced during the round wait for the next one.
+    /// One round. The clock first moves by the previous round's duration (its
+    /// largest slice at `instructions_per_second`, at least 1 ns); then paused
+    /// executions run their next slice, due timers and heartbeats run, expired
+    /// best-effort calls time out, and every message queued before the round
+    /// is delivered, in order, except those for a canister whose execution is
+    /// paused: they wait. Messages produced during the round wait for the next.
     pub fn tick(&mut self) {
-        self.time_ns += 1;
+        let nanos = self.config.limits.round_nanos(std::mem::take(&mut self.round_slice));
+        self.advance_time(Duration::from_nanos(nanos));
+        self.resume_paused();
         self.run_system_tasks();
         self.expire_deadlines();
         let n = self.queue.len();
+        let mut waiting = Vec::new();
         for _ in 0..n {
-            match self.queue.pop_front() {
-                Some(Message::Request(r)) => self.deliver_request(r),
-                Some(Message::Response(r)) => self.deliver_response(r),
-                None => break,
+            let Some(message) = self.queue.pop_front() else { break };
+            if self.waits(&message) {
+                waiting.push(message);
+                continue;
             }
+            match message {
+                Message::Request(r) => self.deliver_request(r),
+                Message::Response(r) => self.deliver_response(r),
+            }
+        }
+        for message in waiting.into_iter().rev() {
+            self.queue.push_front(message);
         }
         self.settle_stopping();
     }
 
-    /// Whether nothing is queued and no timer is due.
+    /// Whether `message` must wait for a paused execution of its receiver (or,
+    /// for code changes through the management canister, of their target).
+    fn waits(&self, message: &Message) -> bool {
+        if self.paused.is_empty() {
+            return false;
+        }
+        let receiver = match message {
+            Message::Response(r) => r.receiver,
+            Message::Request(r) if r.receiver == Principal::management_canister() => {
+                match crate::management::code_change_target(&r.method, &r.payload) {
+                    Some(target) => target,
+                    None => return false,
+                }
+            }
+            Message::Request(r) => r.receiver,
+        };
+        self.paused.contains_key(&receiver)
+    }
+
+    /// Runs `finish` once an execution of `instructions` by `id` has had all
+    /// its slices of `slice`: now, if it fits in one, else in the round of its
+    /// last slice, `id` taking no other message until then.
+    pub(crate) fn finish_after_slices(
+        &mut self,
+        id: Principal,
+        instructions: u64,
+        slice: u64,
+        finish: impl FnOnce(&mut Simulator) + 'static,
+    ) {
+        let first = instructions.min(slice);
+        self.round_slice = self.round_slice.max(first);
+        if instructions == first || self.paused.contains_key(&id) {
+            return finish(self);
+        }
+        self.paused.insert(id, Paused { remaining: instructions - first, slice, finish: Box::new(finish) });
+    }
+
+    /// The next slice of every paused execution; those done are finished.
+    fn resume_paused(&mut self) {
+        let mut done = Vec::new();
+        for (id, p) in self.paused.iter_mut() {
+            let slice = p.remaining.min(p.slice);
+            self.round_slice = self.round_slice.max(slice);
+            p.remaining -= slice;
+            if p.remaining == 0 {
+                done.push(*id);
+            }
+        }
+        for id in done {
+            let p = self.paused.remove(&id).expect("a paused execution");
+            (p.finish)(self);
+        }
+    }
+
+    /// Whether `id` is in the middle of an execution spanning several rounds.
+    pub fn has_paused_execution(&self, id: Principal) -> bool {
+        self.paused.contains_key(&id)
+    }
+
+    /// Whether nothing is queued, no execution is paused and no timer is due.
     pub fn is_idle(&self) -> bool {
-        self.queue.is_empty()
+        self.paused.is_empty()
+            && self.queue.is_empty()
             && !self.canisters.values().any(|c| self.timer_due(c))
             && self.deadlines.first().is_none_or(|&(d, _, _)| d >= self.time_ns)
     }
@@ -236,6 +333,9 @@ impl Simulator {
         let ids: Vec<Principal> = self.canisters.keys().copied().collect();
         for id in ids {
             let Some(c) = self.canisters.get(&id) else { continue };
+            if self.paused.contains_key(&id) {
+                continue;
+            }
             if self.timer_due(c) {
                 self.canisters.get_mut(&id).unwrap().global_timer = 0;
                 if !self.run_system_task(id, EntryKind::GlobalTimer, "canister_global_timer") {
@@ -244,7 +344,8 @@ impl Simulator {
                 }
             }
             let Some(c) = self.canisters.get(&id) else { continue };
-            if matches!(c.status, RunStatus::Running)
+            if !self.paused.contains_key(&id)
+                && matches!(c.status, RunStatus::Running)
                 && c.instance.as_ref().is_some_and(|i| i.has_export("canister_heartbeat"))
             {
                 self.run_system_task(id, EntryKind::Heartbeat, "canister_heartbeat");
@@ -260,8 +361,12 @@ impl Simulator {
         let ctx = c.open_context(Origin::System, 0, true);
         let env = self.env(id, kind, Principal::management_canister(), export, Vec::new(), limit, Some(ctx));
         let outcome = self.run(id, env, Invoke::Export(export), Persist::Commit);
-        let trap = self.apply_outcome(id, Some(ctx), outcome, prepaid, export.to_string());
-        self.close_context(id, ctx, trap);
+        let export = export.to_string();
+        let slice = self.config.limits.instructions_per_slice;
+        self.finish_after_slices(id, outcome.instructions, slice, move |sim| {
+            let trap = sim.apply_outcome(id, Some(ctx), outcome, prepaid, export);
+            sim.close_context(id, ctx, trap);
+        });
         true
     }
 
@@ -518,8 +623,7 @@ impl Simulator {
     /// Queries are refused by a canister below its freezing threshold.
     fn frozen_for_queries(&self, canister: Principal) -> Option<Reject> {
         let c = &self.canisters[&canister];
-        let threshold =
-            self.config.costs.freezing_threshold_cycles(c.memory_bytes(), c.settings.freezing_threshold_seconds);
+        let threshold = c.freezing_reserve(&self.config.costs);
         (c.cycles < threshold).then(|| {
             Reject::new(
                 RejectCode::SysTransient,
@@ -623,7 +727,7 @@ impl Simulator {
         let id = req.receiver;
         let limit = self.config.limits.instructions_per_update;
         let Some(prepaid) = self.prepay(id, limit) else {
-            let reject = out_of_cycles(id, self.config.costs.execution_cost(limit));
+            let reject = out_of_cycles(id, self.config.costs.execution_cost(limit, self.wasm64(id)));
             return self.respond(req.origin, Err(reject), req.cycles);
         };
         let kind = if export.starts_with("canister_query ") { EntryKind::ReplicatedQuery } else { EntryKind::Update };
@@ -633,53 +737,77 @@ impl Simulator {
         let mut env = self.env(id, kind, req.sender, &req.method, req.payload, limit, Some(ctx));
         env.deadline_ns = req.deadline_ns;
         let outcome = self.run(id, env, Invoke::Export(&export), persist);
-        let trap = self.apply_outcome(id, Some(ctx), outcome, prepaid, format!("update {}", req.method));
-        self.close_context(id, ctx, trap);
+        let entry = format!("update {}", req.method);
+        let slice = self.config.limits.instructions_per_slice;
+        self.finish_after_slices(id, outcome.instructions, slice, move |sim| {
+            let trap = sim.apply_outcome(id, Some(ctx), outcome, prepaid, entry);
+            sim.close_context(id, ctx, trap);
+        });
     }
 
     fn deliver_response(&mut self, resp: Response) {
         let id = resp.receiver;
+        let costs = &self.config.costs;
         let Some(c) = self.canisters.get_mut(&id) else { return };
         // A response for a callback that already ran (or timed out) is dropped.
         let Some(cb) = c.callbacks.remove(&resp.callback) else { return };
-        c.cycles += resp.refund;
         if cb.deadline_ns != 0 {
             self.deadlines.remove(&(cb.deadline_ns, id, resp.callback));
         }
         let result =
             if cb.deadline_ns != 0 && self.time_ns > cb.deadline_ns { Err(timeout_reject()) } else { resp.result };
-        let Some(inst) = c.instance.as_ref() else {
-            return self.callback_done(id, cb.context, None);
+        // The reserve for the largest response comes back, less what this one used.
+        let response_bytes = match &result {
+            Ok(bytes) => bytes.len(),
+            Err(r) => r.message.len(),
         };
-        let one_way = if inst.wasm64() { u64::MAX } else { u32::MAX as u64 };
+        c.cycles += resp.refund + costs.response_transmission_refund(response_bytes as u64);
+        let one_way = match c.instance.as_ref() {
+            Some(inst) if inst.wasm64() => u64::MAX,
+            Some(_) => u32::MAX as u64,
+            None => {
+                c.cycles += cb.prepaid_execution - costs.execution_base_fee.min(cb.prepaid_execution);
+                return self.callback_done(id, cb.context, None);
+            }
+        };
         let (kind, (fun, fenv), arg, code, message) = match result {
             Ok(bytes) => (EntryKind::ReplyCallback, cb.reply, bytes, 0, String::new()),
             Err(r) => (EntryKind::RejectCallback, cb.reject, Vec::new(), r.code as u32, r.message),
         };
         if fun == one_way {
+            // No callback runs: only the base fee of the prepaid execution is due.
+            c.cycles += cb.prepaid_execution - costs.execution_base_fee.min(cb.prepaid_execution);
             return self.callback_done(id, cb.context, None);
         }
         let limit = self.config.limits.instructions_per_update;
-        // Callbacks are paid for when the call is made, so they always run.
-        let prepaid = self.config.costs.execution_cost(limit).min(c.cycles);
-        c.cycles -= prepaid;
+        // The callback's execution was prepaid when the call was made.
+        let prepaid = cb.prepaid_execution;
         let mut env = self.env(id, kind, id, "", arg, limit, Some(cb.context));
         env.reject_code = code;
         env.reject_message = message.clone();
         env.cycles_refunded = resp.refund;
         let outcome = self.run(id, env, Invoke::Table { index: fun, env: fenv }, Persist::Commit);
         let entry = if kind == EntryKind::ReplyCallback { "reply callback" } else { "reject callback" };
-        let trap = self.apply_outcome(id, Some(cb.context), outcome, prepaid, entry.to_string());
-        if let (Some(_), Some((cfun, cenv))) = (&trap, cb.cleanup) {
-            let prepaid = self.config.costs.execution_cost(limit).min(self.canisters[&id].cycles);
-            self.canisters.get_mut(&id).unwrap().cycles -= prepaid;
-            let mut env = self.env(id, EntryKind::Cleanup, id, "", Vec::new(), limit, Some(cb.context));
-            env.reject_code = code;
-            env.reject_message = message;
-            let outcome = self.run(id, env, Invoke::Table { index: cfun, env: cenv }, Persist::Commit);
-            self.apply_outcome(id, Some(cb.context), outcome, prepaid, "cleanup callback".to_string());
-        }
-        self.callback_done(id, cb.context, trap);
+        let slice = self.config.limits.instructions_per_slice;
+        self.finish_after_slices(id, outcome.instructions, slice, move |sim| {
+            let trap = sim.apply_outcome(id, Some(cb.context), outcome, prepaid, entry.to_string());
+            if let (Some(_), Some(cleanup)) = (&trap, cb.cleanup) {
+                sim.run_cleanup(id, cb.context, cleanup, code, message);
+            }
+            sim.callback_done(id, cb.context, trap);
+        });
+    }
+
+    /// The cleanup callback of a call whose reply or reject callback trapped.
+    fn run_cleanup(&mut self, id: Principal, context: u64, (fun, fenv): (u64, u64), code: u32, message: String) {
+        let limit = self.config.limits.instructions_per_update;
+        let prepaid = self.config.costs.execution_cost(limit, self.wasm64(id)).min(self.canisters[&id].cycles);
+        self.canisters.get_mut(&id).unwrap().cycles -= prepaid;
+        let mut env = self.env(id, EntryKind::Cleanup, id, "", Vec::new(), limit, Some(context));
+        env.reject_code = code;
+        env.reject_message = message;
+        let outcome = self.run(id, env, Invoke::Table { index: fun, env: fenv }, Persist::Commit);
+        self.apply_outcome(id, Some(context), outcome, prepaid, "cleanup callback".to_string());
     }
 
     fn callback_done(&mut self, id: Principal, context: u64, trap: Option<TrapReason>) {
@@ -729,10 +857,15 @@ impl Simulator {
     /// Takes the execution prepayment if the canister can afford it above its
     /// freezing threshold.
     pub(crate) fn prepay(&mut self, id: Principal, limit: u64) -> Option<u128> {
+        self.prepay_as(id, limit, self.wasm64(id))
+    }
+
+    /// [`prepay`](Self::prepay) at the instruction price of a wasm32 or wasm64 module.
+    pub(crate) fn prepay_as(&mut self, id: Principal, limit: u64, wasm64: bool) -> Option<u128> {
         let costs = &self.config.costs;
         let c = self.canisters.get_mut(&id)?;
-        let prepay = costs.execution_cost(limit);
-        let reserve = costs.freezing_threshold_cycles(c.memory_bytes(), c.settings.freezing_threshold_seconds);
+        let prepay = costs.execution_cost(limit, wasm64);
+        let reserve = c.freezing_reserve(costs);
         if c.cycles < prepay + reserve {
             return None;
         }
@@ -766,7 +899,7 @@ impl Simulator {
             time_ns: self.time_ns,
             controllers: c.controllers.clone(),
             balance: c.cycles,
-            frozen_reserve: costs.freezing_threshold_cycles(c.memory_bytes(), c.settings.freezing_threshold_seconds),
+            frozen_reserve: c.freezing_reserve(costs),
             cycles_available: ctx.map_or(0, |x| x.cycles_available),
             cycles_refunded: 0,
             deadline_ns: 0,
@@ -782,7 +915,14 @@ impl Simulator {
             max_certified_data_bytes: limits.max_certified_data_bytes,
             stable_limit_pages: crate::stable::MAX_STABLE_PAGES,
             costs: costs.clone(),
+            wasm64: c.instance.as_ref().is_some_and(|i| i.wasm64()),
+            callback_instructions: limits.instructions_per_update,
         }
+    }
+
+    /// Whether `id` runs a wasm64 module (whose instructions cost double).
+    pub(crate) fn wasm64(&self, id: Principal) -> bool {
+        self.canisters.get(&id).and_then(|c| c.instance.as_ref()).is_some_and(|i| i.wasm64())
     }
 
     pub(crate) fn run(&mut self, id: Principal, env: MessageEnv, invoke: Invoke, persist: Persist) -> Outcome {
@@ -836,7 +976,7 @@ impl Simulator {
         entry: String,
     ) -> Option<TrapReason> {
         self.keep_logs(id, &outcome);
-        let cost = self.config.costs.execution_cost(outcome.instructions).min(prepaid);
+        let cost = self.config.costs.execution_cost(outcome.instructions, self.wasm64(id)).min(prepaid);
         self.record(id, entry, &outcome, cost);
         let c = self.canisters.get_mut(&id).unwrap();
         c.cycles += prepaid - cost;
@@ -890,6 +1030,7 @@ impl Simulator {
         // The IC keeps deadlines in whole seconds: the current time rounded
         // down to a second, plus the timeout.
         let deadline_ns = call.timeout_seconds.map_or(0, |s| (self.time_ns / 1_000_000_000 + s as u64) * 1_000_000_000);
+        let prepaid_execution = call.prepaid_execution;
         let c = self.canisters.get_mut(&id).unwrap();
         c.contexts.get_mut(&context).unwrap().outstanding_calls += 1;
         c.callbacks.insert(
@@ -900,6 +1041,7 @@ impl Simulator {
                 reject: call.reject,
                 cleanup: call.cleanup,
                 deadline_ns,
+                prepaid_execution,
             },
         );
         if deadline_ns != 0 {

@@ -146,6 +146,10 @@ pub struct MessageEnv {
     pub max_certified_data_bytes: usize,
     pub stable_limit_pages: u64,
     pub costs: CostModel,
+    /// Whether the module is wasm64 (its instructions cost double).
+    pub wasm64: bool,
+    /// The instruction limit of a callback, whose execution a call prepays.
+    pub callback_instructions: u64,
 }
 
 impl Default for MessageEnv {
@@ -178,6 +182,8 @@ impl Default for MessageEnv {
             max_certified_data_bytes: 0,
             stable_limit_pages: 0,
             costs: CostModel::default(),
+            wasm64: false,
+            callback_instructions: 0,
         }
     }
 }
@@ -193,6 +199,8 @@ pub struct OutgoingCall {
     pub reject: (u64, u64),
     pub cleanup: Option<(u64, u64)>,
     pub timeout_seconds: Option<u32>,
+    /// Set by `call_perform`: the cycles it took for the callback's execution.
+    pub prepaid_execution: u128,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -665,6 +673,7 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
             reject: (reject_fun.to_u64(), reject_env.to_u64()),
             cleanup: None,
             timeout_seconds: None,
+            prepaid_execution: 0,
         });
         Ok(())
     });
@@ -712,14 +721,30 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
     });
     def!(linker, names, "call_perform", |mut c: C| -> Result<i32> {
         charge(&mut c, syscall::CALL_PERFORM)?;
-        let call =
+        let mut call =
             c.data_mut().effects.building.take().ok_or_else(|| api_trap("ic0.call_perform: no call is being built"))?;
-        let fee = c.data().env().costs.call_cost(call.method.len() as u64, call.payload.len() as u64);
+        // The request, the reserve for the largest response and the prepaid
+        // callback: all of it must be there above the freezing threshold.
+        // Calls of composite queries are free, as queries are.
+        let env = c.data().env();
+        let free = env.kind.is_composite();
+        let fee = if free {
+            0
+        } else {
+            env.costs.call_cost(
+                call.method.len() as u64,
+                call.payload.len() as u64,
+                env.callback_instructions,
+                env.wasm64,
+            )
+        };
+        let prepaid_execution = if free { 0 } else { env.costs.execution_cost(env.callback_instructions, env.wasm64) };
         if c.data().liquid_balance() < fee {
             // The call is not made; the cycles attached to it come back.
             c.data_mut().effects.cycles_spent -= call.cycles;
             return Ok(crate::types::RejectCode::SysTransient as i32);
         }
+        call.prepaid_execution = prepaid_execution;
         let e = &mut c.data_mut().effects;
         e.cycles_spent += fee;
         e.calls.push(call);
@@ -834,7 +859,8 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
     // --- costs ---
     def!(linker, names, "cost_call", |mut c: C, method_size: i64, payload_size: i64, dst: P| -> Result<()> {
         charge(&mut c, syscall::DEFAULT)?;
-        let v = c.data().env().costs.call_cost(method_size as u64, payload_size as u64);
+        let env = c.data().env();
+        let v = env.costs.call_cost(method_size as u64, payload_size as u64, env.callback_instructions, env.wasm64);
         write_u128(&mut c, dst.to_u64(), v)
     });
     def!(linker, names, "cost_create_canister", |mut c: C, dst: P| -> Result<()> {
@@ -844,13 +870,13 @@ pub fn define<P: Ptr>(linker: &mut Linker<Ctx>, names: &mut BTreeSet<&'static st
     });
     def!(linker, names, "cost_http_request", |mut c: C, request_size: i64, max_res: i64, dst: P| -> Result<()> {
         charge(&mut c, syscall::DEFAULT)?;
-        let costs = &c.data().env().costs;
-        let v = costs.http_request_base_fee + 400 * request_size as u64 as u128 + 800 * max_res as u64 as u128;
+        let v = c.data().env().costs.http_request_cost(request_size as u64, max_res as u64);
         write_u128(&mut c, dst.to_u64(), v)
     });
     def!(linker, names, "cost_http_request_v2", |mut c: C, _src: P, _size: P, dst: P| -> Result<()> {
         charge(&mut c, syscall::COST_HTTP_REQUEST_V2)?;
-        let v = c.data().env().costs.http_request_base_fee;
+        // The v2 pricing is not modelled: the v1 fee of an empty request.
+        let v = c.data().env().costs.http_request_cost(0, 0);
         write_u128(&mut c, dst.to_u64(), v)
     });
     def!(linker, names, "cost_sign_with_ecdsa", |mut c: C, _src: P, size: P, _curve: i32, dst: P| -> Result<i32> {

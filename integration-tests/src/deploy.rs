@@ -80,7 +80,12 @@ pub fn deploy_test_llm(env: &dyn TestEnv, max_tokens_update: u64) -> Principal {
 }
 
 pub fn set_faults(env: &dyn TestEnv, llm: Principal, faults: Faults) {
-    let _: () = env.update_one(admin(), llm, "fixture_set_faults", faults).unwrap();
+    set_faults_as(env, admin(), llm, faults);
+}
+
+/// [`set_faults`] sent by `controller` (the creator, for the LLMs it made).
+pub fn set_faults_as(env: &dyn TestEnv, controller: Principal, llm: Principal, faults: Faults) {
+    let _: () = env.update_one(controller, llm, "fixture_set_faults", faults).unwrap();
 }
 
 /// Settings that make tests quick: short intervals, plain prompts.

@@ -16,6 +16,7 @@ pub use ic_sim::{Reject, RejectCode};
 
 pub mod deploy;
 pub mod factory;
+pub mod ledger;
 pub mod llm_driver;
 mod pocket;
 mod sim_env;

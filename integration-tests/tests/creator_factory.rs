@@ -263,7 +263,8 @@ fn a_refused_chunk_is_retried() {
     let f = multi_chunk_factory(&*env);
     let id = create(&*env, &f, MainerRole::Own, 1, None).unwrap().id;
     let llm = until_copying(&*env, &f, id);
-    set_faults(&*env, llm, Faults { fail_next_uploads: 1, ..Default::default() });
+    // The creator is the LLM's only IC controller.
+    set_faults_as(&*env, f.creator, llm, Faults { fail_next_uploads: 1, ..Default::default() });
     let j = run_until_done(&*env, &f, id, 600);
     assert_eq!(j.status, JobStatus::Done, "{j:?}");
     assert!(j.errors.iter().any(|e| e.contains("refused")), "{:?}", j.errors);
@@ -275,7 +276,7 @@ fn a_wrong_model_hash_fails_the_job_and_registers_nothing() {
     let f = factory(&*env);
     let id = create(&*env, &f, MainerRole::Own, 1, None).unwrap().id;
     let llm = until_copying(&*env, &f, id);
-    set_faults(&*env, llm, Faults { corrupt_uploads: Some(true), ..Default::default() });
+    set_faults_as(&*env, f.creator, llm, Faults { corrupt_uploads: Some(true), ..Default::default() });
     let j = run_until_done(&*env, &f, id, 600);
     match &j.status {
         JobStatus::Failed { reason } => assert!(reason.contains("SHA-256 mismatch"), "{reason}"),
@@ -440,7 +441,7 @@ fn an_llm_upgrade_reloads_the_model_and_sets_max_tokens_again() {
     let view = follow_fleet(&*env, &f, fleet.id);
     assert_eq!(view.status, JobStatus::Done, "{view:?}");
     for llm in &llms {
-        assert_eq!(env.status(admin(), *llm).unwrap().module_hash.map(hex::encode), Some(v2.sha256.clone()));
+        assert_eq!(env.status(f.creator, *llm).unwrap().module_hash.map(hex::encode), Some(v2.sha256.clone()));
         let ready: StatusCodeRecordResult = env.call(admin(), *llm, &llm_calls::READY, ()).unwrap();
         assert!(matches!(ready, StatusCodeRecordResult::Ok(_)), "model reloaded: {ready:?}");
         let max: MaxTokensRecord = env.call(admin(), *llm, &llm_calls::GET_MAX_TOKENS, ()).unwrap();
@@ -469,7 +470,7 @@ fn removing_an_llm_drains_unregisters_and_deletes_it() {
     assert_eq!(view.status, JobStatus::Done, "{view:?}");
     let llms = env.call(admin(), mainer, &controller_calls::LIST_LLMS, ()).unwrap().unwrap();
     assert_eq!(llms.iter().map(|l| l.canister).collect::<Vec<_>>(), vec![kept]);
-    assert!(env.status(admin(), gone).is_err(), "the LLM canister is deleted");
+    assert!(env.status(f.creator, gone).is_err(), "the LLM canister is deleted");
     let mainers =
         env.call(admin(), f.creator, &creator_calls::LIST_MAINERS, (PageRequest::first(5),)).unwrap().unwrap();
     assert_eq!(mainers.items[0].llms, vec![kept]);

@@ -193,6 +193,17 @@ pub fn is_open(state: &State, id: ChallengeId, now_ns: u64) -> GameResult<bool> 
     Ok(meta.status_at(now_ns) == ChallengeStatus::Open)
 }
 
+/// One challenge as stored (admins and registered mAIners): a ShareService
+/// checks its agents' requests against it.
+pub fn get(state: &State, caller: &Caller, id: ChallengeId, now_ns: u64) -> GameResult<Challenge> {
+    if !crate::access::is_admin(state.config(), caller) {
+        require_registered(state, caller)?;
+    }
+    let meta = state.meta(id).ok_or(GameError::ChallengeNotFound(id))?;
+    let challenge = state.challenge(id).ok_or(GameError::ChallengeNotFound(id))?;
+    Ok(Challenge { status: meta.status_at(now_ns), ..challenge })
+}
+
 /// Admins only, oldest first; an overdue challenge shows as closed.
 pub fn list(state: &State, caller: &Caller, page: PageRequest, now_ns: u64) -> GameResult<Page<Challenge>> {
     require_admin(state.config(), caller)?;

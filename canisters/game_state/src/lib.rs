@@ -158,6 +158,12 @@ fn is_challenge_open(id: ChallengeId) -> Result<bool, GameError> {
     read_state(|s| challenges::is_open(s, id, now()))
 }
 
+/// A challenge as stored, for admins and registered mAIners.
+#[ic_cdk::query]
+fn challenge(id: ChallengeId) -> Result<Challenge, GameError> {
+    read_state(|s| challenges::get(s, &caller(), id, now()))
+}
+
 #[ic_cdk::update]
 fn submit(req: SubmitRequest) -> Result<Submission, GameError> {
     let result = mutate_state(|s| submissions::submit(s, &caller(), req, now()));

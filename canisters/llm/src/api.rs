@@ -1,16 +1,11 @@
 //! Candid types of the endpoints this canister has beyond the llama.cpp
 //! interface (whose types are `mainer_types::llama_cpp`).
 
-use candid::{CandidType, Principal};
-use mainer_types::llama_cpp::{ApiError, FileUploadRecord};
+use candid::CandidType;
+use mainer_types::llama_cpp::FileUploadRecord;
 use serde::Deserialize;
 
-/// The principals granted access to the inference endpoints.
-#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub enum AccessListResult {
-    Ok(Vec<Principal>),
-    Err(ApiError),
-}
+pub use mainer_types::llama_cpp::AccessListResult;
 
 /// Argument of `uploaded_file_details` (as in the llama.cpp canister).
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]

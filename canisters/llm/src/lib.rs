@@ -216,7 +216,8 @@ fn whoami() -> String {
 
 // ---- beyond the llama.cpp interface ----
 
-/// Controllers: sends every cycle above a small reserve to `to`. The creator
+/// Controllers: sends every cycle above a small reserve back to the caller
+/// (`to` must be the caller). The creator
 /// calls it before deleting the canister, whose cycles the IC would burn.
 #[ic_cdk::update]
 async fn return_cycles(to: candid::Principal) -> Result<u128, mainer_types::llama_cpp::ApiError> {

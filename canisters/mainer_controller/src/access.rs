@@ -1,5 +1,10 @@
-//! Who may do what. Admins are the canister's controllers and the mAIner's
-//! owner; the creator canister may also manage the LLM pool and ShareAgents.
+//! Who may do what. Operators are the canister's IC controllers (the creator
+//! and its admins); admins are the operators and the mAIner's owner. The
+//! owner has roles, not IC control: it reads everything, pauses and resumes,
+//! changes the settings within their bounds and triggers steps, but cannot
+//! change the code, take cycles, or choose the LLMs and ShareAgents (which
+//! would let it answer with a canister of its own): managing those is for
+//! operators and the creator canister.
 
 use candid::Principal;
 use mainer_types::MainerRole;
@@ -12,20 +17,25 @@ fn unauthorized(what: &str) -> ControllerError {
     ControllerError::Unauthorized(format!("only {what} may call this"))
 }
 
+/// An IC controller of this canister.
+pub fn is_operator(caller: &Principal) -> bool {
+    ic_cdk::api::is_controller(caller)
+}
+
 pub fn is_admin(caller: &Principal) -> bool {
-    ic_cdk::api::is_controller(caller) || storage::read(|s| s.config().owner == *caller)
+    is_operator(caller) || storage::read(|s| s.config().owner == *caller)
 }
 
 pub fn require_admin(caller: &Principal) -> Result<(), ControllerError> {
     if is_admin(caller) { Ok(()) } else { Err(unauthorized("a controller of this canister or the mAIner's owner")) }
 }
 
-/// Admins and the creator canister.
+/// Operators and the creator canister (not the owner).
 pub fn require_manager(caller: &Principal) -> Result<(), ControllerError> {
-    if is_admin(caller) || storage::read(|s| s.config().creator == *caller) {
+    if is_operator(caller) || storage::read(|s| s.config().creator == *caller) {
         Ok(())
     } else {
-        Err(unauthorized("an admin or the mAIner creator"))
+        Err(unauthorized("an operator or the mAIner creator"))
     }
 }
 

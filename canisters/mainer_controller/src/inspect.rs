@@ -20,13 +20,15 @@ const CHALLENGE_BYTES: usize = 16 * 1024;
 /// An answer (the game state takes at most 1 MiB) and its evidence.
 const DELIVERY_BYTES: usize = 1024 * 1024 + 16 * 1024;
 
-/// Whether an ingress update to `method` from `caller` (`is_admin`: a
-/// controller or the owner) with `arg_bytes` of argument is worth running.
-pub fn accepts(state: &State, caller: &Principal, is_admin: bool, method: &str, arg_bytes: usize) -> bool {
+/// Whether an ingress update to `method` from `caller` (`is_operator`: an IC
+/// controller; the owner is an admin too) with `arg_bytes` of argument is
+/// worth running.
+pub fn accepts(state: &State, caller: &Principal, is_operator: bool, method: &str, arg_bytes: usize) -> bool {
     let config = state.config();
+    let is_admin = is_operator || config.owner == *caller;
     let (allowed, max_bytes) = match method {
         "add_llm" | "remove_llm" | "set_llm_draining" | "add_share_agent" | "remove_share_agent" => {
-            (is_admin || config.creator == *caller, SMALL_BYTES)
+            (is_operator || config.creator == *caller, SMALL_BYTES)
         }
         "enqueue_challenge" => (state.agents.contains_key(caller), CHALLENGE_BYTES),
         "deliver_answer" => (config.share_service == Some(*caller), DELIVERY_BYTES),
@@ -38,8 +40,8 @@ pub fn accepts(state: &State, caller: &Principal, is_admin: bool, method: &str, 
 }
 
 /// The entry point's view of the caller.
-pub fn caller_is_admin(caller: &Principal) -> bool {
-    access::is_admin(caller)
+pub fn caller_is_operator(caller: &Principal) -> bool {
+    access::is_operator(caller)
 }
 
 #[cfg(test)]
@@ -63,6 +65,10 @@ mod tests {
         assert!(!accepts(&s, &stranger, false, "deliver_answer", 100), "no ShareService configured");
         assert!(!accepts(&s, &agent, false, "add_llm", 100));
         assert!(accepts(&s, &creator, false, "add_llm", 100), "the creator manages LLMs");
+        let owner = Principal::from_slice(&[5; 10]);
+        s.update_config(|c| c.owner = owner);
+        assert!(accepts(&s, &owner, false, "pause", 10), "the owner pauses");
+        assert!(!accepts(&s, &owner, false, "add_llm", 100), "the owner does not choose the LLMs");
         assert!(!accepts(&s, &stranger, false, "health", 0), "public queries are queries");
         assert!(!accepts(&s, &stranger, true, "set_settings", 2_000_000));
     }

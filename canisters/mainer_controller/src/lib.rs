@@ -10,10 +10,12 @@
 //! logic in the modules below.
 
 mod access;
+mod budget;
 mod calls;
 mod inspect;
 mod metrics;
 mod pool;
+mod share_check;
 mod storage;
 mod tasks;
 mod timers;
@@ -24,9 +26,9 @@ use ic_cdk::api::msg_caller;
 use ic_cdk::{init, post_upgrade, query, update};
 use mainer_types::calls::llm as llm_calls;
 use mainer_types::controller::{
-    AddLlmRequest, AnswerDelivery, ControllerArgs, ControllerConfigView, ControllerError, ControllerResult,
-    ControllerSettings, Counters, HealthReport, LlmCheck, LlmStatus, ServiceRequest, ServiceTicket, StepReport,
-    WorkItem, WorkState,
+    AddLlmRequest, AnswerDelivery, BurnRate, ControllerArgs, ControllerConfigView, ControllerError, ControllerResult,
+    ControllerSettings, Counters, CyclesReport, HealthReport, LlmCheck, LlmStatus, ServiceRequest, ServiceTicket,
+    StepReport, WorkItem, WorkState,
 };
 use mainer_types::http::{HttpRequest, HttpResponse};
 use mainer_types::llama_cpp::StatusCodeRecordResult;
@@ -94,8 +96,8 @@ fn inspect_message() {
     let caller = msg_caller();
     let size = ic0::msg_arg_data_size();
     let method = ic_cdk::api::msg_method_name();
-    let admin = inspect::caller_is_admin(&caller);
-    if storage::read(|s| inspect::accepts(s, &caller, admin, &method, size)) {
+    let operator = inspect::caller_is_operator(&caller);
+    if storage::read(|s| inspect::accepts(s, &caller, operator, &method, size)) {
         ic_cdk::api::accept_message();
     }
 }
@@ -186,15 +188,17 @@ fn list_share_agents(page: PageRequest) -> ControllerResult<Page<Principal>> {
 // Between ShareAgents and their ShareService
 // ----------------------------------------------------------------------
 
-/// ShareService: a ShareAgent asks for an answer. Accepted once per challenge.
+/// ShareService: a ShareAgent asks for an answer. Accepted once per
+/// challenge, and only as the game state has the challenge (`share_check`).
 #[update]
-fn enqueue_challenge(request: ServiceRequest) -> ControllerResult<ServiceTicket> {
+async fn enqueue_challenge(request: ServiceRequest) -> ControllerResult<ServiceTicket> {
     let caller = msg_caller();
     access::require_role(&[MainerRole::ShareService], "ShareAgents")?;
     access::require_agent(&caller)?;
-    if storage::read(|s| s.config().paused) {
+    if storage::read(|s| s.config().paused) || budget::is_low() {
         return Err(ControllerError::Paused);
     }
+    share_check::verify(&request.challenge).await?;
     tasks::accept_from_agent(caller, request)
 }
 
@@ -262,6 +266,32 @@ fn set_settings(settings: ControllerSettings) -> ControllerResult<ControllerSett
     Ok(settings)
 }
 
+/// Admins (the owner too): a burn rate, which sets the pull interval from
+/// the measured cycles per answer; returns the interval in seconds.
+#[update]
+fn set_burn_rate(rate: BurnRate) -> ControllerResult<u64> {
+    access::require_admin(&msg_caller())?;
+    let seconds = budget::set_burn_rate(&rate)?;
+    timers::arm();
+    Ok(seconds)
+}
+
+/// Admins (the owner too): the balance below which the controller pauses
+/// itself (LowCycles) until a top-up.
+#[update]
+fn set_cycles_floor(floor: u128) -> ControllerResult<()> {
+    access::require_admin(&msg_caller())?;
+    budget::set_floor(floor)?;
+    budget::observe(ic_cdk::api::canister_cycle_balance());
+    Ok(())
+}
+
+#[query]
+fn cycles_report() -> ControllerResult<CyclesReport> {
+    access::require_admin(&msg_caller())?;
+    Ok(budget::report(ic_cdk::api::canister_cycle_balance()))
+}
+
 // ----------------------------------------------------------------------
 // Diagnostics
 // ----------------------------------------------------------------------
@@ -326,9 +356,16 @@ fn health() -> HealthReport {
                 problems.push(format!("work has waited {waited} s with no answer submitted or delivered"));
             }
         }
+        let cycles = budget::report(ic_cdk::api::canister_cycle_balance());
+        if cycles.low_cycles {
+            problems.push(format!(
+                "LowCycles: the balance {} is below the floor {}; paused until topped up",
+                cycles.balance, cycles.floor_cycles
+            ));
+        }
         HealthReport {
             role: c.role,
-            paused: c.paused,
+            paused: c.paused || cycles.low_cycles,
             ready: problems.is_empty() && !c.paused,
             problems,
             queued: s.count_in(|st| *st == WorkState::Queued),
@@ -340,6 +377,8 @@ fn health() -> HealthReport {
             timers_armed: timers::armed() > 0,
             last_handed_on_ns: s.last_handed_on_ns(),
             waiting_since_ns: waiting_since,
+            low_cycles: cycles.low_cycles,
+            cycles_per_answer: cycles.cycles_per_answer,
         }
     })
 }

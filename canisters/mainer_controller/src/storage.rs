@@ -21,6 +21,8 @@ const AGENTS: MemoryId = MemoryId::new(2);
 const QUEUE: MemoryId = MemoryId::new(3);
 const HISTORY: MemoryId = MemoryId::new(4);
 const COUNTERS: MemoryId = MemoryId::new(5);
+/// The cycles budget (budget.rs); a high id, clear of the state's own.
+const BUDGET: MemoryId = MemoryId::new(20);
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -56,6 +58,7 @@ pub struct State {
     /// Finished work, by item id, trimmed to the history size.
     pub history: StableBTreeMap<u64, Stored<WorkItem>, Memory>,
     pub counters: StableCell<Stored<PersistentCounters>, Memory>,
+    pub budget: StableCell<Stored<crate::budget::Budget>, Memory>,
     /// Where the round robin over LLMs resumes (a heap cache; losing it is harmless).
     pub next_llm_after: Option<Principal>,
 }
@@ -82,6 +85,7 @@ impl State {
             queue: StableBTreeMap::init(mm.get(QUEUE)),
             history: StableBTreeMap::init(mm.get(HISTORY)),
             counters: StableCell::init(mm.get(COUNTERS), Stored(PersistentCounters::default())),
+            budget: StableCell::init(mm.get(BUDGET), Stored(crate::budget::Budget::default())),
             next_llm_after: None,
         }
     }

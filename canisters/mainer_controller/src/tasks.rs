@@ -43,8 +43,9 @@ impl Report {
     }
 }
 
+/// Paused by an admin, or by itself for want of cycles (`budget`).
 fn paused() -> bool {
-    storage::read(|s| s.config().paused)
+    storage::read(|s| s.config().paused) || crate::budget::is_low()
 }
 
 // ----------------------------------------------------------------------

@@ -61,6 +61,7 @@ pub fn armed() -> usize {
 /// Own: pull; ShareAgent: pull, forward, submit.
 pub async fn pull_round() {
     let Some(_guard) = RunGuard::take(&PULL_RUNNING) else { return };
+    crate::budget::observe(ic_cdk::api::canister_cycle_balance());
     tasks::pull().await;
     if storage::read(|s| s.config().role) == MainerRole::ShareAgent {
         tasks::forward().await;
@@ -71,6 +72,7 @@ pub async fn pull_round() {
 /// Own and ShareService: generate, then submit or deliver.
 pub async fn process_round() {
     let Some(_guard) = RunGuard::take(&PROCESS_RUNNING) else { return };
+    crate::budget::observe(ic_cdk::api::canister_cycle_balance());
     tasks::process().await;
     tasks::hand_on().await;
 }

@@ -313,7 +313,7 @@ async fn upgrade<RT: Runtime>(rt: &RT, id: Principal, job: &FleetJob) -> Result<
         }
         _ => candid::encode_args(()).expect("encodes"),
     };
-    Ok(mgmt::install_stored(rt, id, &job.wasm_sha256, arg, InstallMode::Upgrade).await?)
+    mgmt::install_stored(rt, id, &job.wasm_sha256, arg, InstallMode::Upgrade).await
 }
 
 fn controller_of(llm: Principal) -> Result<Principal, StepError> {

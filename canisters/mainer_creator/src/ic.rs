@@ -70,6 +70,18 @@ pub trait Runtime {
     fn spawn(&self, f: impl Future<Output = ()> + 'static);
 
     async fn call_raw(&self, canister: Principal, method: &'static str, arg: Vec<u8>) -> Result<Vec<u8>, CallError>;
+    /// A call with `cycles` attached that always gets its answer (unbounded
+    /// wait): on a reject the cycles come back, so a refund is never lost
+    /// in flight.
+    async fn call_with_cycles(
+        &self,
+        canister: Principal,
+        method: &'static str,
+        arg: Vec<u8>,
+        cycles: u128,
+    ) -> Result<Vec<u8>, CallError>;
+    /// Gives `cycles` to `canister` (the management canister's `deposit_cycles`).
+    async fn deposit_cycles(&self, canister: Principal, cycles: u128) -> Result<(), CallError>;
 
     async fn create_canister(&self, controllers: Vec<Principal>, cycles: u128) -> Result<Principal, CallError>;
     async fn canister_info(&self, canister: Principal) -> Result<CanisterInfo, CallError>;
@@ -158,6 +170,22 @@ impl Runtime for IcRuntime {
     async fn call_raw(&self, canister: Principal, method: &'static str, arg: Vec<u8>) -> Result<Vec<u8>, CallError> {
         let reply = ic_cdk::call::Call::bounded_wait(canister, method).take_raw_args(arg).await;
         reply.map(|r| r.into_bytes()).map_err(cdk::call_failed)
+    }
+
+    async fn call_with_cycles(
+        &self,
+        canister: Principal,
+        method: &'static str,
+        arg: Vec<u8>,
+        cycles: u128,
+    ) -> Result<Vec<u8>, CallError> {
+        let reply = ic_cdk::call::Call::unbounded_wait(canister, method).take_raw_args(arg).with_cycles(cycles).await;
+        reply.map(|r| r.into_bytes()).map_err(cdk::call_failed)
+    }
+
+    async fn deposit_cycles(&self, canister: Principal, cycles: u128) -> Result<(), CallError> {
+        use ic_cdk::management_canister as mgmt;
+        mgmt::deposit_cycles(&mgmt::DepositCyclesArgs { canister_id: canister }, cycles).await.map_err(cdk::error)
     }
 
     async fn create_canister(&self, controllers: Vec<Principal>, cycles: u128) -> Result<Principal, CallError> {

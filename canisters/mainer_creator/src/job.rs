@@ -20,6 +20,8 @@ use mainer_types::controller::ControllerSettings;
 use mainer_types::creator::{JobKind, JobStatus, JobView, MainerView, SlotView, Step};
 use serde::Deserialize;
 
+use crate::economy::Funds;
+
 /// Where the model goes in the LLM canister (the llama.cpp canister's convention).
 pub const MODEL_PATH: &str = "models/model.gguf";
 
@@ -74,6 +76,8 @@ pub struct Job {
     pub next_attempt_ns: u64,
     pub created_at_ns: u64,
     pub updated_at_ns: u64,
+    /// The order's money, for a job a user paid for (`order_mainer`).
+    pub funds: Option<Funds>,
 }
 
 /// Which slot a job works on next.
@@ -96,6 +100,7 @@ impl Job {
             next_attempt_ns: 0,
             created_at_ns: now_ns,
             updated_at_ns: now_ns,
+            funds: None,
         }
     }
 
@@ -139,6 +144,10 @@ impl Job {
         if fatal || self.attempts >= MAX_STEP_ATTEMPTS {
             canister_common::error!("job {}: failed after {} attempts: {error}", self.id, self.attempts);
             self.status = JobStatus::Failed { reason: error };
+            // A paid job that cannot finish owes back what it has not spent.
+            if let Some(funds) = &mut self.funds {
+                funds.refund_unspent();
+            }
         } else {
             // 2, 4, 8, ... seconds, at most a minute.
             let delay = (1u64 << self.attempts.min(6)).min(60);

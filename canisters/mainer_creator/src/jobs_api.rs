@@ -33,7 +33,7 @@ fn resolve(kind: ArtefactKind, sha: Option<String>) -> CreatorResult<mainer_type
 }
 
 /// Checks the request and turns it into a plan, or says what is wrong.
-fn plan(req: CreateMainerRequest) -> CreatorResult<(MainerPlan, u32)> {
+pub(crate) fn plan(req: CreateMainerRequest) -> CreatorResult<(MainerPlan, u32)> {
     match (req.role, req.share_service, req.llm_count) {
         (MainerRole::ShareAgent, _, n) if n > 0 => return Err(CreatorError::ShareAgentHasNoLlms),
         (MainerRole::ShareAgent, None, _) => return Err(CreatorError::MissingShareService),
@@ -103,10 +103,15 @@ fn create_mainer(req: CreateMainerRequest) -> CreatorResult<JobView> {
     }))
 }
 
+/// Admins, allow-listed callers, and the owner of the job's mAIner.
 #[query]
 fn job(id: u64) -> CreatorResult<JobView> {
-    access::require_creator(&msg_caller())?;
-    read_state(|s| s.job(id)).map(|j| j.view()).ok_or_else(|| CreatorError::NotFound(format!("job {id}")))
+    let caller = msg_caller();
+    let job = read_state(|s| s.job(id));
+    if job.as_ref().is_none_or(|j| j.plan.owner != caller) {
+        access::require_creator(&caller)?;
+    }
+    job.map(|j| j.view()).ok_or_else(|| CreatorError::NotFound(format!("job {id}")))
 }
 
 /// Jobs, newest first.

@@ -7,6 +7,7 @@
 
 mod access;
 mod config;
+mod economy;
 mod fleet;
 mod guard;
 mod ic;
@@ -15,6 +16,8 @@ mod jobs_api;
 mod management;
 mod memory;
 mod metrics;
+mod orders_api;
+mod payment;
 mod scheduler;
 mod state;
 mod steps;
@@ -35,6 +38,8 @@ use crate::state::{mutate_state, read_state};
 use candid::Principal;
 #[allow(unused_imports)]
 use mainer_types::creator::*;
+#[allow(unused_imports)]
+use mainer_types::economy::*;
 #[allow(unused_imports)]
 use mainer_types::{Page, PageRequest};
 
@@ -67,7 +72,10 @@ fn post_upgrade(args: Option<CreatorArgs>) {
         }
         Some(CreatorArgs::Init(_)) => ic_cdk::trap("upgrade needs CreatorArgs::Upgrade (or no argument)"),
     }
-    mutate_state(|s| s.migrate());
+    mutate_state(|s| {
+        s.migrate();
+        s.refunds_in_flight_unknown();
+    });
     scheduler::arm_timer();
 }
 

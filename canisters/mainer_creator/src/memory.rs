@@ -28,6 +28,17 @@ pub const COMMITTED_CYCLES: MemoryId = MemoryId::new(8);
 /// The layout version of the indexes above (cell); older data is indexed
 /// once in `post_upgrade`.
 pub const SCHEMA: MemoryId = MemoryId::new(7);
+// The economy (economy.rs).
+/// `EconomyState`: prices, limits and the books (cell).
+pub const ECONOMY: MemoryId = MemoryId::new(14);
+/// (payer, created_at_time) -> the job of that order: a repeated order call is the same order.
+pub const ORDER_KEYS: MemoryId = MemoryId::new(15);
+/// (owner, job id): the orders of each user.
+pub const USER_ORDERS: MemoryId = MemoryId::new(16);
+/// Job ids whose refund is due.
+pub const REFUNDS_DUE: MemoryId = MemoryId::new(17);
+/// ShareService controller -> ShareAgents made for it.
+pub const SHARE_SERVICES: MemoryId = MemoryId::new(18);
 // The artefact store (store.rs).
 pub const UPLOADS: MemoryId = MemoryId::new(10);
 pub const ARTEFACTS: MemoryId = MemoryId::new(11);

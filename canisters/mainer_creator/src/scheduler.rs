@@ -1,5 +1,6 @@
 //! The job timer: every round starts the next step of each due factory job
-//! (at most `max_parallel_jobs` at once) and of each running fleet job. A
+//! (at most `max_parallel_jobs` at once), of each running fleet job, and
+//! each open refund. A
 //! job whose step is still under way is busy and skipped; its [`JobKey`] is
 //! held by a [`Guard`] for as long as the step runs, released when it ends,
 //! fails or traps.
@@ -12,13 +13,15 @@ use std::time::Duration;
 use crate::guard::Guard;
 use crate::ic::{IcRuntime, Runtime};
 use crate::state::read_state;
-use crate::{fleet, steps};
+use crate::{fleet, payment, steps};
 
 /// What a timer round works on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum JobKey {
     Factory(u64),
     Fleet(u64),
+    /// The refund of a paid factory job.
+    Refund(u64),
 }
 
 thread_local! {
@@ -59,6 +62,11 @@ pub async fn run_round<RT: Runtime + Clone + 'static>(rt: &RT) -> u32 {
     for id in fleet {
         let step_rt = rt.clone();
         started += spawn_guarded(rt, JobKey::Fleet(id), async move { fleet::advance(&step_rt, id).await }) as u32;
+    }
+    for id in read_state(|s| s.refunds_due()) {
+        let step_rt = rt.clone();
+        started +=
+            spawn_guarded(rt, JobKey::Refund(id), async move { payment::send_refund(&step_rt, id).await }) as u32;
     }
     started
 }

@@ -15,10 +15,13 @@ use std::collections::BTreeMap;
 
 use candid::Principal;
 use ic_stable_structures::{StableBTreeMap, StableBTreeSet, StableCell};
+use mainer_types::MainerRole;
 use mainer_types::creator::{CreatorError, JobStatus, JobView, MainerView, Step};
+use mainer_types::economy::{Books, EconomySettings};
 use mainer_types::{Page, PageRequest};
 
 use crate::config::Config;
+use crate::economy::EconomyState;
 use crate::fleet::FleetJob;
 use crate::ic::ChunkedModule;
 use crate::job::Job;
@@ -39,6 +42,15 @@ pub struct State {
     schema: StableCell<u64, Memory>,
     /// Cycles running jobs will still spend on canisters not yet created.
     committed: StableCell<Stored<u128>, Memory>,
+    economy: StableCell<Stored<EconomyState>, Memory>,
+    /// (payer, created_at_time) -> job: the orders placed.
+    order_keys: StableBTreeMap<(Principal, u64), u64, Memory>,
+    /// (owner, job id) of every order.
+    user_orders: StableBTreeMap<(Principal, u64), (), Memory>,
+    /// Jobs with a refund due or under way.
+    refunds_due: StableBTreeSet<u64, Memory>,
+    /// Finished ShareService controllers -> ShareAgents made for them.
+    share_services: StableBTreeMap<Principal, u32, Memory>,
     pub store: Store<Memory>,
     /// Wasm modules (by SHA-256) whose chunks are in the creator's own chunk
     /// store. Heap only: after an upgrade they are uploaded again (upload is
@@ -54,6 +66,9 @@ struct Indexed {
     controller: Option<Principal>,
     /// Cycles still to spend (running jobs only).
     committed: u128,
+    refund_due: bool,
+    /// A finished ShareService's controller.
+    share_service: Option<Principal>,
 }
 
 impl Indexed {
@@ -65,6 +80,10 @@ impl Indexed {
             llms: job.llms.iter().filter_map(|s| s.canister).collect(),
             controller: job.controller.canister,
             committed,
+            refund_due: job.funds.as_ref().is_some_and(|f| f.refund_open()),
+            share_service: (job.plan.role == MainerRole::ShareService && job.status == JobStatus::Done)
+                .then_some(job.controller.canister)
+                .flatten(),
         }
     }
 }
@@ -90,6 +109,11 @@ impl State {
             schema: StableCell::init(m(memory::SCHEMA), 0),
             own_chunks: BTreeMap::new(),
             committed: StableCell::init(m(memory::COMMITTED_CYCLES), Stored(0)),
+            economy: StableCell::init(m(memory::ECONOMY), Stored(EconomyState::default())),
+            order_keys: StableBTreeMap::init(m(memory::ORDER_KEYS)),
+            user_orders: StableBTreeMap::init(m(memory::USER_ORDERS)),
+            refunds_due: StableBTreeSet::init(m(memory::REFUNDS_DUE)),
+            share_services: StableBTreeMap::init(m(memory::SHARE_SERVICES)),
             store: Store::init(m(memory::UPLOADS), m(memory::ARTEFACTS), m(memory::BLOBS), m(memory::FREE_REGIONS)),
         }
     }
@@ -128,6 +152,11 @@ impl State {
     pub fn insert_job(&mut self, job: Job) {
         let new = Indexed::of(&job);
         let id = job.id;
+        if let (MainerRole::ShareAgent, Some(service)) = (job.plan.role, job.plan.share_service)
+            && let Some(n) = self.share_services.get(&service)
+        {
+            self.share_services.insert(service, n.saturating_add(1));
+        }
         self.jobs.insert(id, Stored(job));
         self.reindex(id, None, new);
     }
@@ -169,6 +198,16 @@ impl State {
         for llm in &new.llms {
             self.llm_jobs.insert(*llm, id);
         }
+        if new.refund_due {
+            self.refunds_due.insert(id);
+        } else {
+            self.refunds_due.remove(&id);
+        }
+        if let Some(service) = new.share_service
+            && !self.share_services.contains_key(&service)
+        {
+            self.share_services.insert(service, 0);
+        }
         match new.controller {
             Some(c) => {
                 self.mainer_jobs.insert(id, c);
@@ -186,6 +225,9 @@ impl State {
         let job = self.job(id).ok_or_else(|| CreatorError::NotFound(format!("job {id}")))?;
         if !matches!(job.status, JobStatus::Failed { .. }) {
             return Err(CreatorError::InvalidInput(format!("job {id} has not failed")));
+        }
+        if job.funds.as_ref().is_some_and(|f| f.refund.is_some()) {
+            return Err(CreatorError::InvalidInput(format!("job {id} was paid for and its payer refunded")));
         }
         Ok(self
             .update_job(id, |j| {
@@ -288,6 +330,95 @@ impl State {
     pub fn artefact_in_use(&self, sha256: &str) -> bool {
         self.running_jobs().any(|j| j.uses_artefact(sha256))
             || self.running_fleet.iter().filter_map(|id| self.fleet_job(id)).any(|f| f.wasm_sha256 == sha256)
+    }
+
+    // ------------------------------------------------------------------
+    // The economy
+    // ------------------------------------------------------------------
+
+    pub fn economy(&self) -> EconomySettings {
+        self.economy.get().0.settings.clone()
+    }
+
+    pub fn set_economy(&mut self, settings: EconomySettings) {
+        let mut e = self.economy.get().0.clone();
+        e.settings = settings;
+        self.economy.set(Stored(e));
+    }
+
+    pub fn books(&self) -> Books {
+        self.economy.get().0.books.clone()
+    }
+
+    /// Records money moving in the books.
+    pub fn book(&mut self, f: impl FnOnce(&mut Books)) {
+        let mut e = self.economy.get().0.clone();
+        f(&mut e.books);
+        self.economy.set(Stored(e));
+    }
+
+    /// The job of the order `payer` placed at `created_at_time`, if placed.
+    pub fn order_by_key(&self, payer: Principal, created_at_time: u64) -> Option<u64> {
+        self.order_keys.get(&(payer, created_at_time))
+    }
+
+    /// Stores a paid job and its order keys.
+    pub fn insert_order(&mut self, job: Job, key: Option<(Principal, u64)>) {
+        if let Some(key) = key {
+            self.order_keys.insert(key, job.id);
+        }
+        self.user_orders.insert((job.plan.owner, job.id), ());
+        self.insert_job(job);
+    }
+
+    /// The jobs of `owner`'s orders, oldest first.
+    pub fn orders_of(&self, owner: Principal) -> Vec<Job> {
+        let from = (owner, 0u64);
+        self.user_orders
+            .range(from..)
+            .map(|e| *e.key())
+            .take_while(|(o, _)| *o == owner)
+            .filter_map(|(_, id)| self.job(id))
+            .collect()
+    }
+
+    /// Jobs with a refund due or under way.
+    pub fn refunds_due(&self) -> Vec<u64> {
+        self.refunds_due.iter().collect()
+    }
+
+    /// The finished ShareService with the fewest ShareAgents, if it has room.
+    pub fn share_service_with_room(&self, capacity: u32) -> Option<Principal> {
+        self.share_services
+            .iter()
+            .map(|e| e.into_pair())
+            .filter(|(_, n)| *n < capacity)
+            .min_by_key(|(_, n)| *n)
+            .map(|(s, _)| s)
+    }
+
+    /// ShareAgents made for `service`, if it is a finished ShareService of this creator.
+    pub fn share_service_agents(&self, service: &Principal) -> Option<u32> {
+        self.share_services.get(service)
+    }
+
+    /// Marks refunds whose call was under way when the creator was upgraded:
+    /// their outcome is unknown, so they are never sent again. Reads the
+    /// open-refunds index only.
+    pub fn refunds_in_flight_unknown(&mut self) {
+        use mainer_types::economy::RefundStatus;
+        for id in self.refunds_due() {
+            let in_flight = self.job(id).and_then(|j| j.funds).and_then(|f| f.refund).map(|r| r.status)
+                == Some(RefundStatus::InFlight);
+            if in_flight {
+                self.update_job(id, |j| {
+                    if let Some(r) = j.funds.as_mut().and_then(|f| f.refund.as_mut()) {
+                        r.status = RefundStatus::Unknown;
+                    }
+                });
+                self.book(|b| b.refunds_unknown += 1);
+            }
+        }
     }
 
     // ------------------------------------------------------------------

@@ -7,11 +7,11 @@ use candid::Principal;
 use mainer_types::MainerRole;
 use mainer_types::calls::{controller as controller_calls, game_state as game_calls, llm as llm_calls};
 use mainer_types::controller::{AddLlmRequest, ControllerArgs, ControllerError, ControllerInit};
-use mainer_types::creator::Step;
+use mainer_types::creator::{JobStatus, Step};
 use mainer_types::game::GameError;
 use mainer_types::llama_cpp::{
-    FileUploadInputRecord, FileUploadRecordResult, InputRecord, MaxTokensRecord, OutputRecordResult,
-    StatusCodeRecordResult,
+    AccessInputRecord, AccessListResult, AccessRecordResult, FileUploadInputRecord, FileUploadRecordResult,
+    InputRecord, MaxTokensRecord, OutputRecordResult, StatusCodeRecordResult,
 };
 
 use crate::ic::{InstallMode, Runtime};
@@ -19,6 +19,8 @@ use crate::job::{Job, MODEL_PATH, Target};
 use crate::management::{self as mgmt, StepError, call, fatal, retry};
 use crate::state::{mutate_state, read_state};
 
+/// The llama.cpp canister's access level "all callers except the anonymous one".
+const ACCESS_ALL_BUT_ANONYMOUS: u16 = 1;
 /// Bytes per `file_upload_chunk`: close to the 2 MiB message limit.
 pub const MODEL_CHUNK_BYTES: u64 = 2_000_000;
 /// Canister ids after the newest one this creator knows that are probed for
@@ -32,10 +34,14 @@ pub async fn advance<RT: Runtime>(rt: &RT, id: u64) {
     let result = run(rt, &job, target, step).await;
     let now = rt.time();
     mutate_state(|s| {
-        s.update_job(id, |job| match result {
+        let after = s.update_job(id, |job| match result {
             Ok(next) => job.advanced(target, next, now),
             Err(e) => job.failed(format!("{target:?} {step:?}: {}", e.message), e.fatal, now),
-        })
+        });
+        // A paid job that just finished has earned its fee.
+        if let Some(fee) = after.filter(|j| j.status == JobStatus::Done).and_then(|j| j.funds).map(|f| f.fee) {
+            s.book(|b| b.fees = b.fees.saturating_add(fee));
+        }
     });
 }
 
@@ -99,14 +105,11 @@ async fn create<RT: Runtime>(rt: &RT, job: &Job, target: Target) -> Result<Step,
         });
     }
     let cfg = read_state(|s| s.config());
-    let (cycles, mut controllers) = match target {
-        Target::Controller => (job.plan.controller_cycles, vec![rt.canister_self(), job.plan.owner]),
-        Target::Llm(_) => (job.plan.llm_cycles, vec![rt.canister_self()]),
+    let cycles = match target {
+        Target::Controller => job.plan.controller_cycles,
+        Target::Llm(_) => job.plan.llm_cycles,
     };
-    controllers.extend(cfg.admins.iter().copied());
-    controllers.sort();
-    controllers.dedup();
-    controllers.truncate(10);
+    let controllers = ic_controllers(target, rt.canister_self(), &cfg.admins);
     let available = rt.liquid_cycles().saturating_sub(cfg.settings.reserve_cycles);
     let needed = cycles.checked_add(rt.create_canister_fee()).ok_or_else(|| fatal("the cycle amount overflows"))?;
     if available < needed {
@@ -118,11 +121,18 @@ async fn create<RT: Runtime>(rt: &RT, job: &Job, target: Target) -> Result<Step,
     update(job, |j| j.slot_mut(target).create_started_ns = Some(now));
     match rt.create_canister(controllers, cycles).await {
         Ok(created) => {
-            // Record the new canister before anything else can go wrong.
-            update(job, |j| {
-                let s = j.slot_mut(target);
-                s.canister = Some(created);
-                s.create_started_ns = None;
+            // Record the new canister (and what it cost) before anything else can go wrong.
+            let cost = needed;
+            mutate_state(|s| {
+                s.update_job(job.id, |j| {
+                    let slot = j.slot_mut(target);
+                    slot.canister = Some(created);
+                    slot.create_started_ns = None;
+                    if let Some(f) = &mut j.funds {
+                        f.spent = f.spent.saturating_add(cost);
+                    }
+                });
+                s.book(|b| b.spent_on_canisters = b.spent_on_canisters.saturating_add(cost));
             });
             Ok(Step::Install)
         }
@@ -133,6 +143,23 @@ async fn create<RT: Runtime>(rt: &RT, job: &Job, target: Target) -> Result<Step,
             Err(mgmt::failed("create_canister", e))
         }
     }
+}
+
+/// Who may change the code and settings of a new canister: the creator, and
+/// for a controller canister also the creator's admins (the operators). Never
+/// the mAIner's owner, who gets roles in the controller instead (pause,
+/// settings, reads), and never the controller canister itself for its LLMs
+/// (it uses them through their access settings, see [`grant_access`]): an IC
+/// controller can reinstall a canister with any code and take its cycles.
+pub fn ic_controllers(target: Target, creator: Principal, admins: &[Principal]) -> Vec<Principal> {
+    let mut controllers = vec![creator];
+    if target == Target::Controller {
+        controllers.extend(admins.iter().copied());
+    }
+    controllers.sort();
+    controllers.dedup();
+    controllers.truncate(10);
+    controllers
 }
 
 /// A canister this creator controls that no job knows: the one whose
@@ -146,10 +173,11 @@ async fn recover_lost_canister<RT: Runtime>(rt: &RT) -> Option<Principal> {
         if read_state(|s| s.made(&candidate)) {
             continue;
         }
-        if let Ok(info) = rt.canister_info(candidate).await {
-            if info.controllers.contains(&me) && info.module_hash.is_none() {
-                return Some(candidate);
-            }
+        if let Ok(info) = rt.canister_info(candidate).await
+            && info.controllers.contains(&me)
+            && info.module_hash.is_none()
+        {
+            return Some(candidate);
         }
     }
     None
@@ -279,15 +307,36 @@ async fn configure<RT: Runtime>(rt: &RT, job: &Job, i: usize) -> Result<Step, St
     }
 }
 
-/// Makes the mAIner controller a controller of the LLM, which both the
-/// llama.cpp canister and ours let in at every access level.
+/// Lets the mAIner controller use the LLM's inference endpoints without
+/// making it an IC controller of the LLM: our `llm` canister grants it by
+/// principal (`grant_access`); a canister without `grant_access` (the
+/// llama.cpp canister, the test fixture) is opened to every non-anonymous
+/// caller with its access setting (level 1), the llama.cpp canister's own
+/// way. A controller canister that the creator made an IC controller of the
+/// LLM (an older release) is removed from its controllers.
 async fn grant_access<RT: Runtime>(rt: &RT, job: &Job, i: usize) -> Result<Step, StepError> {
     let llm = canister(job, Target::Llm(i))?;
     let mainer = controller(job)?;
-    let mut controllers = rt.canister_info(llm).await.map_err(|e| mgmt::failed("canister_status", e))?.controllers;
-    if !controllers.contains(&mainer) {
-        controllers.push(mainer);
-        rt.set_controllers(llm, controllers).await.map_err(|e| mgmt::failed("update_settings", e))?;
+    let grant = llm_calls::GRANT_ACCESS;
+    let arg = grant.encode((mainer,)).expect("a principal encodes");
+    match rt.call_raw(llm, grant.name, arg).await {
+        Ok(reply) => match grant.decode(&reply) {
+            Ok(AccessListResult::Ok(granted)) if granted.contains(&mainer) => {}
+            Ok(other) => return Err(retry(format!("grant_access: {other:?}"))),
+            Err(e) => return Err(retry(format!("grant_access: undecodable reply: {e}"))),
+        },
+        Err(e) if e.message.contains("has no update method") => {
+            let level = AccessInputRecord { level: ACCESS_ALL_BUT_ANONYMOUS };
+            if let AccessRecordResult::Err(e) = call(rt, llm, &llm_calls::SET_ACCESS, (level,)).await? {
+                return Err(retry(format!("set_access: {e}")));
+            }
+        }
+        Err(e) => return Err(mgmt::failed("grant_access", e)),
+    }
+    let controllers = rt.canister_info(llm).await.map_err(|e| mgmt::failed("canister_status", e))?.controllers;
+    if controllers.contains(&mainer) {
+        let only_us = ic_controllers(Target::Llm(i), rt.canister_self(), &[]);
+        rt.set_controllers(llm, only_us).await.map_err(|e| mgmt::failed("update_settings", e))?;
     }
     Ok(Step::AddToController)
 }

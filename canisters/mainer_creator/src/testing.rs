@@ -20,8 +20,8 @@ use mainer_types::creator::{
 };
 use mainer_types::game::{GameError, MainerInfo};
 use mainer_types::llama_cpp::{
-    ApiError, FileUploadRecord, FileUploadRecordResult, OutputRecordResult, RunOutputRecord, StatusCodeRecord,
-    StatusCodeRecordResult,
+    AccessInputRecord, AccessListResult, AccessRecord, AccessRecordResult, ApiError, FileUploadRecord,
+    FileUploadRecordResult, OutputRecordResult, RunOutputRecord, StatusCodeRecord, StatusCodeRecordResult,
 };
 use sha2::{Digest, Sha256};
 
@@ -51,6 +51,12 @@ pub struct FakeCanister {
     pub chunks: BTreeSet<Vec<u8>>,
     /// Whether its wasm has `return_cycles` (ours does, llama.cpp's does not).
     pub return_cycles: bool,
+    /// Whether its wasm has `grant_access` (ours does, llama.cpp's does not).
+    pub grant_access: bool,
+    /// Principals let in by `grant_access`.
+    pub granted: Vec<Principal>,
+    /// The access level `set_access` set.
+    pub access_level: Option<u16>,
 }
 
 #[derive(Default)]
@@ -70,10 +76,16 @@ pub struct World {
     pub fail_installs: bool,
     /// Whether new canisters' wasm has `return_cycles`.
     pub with_return_cycles: bool,
+    /// Whether new canisters' wasm has `grant_access`.
+    pub with_grant_access: bool,
     /// LLMs report a wrong SHA-256 for the uploaded model.
     pub corrupt_uploads: bool,
     /// Bytes uploaded into each LLM's model file.
     pub files: BTreeMap<Principal, Vec<u8>>,
+    /// Cycles sent with `call_with_cycles` and `deposit_cycles`: (to, amount).
+    pub sent: Vec<(Principal, u128)>,
+    /// Refund calls still to fail.
+    pub fail_refunds: u32,
     spawned: Vec<Pin<Box<dyn Future<Output = ()>>>>,
 }
 
@@ -94,9 +106,14 @@ pub fn admin() -> Principal {
     Principal::from_slice(&[7; 29])
 }
 
+/// The owner of the mAIners the tests make (not an admin).
+pub fn owner() -> Principal {
+    Principal::from_slice(&[8; 29])
+}
+
 impl Fake {
     pub fn new() -> Fake {
-        let mut w = World { next_id: 1, with_return_cycles: true, ..World::default() };
+        let mut w = World { next_id: 1, with_return_cycles: true, with_grant_access: true, ..World::default() };
         w.canisters.insert(creator_id(), FakeCanister { running: true, ..FakeCanister::default() });
         // The game state (`setup` configures it): not controlled by the creator.
         w.canisters.insert(canister_id(999), FakeCanister { running: true, ..FakeCanister::default() });
@@ -165,10 +182,11 @@ impl Fake {
         if w.fail_installs {
             return Err(CallError { code: 5, message: "the new module trapped in post_upgrade".into() });
         }
-        let rc = w.with_return_cycles;
+        let (rc, ga) = (w.with_return_cycles, w.with_grant_access);
         let c = w.canisters.get_mut(&canister).unwrap();
         c.module_hash = Some(hash);
         c.return_cycles = rc;
+        c.grant_access = ga;
         Ok(())
     }
 }
@@ -254,6 +272,26 @@ impl Runtime for Fake {
             "list_llms" => encode(Ok::<Vec<LlmStatus>, mainer_types::controller::ControllerError>(vec![])),
             "remove_llm" | "add_share_agent" => encode(Ok::<(), mainer_types::controller::ControllerError>(())),
             "register_mainer" => encode(Err::<MainerInfo, _>(GameError::AlreadyRegistered(canister))),
+            "grant_access" if callee.grant_access => {
+                let who: Principal = candid::decode_one(&arg).unwrap();
+                let mut w = self.w();
+                let c = w.canisters.get_mut(&canister).unwrap();
+                if !c.granted.contains(&who) {
+                    c.granted.push(who);
+                }
+                encode(AccessListResult::Ok(c.granted.clone()))
+            }
+            "grant_access" => {
+                return Err(CallError {
+                    code: 5,
+                    message: format!("Canister {canister} has no update method 'grant_access'"),
+                });
+            }
+            "set_access" => {
+                let r: AccessInputRecord = candid::decode_one(&arg).unwrap();
+                self.w().canisters.get_mut(&canister).unwrap().access_level = Some(r.level);
+                encode(AccessRecordResult::Ok(AccessRecord { level: r.level, explanation: String::new() }))
+            }
             "return_cycles" if callee.return_cycles => encode(Ok::<u128, ApiError>(1)),
             "return_cycles" => {
                 return Err(CallError {
@@ -275,10 +313,44 @@ impl Runtime for Fake {
                 timers_armed: true,
                 last_handed_on_ns: None,
                 waiting_since_ns: None,
+                low_cycles: false,
+                cycles_per_answer: None,
             }),
             other => panic!("the fake does not know {other}"),
         };
         self.reply(method, reply)
+    }
+
+    async fn call_with_cycles(
+        &self,
+        canister: Principal,
+        method: &'static str,
+        arg: Vec<u8>,
+        cycles: u128,
+    ) -> Result<Vec<u8>, CallError> {
+        self.enter(method, canister)?;
+        let mut w = self.w();
+        if w.fail_refunds > 0 {
+            w.fail_refunds -= 1;
+            return Err(CallError { code: 5, message: "the ledger is stopped".into() });
+        }
+        w.sent.push((canister, cycles));
+        let _ = arg;
+        Ok(encode(mainer_types::cycles_ledger::DepositResult {
+            balance: candid::Nat::from(cycles),
+            block_index: candid::Nat::from(w.sent.len()),
+        }))
+    }
+
+    async fn deposit_cycles(&self, canister: Principal, cycles: u128) -> Result<(), CallError> {
+        self.enter("deposit_cycles", canister)?;
+        let mut w = self.w();
+        if w.fail_refunds > 0 {
+            w.fail_refunds -= 1;
+            return Err(CallError { code: 3, message: "canister not found".into() });
+        }
+        w.sent.push((canister, cycles));
+        Ok(())
     }
 
     async fn create_canister(&self, controllers: Vec<Principal>, _cycles: u128) -> Result<Principal, CallError> {
@@ -417,7 +489,7 @@ pub fn setup(artefacts: &[(ArtefactKind, Vec<u8>)]) -> Vec<String> {
 pub fn own_plan(controller_wasm: &str, llm_wasm: &str, model: &str, model_size: u64) -> MainerPlan {
     MainerPlan {
         role: MainerRole::Own,
-        owner: admin(),
+        owner: owner(),
         share_service: None,
         controller_wasm: controller_wasm.into(),
         llm_wasm: Some(llm_wasm.into()),
@@ -486,8 +558,35 @@ fn a_job_makes_its_canisters_once_and_finishes() {
     let fake = Fake::new();
     let (_, controller, llm) = made_mainer(&fake);
     assert_eq!(fake.calls("create_canister"), 2);
-    assert!(fake.w().canisters[&llm].controllers.contains(&controller), "access granted");
     assert_eq!(read_state(|s| s.job_of_llm(&llm).map(|j| j.id)), Some(0));
+    assert_eq!(read_state(|s| s.all_controllers()), vec![controller]);
+}
+
+/// The owner (here `owner()`) is an IC controller of nothing; the controller
+/// canister uses its LLM by access grant, not as its IC controller.
+#[test]
+fn the_owner_controls_no_canister_and_the_controller_uses_its_llm_by_grant() {
+    let fake = Fake::new();
+    let (_, controller, llm) = made_mainer(&fake);
+    let w = fake.w();
+    let mut operators = vec![creator_id(), admin()];
+    operators.sort();
+    assert_eq!(w.canisters[&controller].controllers, operators, "the creator and its admins");
+    assert_eq!(w.canisters[&llm].controllers, vec![creator_id()], "the creator only");
+    assert_eq!(w.canisters[&llm].granted, vec![controller], "access granted");
+    assert!(!w.canisters.values().any(|c| c.controllers.contains(&owner())));
+}
+
+/// An LLM without `grant_access` (the llama.cpp canister) is opened with its
+/// access level instead.
+#[test]
+fn an_llm_without_grant_access_is_opened_by_its_access_level() {
+    let fake = Fake::new();
+    fake.w().with_grant_access = false;
+    let (_, controller, llm) = made_mainer(&fake);
+    let w = fake.w();
+    assert_eq!(w.canisters[&llm].access_level, Some(1));
+    assert!(!w.canisters[&llm].controllers.contains(&controller));
 }
 
 #[test]
@@ -650,4 +749,86 @@ fn upgrades_skip_targets_that_run_the_wasm_and_share_one_chunk_upload() {
     let id = fleet(FleetKind::UpgradeLlms, &big, targets, 3);
     assert_eq!(fleet_rounds(&fake, id).status, JobStatus::Done);
     assert_eq!(fake.calls("install"), installs);
+}
+
+/// A paid job that cannot finish owes back what it did not spend: sent
+/// once, retried while the refund call fails, booked once.
+#[test]
+fn a_failed_paid_job_refunds_its_unspent_cycles_once() {
+    use crate::economy::Funds;
+    use mainer_types::economy::{OrderKind, Payer, RefundStatus};
+    let fake = Fake::new();
+    let shas = setup(&[
+        (ArtefactKind::ControllerWasm, vec![1; 1000]),
+        (ArtefactKind::LlmWasm, vec![2; 1000]),
+        (ArtefactKind::Model, vec![3; 5000]),
+    ]);
+    let paid = 1_000_000_000_000;
+    let mut job = Job::new(0, own_plan(&shas[0], &shas[1], &shas[2], 5000), 1, 0);
+    job.funds = Some(Funds {
+        kind: OrderKind::Own { llm_count: 1 },
+        payer: Payer::Ledger(owner()),
+        paid,
+        spent: 0,
+        fee: 7,
+        refund: None,
+    });
+    mutate_state(|s| {
+        let mut e = s.economy();
+        e.cycles_ledger = Some(canister_id(998));
+        s.set_economy(e);
+        s.insert_job(job)
+    });
+    fake.w().fail_installs = true;
+    fake.w().fail_refunds = 1;
+    let job = finish_job(&fake, 0);
+    assert!(matches!(job.status, JobStatus::Failed { .. }));
+    let spent = 1_000 + fake.create_canister_fee();
+    assert_eq!(job.funds.as_ref().unwrap().spent, spent, "the controller canister was made");
+    for _ in 0..100 {
+        fake.w().now += 10_000_000_000;
+        fake.round();
+    }
+    let funds = read_state(|s| s.job(0)).unwrap().funds.unwrap();
+    let refund = funds.refund.unwrap();
+    assert!(matches!(refund.status, RefundStatus::Done { .. }), "{refund:?}");
+    assert_eq!((refund.amount, refund.attempts), (paid - spent, 1), "one failed try, then sent");
+    let ledger_sends = fake.w().sent.clone();
+    assert_eq!(ledger_sends.len(), 1, "sent exactly once: {ledger_sends:?}");
+    assert_eq!(ledger_sends[0].1, paid - spent);
+    let books = read_state(|s| s.books());
+    assert_eq!((books.refunded, books.spent_on_canisters, books.fees), (paid - spent, spent, 0));
+    assert!(read_state(|s| s.refunds_due()).is_empty(), "out of the open-refunds index");
+    assert!(mutate_state(|s| s.retry_job(0)).is_err(), "a refunded job is not retried");
+}
+
+/// A refund under way when the creator is upgraded is never sent again.
+#[test]
+fn a_refund_in_flight_at_an_upgrade_becomes_unknown() {
+    use crate::economy::{Funds, Refund};
+    use mainer_types::economy::{OrderKind, Payer, RefundStatus};
+    setup(&[]);
+    let mut job = Job::new(0, own_plan("", "", "", 0), 1, 0);
+    job.status = JobStatus::Failed { reason: "x".into() };
+    job.funds = Some(Funds {
+        kind: OrderKind::Own { llm_count: 1 },
+        payer: Payer::Canister(owner()),
+        paid: 10,
+        spent: 0,
+        fee: 1,
+        refund: Some(Refund {
+            amount: 10,
+            status: RefundStatus::InFlight,
+            attempts: 0,
+            last_error: None,
+            next_attempt_ns: 0,
+        }),
+    });
+    mutate_state(|s| s.insert_job(job));
+    assert_eq!(read_state(|s| s.refunds_due()), vec![0]);
+    mutate_state(|s| s.refunds_in_flight_unknown());
+    let refund = read_state(|s| s.job(0)).unwrap().funds.unwrap().refund.unwrap();
+    assert_eq!(refund.status, RefundStatus::Unknown);
+    assert!(read_state(|s| s.refunds_due()).is_empty());
+    assert_eq!(read_state(|s| s.books()).refunds_unknown, 1);
 }

@@ -290,6 +290,40 @@ pub struct HealthReport {
     pub last_handed_on_ns: Option<u64>,
     /// Since when work has been waiting without an answer handed on.
     pub waiting_since_ns: Option<u64>,
+    /// Paused by itself: the balance fell below its floor (resumes after a top-up).
+    pub low_cycles: bool,
+    /// Cycles this controller spent per answer handed on (its own side).
+    pub cycles_per_answer: Option<u128>,
+}
+
+/// How fast a mAIner may spend its cycles: sets its pull interval.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum BurnRate {
+    /// 0.5 T cycles a day.
+    Low,
+    /// 2 T a day.
+    Medium,
+    /// 8 T a day.
+    High,
+    CyclesPerDay(u128),
+}
+
+/// The controller's cycles: balance, floor, and what it spent per answer.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct CyclesReport {
+    pub balance: u128,
+    /// Below this it pauses itself (LowCycles).
+    pub floor_cycles: u128,
+    pub low_cycles: bool,
+    /// Falls of the balance between timer rounds, summed.
+    pub spent: u128,
+    /// Rises (top-ups), summed.
+    pub received: u128,
+    /// Answers submitted or delivered.
+    pub answers: u64,
+    pub cycles_per_answer: Option<u128>,
+    pub burn_per_day: Option<u128>,
+    pub pull_interval_seconds: u64,
 }
 
 /// What one manual step did.
@@ -328,6 +362,11 @@ pub enum ControllerError {
     Busy(String),
     InvalidInput(String),
     Paused,
+    /// ShareService: the request's question or settings are not those of the
+    /// challenge with its id as the game state has it.
+    ChallengeMismatch {
+        challenge_id: ChallengeId,
+    },
     /// A call to another canister failed.
     CallFailed {
         canister: Principal,
@@ -349,6 +388,9 @@ impl std::fmt::Display for ControllerError {
             ControllerError::Busy(what) => write!(f, "busy: {what}"),
             ControllerError::InvalidInput(why) => write!(f, "invalid input: {why}"),
             ControllerError::Paused => write!(f, "the controller is paused"),
+            ControllerError::ChallengeMismatch { challenge_id } => {
+                write!(f, "the request does not match challenge {challenge_id} as the game state has it")
+            }
             ControllerError::CallFailed { canister, method, reason } => {
                 write!(f, "call to {canister}.{method} failed: {reason}")
             }

@@ -284,6 +284,15 @@ pub enum CreatorError {
     ShareAgentHasNoLlms,
     MissingShareService,
     NoArtefact(ArtefactKind),
+    /// The order or top-up was not paid (nothing was charged, or it was sent back).
+    Payment(crate::economy::PaymentError),
+    /// An order limit is reached.
+    LimitReached {
+        what: String,
+        limit: u64,
+    },
+    /// No ShareService made by this creator has room for another ShareAgent.
+    NoShareServiceWithRoom,
 }
 
 impl std::fmt::Display for CreatorError {
@@ -315,6 +324,9 @@ impl std::fmt::Display for CreatorError {
             CreatorError::ShareAgentHasNoLlms => write!(f, "a ShareAgent has no LLM canisters of its own"),
             CreatorError::MissingShareService => write!(f, "a ShareAgent needs a ShareService"),
             CreatorError::NoArtefact(kind) => write!(f, "no stored artefact of kind {kind:?}"),
+            CreatorError::Payment(e) => write!(f, "payment: {e}"),
+            CreatorError::LimitReached { what, limit } => write!(f, "limit reached: {what} (at most {limit})"),
+            CreatorError::NoShareServiceWithRoom => write!(f, "no ShareService has room for another ShareAgent"),
         }
     }
 }

@@ -6,6 +6,8 @@
 pub mod calls;
 pub mod controller;
 pub mod creator;
+pub mod cycles_ledger;
+pub mod economy;
 pub mod game;
 pub mod http;
 pub mod llama_args;

@@ -5,7 +5,7 @@
 //! — the error carries the same record as success (the existing Motoko client
 //! declared another type there and turned every LLM error into a decode trap).
 
-use candid::CandidType;
+use candid::{CandidType, Principal};
 use serde::Deserialize;
 
 pub type StatusCode = u16;
@@ -104,6 +104,15 @@ pub enum FileUploadRecordResult {
 #[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AccessInputRecord {
     pub level: u16,
+}
+
+/// The principals granted access to the inference endpoints (`grant_access`,
+/// `revoke_access`, `list_access`: our `llm` canister's, not the llama.cpp
+/// canister's).
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum AccessListResult {
+    Ok(Vec<Principal>),
+    Err(ApiError),
 }
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]

@@ -1,0 +1,202 @@
+//! Rationing the controller's cycles (the owner's money):
+//! - a floor: a controller whose balance falls below it pauses itself
+//!   (`LowCycles`, shown in `health`) and resumes by itself once a top-up
+//!   brings it a tenth above the floor again;
+//! - a burn rate (cycles per day, with presets) that sets the pull interval
+//!   from the measured cost of an answer, within validated bounds;
+//! - the cycles spent per answer, measured from the balance at each timer
+//!   round (what went down is spent, what went up was a top-up).
+//!
+//! The pure rules are [`Budget`]'s; [`observe`] samples the balance.
+
+use candid::CandidType;
+use mainer_types::controller::{BurnRate, ControllerError, CyclesReport};
+use serde::Deserialize;
+
+use crate::storage;
+
+/// Cycles per answer assumed before one has been measured.
+pub const DEFAULT_CYCLES_PER_ANSWER: u128 = 20_000_000_000;
+/// The default floor: what keeps the controller answering calls and out of
+/// the freezing threshold for a while.
+pub const DEFAULT_FLOOR_CYCLES: u128 = 200_000_000_000;
+/// Burn rates accepted, in cycles per day.
+pub const MIN_BURN_PER_DAY: u128 = 10_000_000_000;
+pub const MAX_BURN_PER_DAY: u128 = 1_000_000_000_000_000;
+/// Pull intervals a burn rate may set.
+pub const MIN_PULL_SECONDS: u64 = 10;
+pub const MAX_PULL_SECONDS: u64 = 86_400 * 30;
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Budget {
+    pub floor_cycles: u128,
+    pub low_cycles: bool,
+    pub last_balance: Option<u128>,
+    /// Sum of the balance's falls between samples.
+    pub spent: u128,
+    /// Sum of its rises (top-ups).
+    pub received: u128,
+    /// Cycles per day the owner chose, if any.
+    pub burn_per_day: Option<u128>,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            floor_cycles: DEFAULT_FLOOR_CYCLES,
+            low_cycles: false,
+            last_balance: None,
+            spent: 0,
+            received: 0,
+            burn_per_day: None,
+        }
+    }
+}
+
+impl Budget {
+    /// Takes a balance sample; returns whether LowCycles changed.
+    pub fn observe(&mut self, balance: u128) -> bool {
+        if let Some(last) = self.last_balance {
+            if balance < last {
+                self.spent = self.spent.saturating_add(last - balance);
+            } else {
+                self.received = self.received.saturating_add(balance - last);
+            }
+        }
+        self.last_balance = Some(balance);
+        let was = self.low_cycles;
+        if balance < self.floor_cycles {
+            self.low_cycles = true;
+        } else if balance >= self.floor_cycles.saturating_add(self.floor_cycles / 10) {
+            self.low_cycles = false;
+        }
+        was != self.low_cycles
+    }
+
+    pub fn cycles_per_answer(&self, answers: u64) -> Option<u128> {
+        (answers > 0).then(|| self.spent / answers as u128)
+    }
+
+    /// The pull interval that spends about `per_day` cycles a day.
+    pub fn pull_interval(&self, per_day: u128, answers: u64) -> u64 {
+        let per_answer = self.cycles_per_answer(answers).unwrap_or(DEFAULT_CYCLES_PER_ANSWER).max(1);
+        // per_day is at least MIN_BURN_PER_DAY: no division by zero.
+        let seconds = per_answer.saturating_mul(86_400) / per_day.max(1);
+        (seconds.min(MAX_PULL_SECONDS as u128) as u64).max(MIN_PULL_SECONDS)
+    }
+}
+
+/// Cycles per day of a burn rate, validated.
+pub fn per_day(rate: &BurnRate) -> Result<u128, ControllerError> {
+    let n = match rate {
+        BurnRate::Low => 500_000_000_000,
+        BurnRate::Medium => 2_000_000_000_000,
+        BurnRate::High => 8_000_000_000_000,
+        BurnRate::CyclesPerDay(n) => *n,
+    };
+    if !(MIN_BURN_PER_DAY..=MAX_BURN_PER_DAY).contains(&n) {
+        return Err(ControllerError::InvalidInput(format!(
+            "a burn rate is between {MIN_BURN_PER_DAY} and {MAX_BURN_PER_DAY} cycles per day"
+        )));
+    }
+    Ok(n)
+}
+
+fn answers(s: &storage::State) -> u64 {
+    let c = s.counters();
+    c.submissions + c.deliveries
+}
+
+/// Samples the balance (every timer round); logs a LowCycles change.
+pub fn observe(balance: u128) {
+    storage::mutate(|s| {
+        let mut b = s.budget.get().0.clone();
+        if b.observe(balance) {
+            if b.low_cycles {
+                canister_common::warn!("LowCycles: balance {balance} below the floor {}; paused", b.floor_cycles);
+            } else {
+                canister_common::info!("balance {balance} above the floor again: resumed");
+            }
+        }
+        s.budget.set(storage::Stored(b));
+    });
+}
+
+pub fn is_low() -> bool {
+    storage::read(|s| s.budget.get().0.low_cycles)
+}
+
+pub fn report(balance: u128) -> CyclesReport {
+    storage::read(|s| {
+        let b = s.budget.get().0.clone();
+        let answers = answers(s);
+        CyclesReport {
+            balance,
+            floor_cycles: b.floor_cycles,
+            low_cycles: b.low_cycles,
+            spent: b.spent,
+            received: b.received,
+            answers,
+            cycles_per_answer: b.cycles_per_answer(answers),
+            burn_per_day: b.burn_per_day,
+            pull_interval_seconds: s.settings().pull_interval_seconds,
+        }
+    })
+}
+
+/// Sets the burn rate: the pull interval follows. Returns the interval.
+pub fn set_burn_rate(rate: &BurnRate) -> Result<u64, ControllerError> {
+    let per_day = per_day(rate)?;
+    storage::mutate(|s| {
+        let mut b = s.budget.get().0.clone();
+        b.burn_per_day = Some(per_day);
+        let seconds = b.pull_interval(per_day, answers(s));
+        s.budget.set(storage::Stored(b));
+        s.update_config(|c| c.settings.pull_interval_seconds = seconds);
+        Ok(seconds)
+    })
+}
+
+/// Sets the floor (at most 1e15 cycles); the next round applies it.
+pub fn set_floor(floor: u128) -> Result<(), ControllerError> {
+    if floor > MAX_BURN_PER_DAY {
+        return Err(ControllerError::InvalidInput(format!("the floor is at most {MAX_BURN_PER_DAY} cycles")));
+    }
+    storage::mutate(|s| {
+        let mut b = s.budget.get().0.clone();
+        b.floor_cycles = floor;
+        s.budget.set(storage::Stored(b));
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_low_balance_pauses_and_a_top_up_resumes_with_a_margin() {
+        let mut b = Budget { floor_cycles: 1_000, ..Budget::default() };
+        assert!(!b.observe(2_000));
+        assert!(b.observe(900) && b.low_cycles, "below the floor");
+        assert!(!b.observe(1_050) && b.low_cycles, "not yet a tenth above");
+        assert!(b.observe(1_100) && !b.low_cycles, "topped up");
+        assert_eq!((b.spent, b.received), (1_100, 200));
+    }
+
+    #[test]
+    fn the_burn_rate_sets_a_bounded_pull_interval() {
+        let mut b = Budget::default();
+        // 20 B per answer (assumed), 1.728 T a day: one answer every 1000 s.
+        assert_eq!(b.pull_interval(1_728_000_000_000, 0), 1_000);
+        b.spent = 40_000_000_000;
+        assert_eq!(b.pull_interval(1_728_000_000_000, 1), 2_000, "measured: 40 B an answer");
+        assert_eq!(b.pull_interval(MAX_BURN_PER_DAY, 1), MIN_PULL_SECONDS);
+        assert_eq!(b.pull_interval(MIN_BURN_PER_DAY, 0), 172_800);
+        b.spent = u128::MAX;
+        assert_eq!(b.pull_interval(MIN_BURN_PER_DAY, 1), MAX_PULL_SECONDS);
+        assert!(per_day(&BurnRate::CyclesPerDay(0)).is_err(), "no division by zero");
+        assert!(per_day(&BurnRate::CyclesPerDay(u128::MAX)).is_err());
+        assert!(per_day(&BurnRate::Medium).is_ok());
+    }
+}

@@ -1,0 +1,104 @@
+//! ShareService: an agent's request is answered only for the question and
+//! generation settings of the challenge as the game state has it, so that
+//! nobody can have the service's LLMs answer a question of its own under a
+//! real challenge id. The game state is asked once per challenge; what it
+//! said is kept (a digest per challenge id, in the heap, bounded), so that
+//! many agents asking for the same challenge cost one call.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use mainer_types::calls::game_state;
+use mainer_types::controller::{ControllerError, ControllerResult};
+use mainer_types::game::{Challenge, ChallengeId};
+use sha2::{Digest, Sha256};
+
+use crate::{calls, storage};
+
+/// Challenges whose digest is kept; the oldest ids go first.
+const MAX_KEPT: usize = 512;
+
+thread_local! {
+    static CONFIRMED: RefCell<BTreeMap<ChallengeId, [u8; 32]>> = const { RefCell::new(BTreeMap::new()) };
+}
+
+/// What must match: the question and the generation settings.
+fn digest(c: &Challenge) -> [u8; 32] {
+    let bytes = candid::encode_args((&c.question, &c.settings)).expect("a challenge encodes");
+    Sha256::digest(bytes).into()
+}
+
+fn compare(claimed: &Challenge, real: [u8; 32]) -> ControllerResult<()> {
+    if digest(claimed) == real {
+        Ok(())
+    } else {
+        canister_common::warn!("a request for challenge {} does not match the game state's", claimed.id);
+        Err(ControllerError::ChallengeMismatch { challenge_id: claimed.id })
+    }
+}
+
+fn remember(id: ChallengeId, d: [u8; 32]) {
+    CONFIRMED.with(|c| {
+        let mut c = c.borrow_mut();
+        c.insert(id, d);
+        while c.len() > MAX_KEPT {
+            c.pop_first();
+        }
+    });
+}
+
+/// Ok when `claimed` has the question and settings of the game state's
+/// challenge with its id; `ChallengeMismatch` when not; `CallFailed` when the
+/// game state cannot be asked (the agent retries later).
+pub async fn verify(claimed: &Challenge) -> ControllerResult<()> {
+    if let Some(known) = CONFIRMED.with(|c| c.borrow().get(&claimed.id).copied()) {
+        return compare(claimed, known);
+    }
+    let game = storage::read(|s| s.config().game_state);
+    match calls::call(game, &game_state::CHALLENGE, (claimed.id,)).await {
+        Ok(Ok(real)) => {
+            let d = digest(&real);
+            remember(real.id, d);
+            compare(claimed, d)
+        }
+        Ok(Err(e)) => {
+            Err(ControllerError::InvalidInput(format!("the game state does not confirm challenge {}: {e}", claimed.id)))
+        }
+        Err(e) => Err(ControllerError::CallFailed {
+            canister: game,
+            method: game_state::CHALLENGE.name.into(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::work::tests::challenge;
+
+    #[test]
+    fn only_the_question_and_settings_of_the_challenge_pass() {
+        let real = challenge(7);
+        let d = digest(&real);
+        assert_eq!(compare(&real, d), Ok(()));
+        let forged = Challenge { question: "my own question".into(), ..real.clone() };
+        assert_eq!(compare(&forged, d), Err(ControllerError::ChallengeMismatch { challenge_id: 7 }));
+        let mut longer = real.clone();
+        longer.settings.max_tokens += 1;
+        assert!(compare(&longer, d).is_err(), "other settings");
+        let counted = Challenge { submissions: 3, ..real };
+        assert_eq!(compare(&counted, d), Ok(()), "the counts may differ");
+    }
+
+    #[test]
+    fn the_kept_digests_are_bounded() {
+        for id in 0..(MAX_KEPT as u64 + 10) {
+            remember(id, [0; 32]);
+        }
+        CONFIRMED.with(|c| {
+            assert_eq!(c.borrow().len(), MAX_KEPT);
+            assert!(!c.borrow().contains_key(&0));
+        });
+    }
+}

@@ -1,0 +1,344 @@
+//! The economy (issue 12) with DFINITY's real cycles ledger: users quote and
+//! order mAIners and pay with ICRC-2 (approve, then the creator pulls with
+//! `icrc2_transfer_from` and `withdraw`s cycles) or with cycles attached by a
+//! canister; repeated calls of one order charge once (the ledger's
+//! `Duplicate`); refusals are typed and charge nothing; a failed order
+//! refunds what it did not spend exactly once; top-ups; limits; the books.
+
+mod probe;
+
+use candid::Principal;
+use integration_tests::deploy::*;
+use integration_tests::factory::*;
+use integration_tests::ledger::{self, approve, balance};
+use integration_tests::{TestEnv, TestEnvExt, new_env, user, wasm};
+use mainer_types::MainerRole;
+use mainer_types::calls::creator as creator_calls;
+use mainer_types::creator::{ArtefactKind, CreatorError, CreatorResult, JobStatus, JobView};
+use mainer_types::cycles_ledger::FEE;
+use mainer_types::economy::{
+    Books, EconomySettings, KindPrice, OrderKind, OrderRequest, OrderView, Payment, PaymentError, Quote, RefundStatus,
+    TopUpRequest,
+};
+use probe::Forwarded;
+
+const T: u128 = 1_000_000_000_000;
+
+fn buyer() -> Principal {
+    user(21)
+}
+
+fn stranger() -> Principal {
+    user(9)
+}
+
+struct World {
+    env: Box<dyn TestEnv>,
+    f: Factory,
+    ledger: Principal,
+}
+
+/// A factory with artefacts, a cycles ledger where the buyer holds 100 T,
+/// and small prices; None (printed) when `../shared` lacks the ledger.
+fn world() -> Option<World> {
+    let wasm_gz = match ledger::cycles_ledger_wasm() {
+        Ok(w) => w,
+        Err(why) => {
+            println!("{why}");
+            return None;
+        }
+    };
+    let env = new_env();
+    let ledger = ledger::deploy_cycles_ledger(&*env, &wasm_gz, &[(buyer(), 100 * T)]);
+    let f = deploy_factory(&*env, None);
+    upload_artefact(&*env, f.creator, ArtefactKind::ControllerWasm, "c.wasm", &wasm("mainer_controller"));
+    upload_artefact(&*env, f.creator, ArtefactKind::LlmWasm, "l.wasm", &wasm("test_llm"));
+    upload_artefact(&*env, f.creator, ArtefactKind::Model, "m.gguf", &stories_model());
+    let settings = EconomySettings {
+        cycles_ledger: Some(ledger),
+        own: KindPrice { controller_cycles: T, llm_cycles: T, fee: 10_000_000_000 },
+        share_agent: KindPrice { controller_cycles: T / 2, llm_cycles: 0, fee: 10_000_000_000 },
+        ..EconomySettings::default()
+    };
+    env.call(admin(), f.creator, &creator_calls::SET_ECONOMY, (settings,)).unwrap().unwrap();
+    Some(World { env, f, ledger })
+}
+
+impl World {
+    fn quote(&self, kind: OrderKind) -> Quote {
+        self.env.call(buyer(), self.f.creator, &creator_calls::PRICE_OF, (kind,)).unwrap().unwrap()
+    }
+
+    fn order(&self, who: Principal, kind: OrderKind, at: Option<u64>) -> CreatorResult<OrderView> {
+        let req = OrderRequest {
+            kind,
+            payment: Payment::CyclesLedger { created_at_time: at },
+            controller_settings: Some(test_settings()),
+        };
+        self.env.call(who, self.f.creator, &creator_calls::ORDER_MAINER, (req,)).unwrap()
+    }
+
+    fn books(&self) -> Books {
+        self.env.call(admin(), self.f.creator, &creator_calls::BOOKS, ()).unwrap().unwrap()
+    }
+
+    fn balance(&self, who: Principal) -> u128 {
+        balance(&*self.env, self.ledger, who)
+    }
+
+    fn job_done(&self, id: u64) -> JobView {
+        run_until_job_done(&*self.env, self.f.creator, id, 900)
+    }
+
+    /// A ShareService made by an admin, for ShareAgent orders.
+    fn share_service(&self) -> Principal {
+        let j =
+            create_mainer(&*self.env, self.f.creator, mainer_request(MainerRole::ShareService, 1, None, 4)).unwrap();
+        let j = self.job_done(j.id);
+        assert_eq!(j.status, JobStatus::Done, "{j:?}");
+        controller_of(&j)
+    }
+}
+
+/// The creator's `/logs` (JSON).
+fn creator_log(env: &dyn TestEnv, creator: Principal) -> String {
+    use mainer_types::http::{HttpRequest, HttpResponse};
+    let resp: HttpResponse = env.query_one(admin(), creator, "http_request", HttpRequest::get("/logs")).unwrap();
+    String::from_utf8(resp.body.to_vec()).unwrap()
+}
+
+fn now_ns(env: &dyn TestEnv) -> u64 {
+    env.time_ns()
+}
+
+#[test]
+fn a_user_pays_through_the_cycles_ledger_owns_the_mainer_and_it_mines() {
+    let Some(w) = world() else { return };
+    let env = &*w.env;
+    let kind = OrderKind::Own { llm_count: 1 };
+    let q = w.quote(kind.clone());
+    approve(env, w.ledger, buyer(), w.f.creator, q.approve).unwrap();
+    let before = w.balance(buyer());
+    let creator_before = env.cycle_balance(w.f.creator);
+    let at = now_ns(env);
+    let order = w.order(buyer(), kind.clone(), Some(at)).unwrap();
+    assert_eq!((order.owner, order.paid), (buyer(), q.attached_cycles));
+    assert_eq!(w.balance(buyer()), before - q.ledger_amount - FEE, "the price and the transfer_from fee");
+    // The same order again (a retried call): the same job, no charge.
+    let again = w.order(buyer(), kind, Some(at)).unwrap();
+    assert_eq!(again.job, order.job);
+    assert_eq!(w.balance(buyer()), before - q.ledger_amount - FEE);
+    assert_eq!(w.books().orders, 1);
+
+    // The owner follows its job; a stranger may not.
+    let r: CreatorResult<JobView> = env.call(buyer(), w.f.creator, &creator_calls::JOB, (order.job,)).unwrap();
+    assert!(r.is_ok(), "{r:?}");
+    let r: CreatorResult<JobView> = env.call(stranger(), w.f.creator, &creator_calls::JOB, (order.job,)).unwrap();
+    assert!(matches!(r, Err(CreatorError::Unauthorized(_))), "{r:?}");
+    let r = env.call(stranger(), w.f.creator, &creator_calls::ORDER, (order.job,)).unwrap();
+    assert!(matches!(r, Err(CreatorError::Unauthorized(_))), "{r:?}");
+
+    let j = w.job_done(order.job);
+    assert_eq!(j.status, JobStatus::Done, "{j:?}");
+    let controller = controller_of(&j);
+    let mine: Vec<OrderView> = env.call(buyer(), w.f.creator, &creator_calls::MY_ORDERS, ()).unwrap();
+    assert_eq!(
+        (mine.len(), mine[0].controller, mine[0].spent),
+        (1, Some(controller), q.canister_cycles + q.creation_fees)
+    );
+    let books = w.books();
+    assert_eq!(books.received, q.attached_cycles);
+    assert_eq!(books.spent_on_canisters, q.canister_cycles + q.creation_fees);
+    assert_eq!((books.fees, books.ledger_fees, books.refunded), (q.fee, FEE, 0));
+    let creator_after = env.cycle_balance(w.f.creator);
+    let booked = books.received as i128 - books.spent_on_canisters as i128;
+    let actual = creator_after as i128 - creator_before as i128;
+    println!("creator balance change {actual}, booked {booked}: the creator's own messages cost {}", booked - actual);
+    assert!((0..20_000_000_000).contains(&(booked - actual)), "books {booked} vs balance {actual}");
+
+    add_challenge(env, w.f.game, "Once upon a time", 4);
+    for _ in 0..120 {
+        if !submissions_by_mainer(env, w.f.game, controller).is_empty() {
+            break;
+        }
+        run_for(env, 1);
+    }
+    assert_eq!(submissions_by_mainer(env, w.f.game, controller).len(), 1, "the bought mAIner mines");
+}
+
+#[test]
+fn refused_payments_are_typed_and_charge_nothing() {
+    let Some(w) = world() else { return };
+    let env = &*w.env;
+    let kind = OrderKind::Own { llm_count: 1 };
+    let q = w.quote(kind.clone());
+    // No approval at all, then too small a one.
+    let r = w.order(buyer(), kind.clone(), None);
+    assert!(matches!(r, Err(CreatorError::Payment(PaymentError::InsufficientAllowance { allowance: 0, .. }))), "{r:?}");
+    approve(env, w.ledger, buyer(), w.f.creator, q.approve - 1).unwrap();
+    let before = w.balance(buyer());
+    let r = w.order(buyer(), kind.clone(), None);
+    assert!(matches!(r, Err(CreatorError::Payment(PaymentError::InsufficientAllowance { .. }))), "{r:?}");
+    assert_eq!(w.balance(buyer()), before, "nothing charged");
+    // A user without funds.
+    let poor = user(22);
+    let r = w.order(poor, kind.clone(), None);
+    assert!(matches!(r, Err(CreatorError::Payment(_))), "{r:?}");
+    // A created_at_time far in the future.
+    approve(env, w.ledger, buyer(), w.f.creator, q.approve).unwrap();
+    let r = w.order(buyer(), kind.clone(), Some(now_ns(env) + 3_600_000_000_000));
+    assert!(matches!(r, Err(CreatorError::Payment(PaymentError::BadTime(_)))), "{r:?}");
+    // Bad kinds and the anonymous principal are refused before any payment.
+    let r = w.order(buyer(), OrderKind::Own { llm_count: 0 }, None);
+    assert!(matches!(r, Err(CreatorError::InvalidInput(_))), "{r:?}");
+    let r = w.order(buyer(), OrderKind::ShareAgent { share_service: None }, None);
+    assert_eq!(r.unwrap_err(), CreatorError::NoShareServiceWithRoom);
+    let r = w.order(Principal::anonymous(), kind, None);
+    assert!(matches!(r, Err(CreatorError::Unauthorized(_))), "{r:?}");
+    assert_eq!(w.balance(buyer()), before - FEE, "only the second approval's fee");
+    let books = w.books();
+    assert_eq!((books.orders, books.received), (0, 0));
+    // Admin endpoints refuse users and strangers.
+    for who in [buyer(), stranger()] {
+        let r = env.call(who, w.f.creator, &creator_calls::SET_ECONOMY, (EconomySettings::default(),)).unwrap();
+        assert!(matches!(r, Err(CreatorError::Unauthorized(_))), "{r:?}");
+        let r = env.call(who, w.f.creator, &creator_calls::BOOKS, ()).unwrap();
+        assert!(matches!(r, Err(CreatorError::Unauthorized(_))), "{r:?}");
+    }
+}
+
+/// Two calls of one order at the same time: the ledger answers the second
+/// `icrc2_transfer_from` (and `withdraw`) `Duplicate`; one charge, one mAIner.
+#[test]
+fn concurrent_calls_of_one_order_charge_once() {
+    let Some(w) = world() else { return };
+    let env = &*w.env;
+    let kind = OrderKind::Own { llm_count: 1 };
+    let q = w.quote(kind.clone());
+    approve(env, w.ledger, buyer(), w.f.creator, 2 * q.approve).unwrap();
+    let before = w.balance(buyer());
+    let at = now_ns(env);
+    let req = OrderRequest {
+        kind,
+        payment: Payment::CyclesLedger { created_at_time: Some(at) },
+        controller_settings: Some(test_settings()),
+    };
+    let arg = creator_calls::ORDER_MAINER.encode((req,)).unwrap();
+    let a = env.submit(buyer(), w.f.creator, "order_mainer", arg.clone()).unwrap();
+    let b = env.submit(buyer(), w.f.creator, "order_mainer", arg).unwrap();
+    let a = creator_calls::ORDER_MAINER.decode(&env.await_call(a).unwrap()).unwrap().unwrap();
+    let b = creator_calls::ORDER_MAINER.decode(&env.await_call(b).unwrap()).unwrap().unwrap();
+    assert_eq!(a.job, b.job, "one order");
+    let logs = creator_log(env, w.f.creator);
+    assert!(logs.contains("already made"), "the ledger said Duplicate to the second call: {logs}");
+    assert_eq!(w.balance(buyer()), before - q.ledger_amount - FEE, "charged once");
+    let books = w.books();
+    assert_eq!((books.orders, books.received), (1, q.attached_cycles));
+}
+
+/// A ShareAgent order whose ShareService is stopped cannot register; the
+/// job gives up and refunds what it did not spend, once, into the buyer's
+/// ledger account, also when the ledger is down for a while.
+#[test]
+fn a_failed_order_refunds_what_it_did_not_spend_exactly_once() {
+    let Some(w) = world() else { return };
+    let env = &*w.env;
+    let service = w.share_service();
+    let kind = OrderKind::ShareAgent { share_service: None };
+    let q = w.quote(kind.clone());
+    approve(env, w.ledger, buyer(), w.f.creator, q.approve).unwrap();
+    env.stop(admin(), service).unwrap();
+    let order = w.order(buyer(), kind, None).unwrap();
+    let after_payment = w.balance(buyer());
+    let j = w.job_done(order.job);
+    assert!(matches!(j.status, JobStatus::Failed { .. }), "{j:?}");
+    env.stop(admin(), w.ledger).unwrap();
+    run_for(env, 30);
+    let o: OrderView = env.call(buyer(), w.f.creator, &creator_calls::ORDER, (order.job,)).unwrap().unwrap();
+    let refund = o.refund.expect("a refund");
+    assert_eq!(refund.amount, q.fee, "the unspent part: the price less the canister made");
+    assert_eq!(refund.status, RefundStatus::Due, "retried while the ledger is stopped");
+    assert!(refund.attempts >= 1 && refund.last_error.is_some(), "{refund:?}");
+    env.start(admin(), w.ledger).unwrap();
+    run_for(env, 700);
+    let o: OrderView = env.call(buyer(), w.f.creator, &creator_calls::ORDER, (order.job,)).unwrap().unwrap();
+    assert!(matches!(o.refund.as_ref().unwrap().status, RefundStatus::Done { .. }), "{o:?}");
+    assert_eq!(w.balance(buyer()), after_payment + refund.amount - FEE, "the refund less the deposit fee");
+    run_for(env, 120);
+    assert_eq!(w.balance(buyer()), after_payment + refund.amount - FEE, "exactly once");
+    let books = w.books();
+    assert_eq!((books.refunded, books.fees), (refund.amount, 0));
+    // A refunded order is not retried on the creator's money.
+    let r = env.call(admin(), w.f.creator, &creator_calls::RETRY_JOB, (order.job,)).unwrap();
+    assert!(matches!(r, Err(CreatorError::InvalidInput(_))), "{r:?}");
+}
+
+/// A canister pays with attached cycles: the price is taken, the rest comes back.
+#[test]
+fn a_canister_pays_with_attached_cycles_and_tops_up() {
+    let Some(w) = world() else { return };
+    let env = &*w.env;
+    let wallet = probe::install_probe(env, "wallet");
+    env.add_cycles(wallet, 20 * T);
+    let kind = OrderKind::Own { llm_count: 1 };
+    let q = w.quote(kind.clone());
+    let req = OrderRequest { kind, payment: Payment::AttachedCycles, controller_settings: Some(test_settings()) };
+    let arg = creator_calls::ORDER_MAINER.encode((req,)).unwrap();
+    let send = |cycles: u128| -> CreatorResult<OrderView> {
+        match probe::forward(env, wallet, w.f.creator, "order_mainer", arg.clone(), cycles, None) {
+            Forwarded::Reply(bytes) => creator_calls::ORDER_MAINER.decode(&bytes).unwrap(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let before = env.cycle_balance(wallet);
+    let r = send(q.attached_cycles - 1);
+    assert!(matches!(r, Err(CreatorError::Payment(PaymentError::NotEnoughAttached { .. }))), "{r:?}");
+    assert!(before - env.cycle_balance(wallet) < 1_000_000_000, "nothing kept");
+    let before = env.cycle_balance(wallet);
+    let order = send(q.attached_cycles + 3 * T).unwrap();
+    assert_eq!(order.paid, q.attached_cycles);
+    let spent = before - env.cycle_balance(wallet);
+    assert!(spent >= q.attached_cycles && spent < q.attached_cycles + 1_000_000_000, "the rest came back: {spent}");
+    let j = w.job_done(order.job);
+    assert_eq!(j.status, JobStatus::Done, "{j:?}");
+    let controller = controller_of(&j);
+
+    // Top-ups: attached by the wallet, and through the ledger by anyone.
+    let top = TopUpRequest { mainer: controller, amount: T, payment: Payment::AttachedCycles };
+    let arg = creator_calls::TOP_UP.encode((top,)).unwrap();
+    let c0 = env.cycle_balance(controller);
+    let got: CreatorResult<u128> = match probe::forward(env, wallet, w.f.creator, "top_up", arg, 2 * T, None) {
+        Forwarded::Reply(bytes) => creator_calls::TOP_UP.decode(&bytes).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(got, Ok(T));
+    assert!(env.cycle_balance(controller) >= c0 + T - 1_000_000_000);
+    approve(env, w.ledger, buyer(), w.f.creator, T + 2 * FEE).unwrap();
+    let c1 = env.cycle_balance(controller);
+    let top = TopUpRequest { mainer: controller, amount: T, payment: Payment::CyclesLedger { created_at_time: None } };
+    let got = env.call(buyer(), w.f.creator, &creator_calls::TOP_UP, (top,)).unwrap();
+    assert_eq!(got, Ok(T));
+    assert!(env.cycle_balance(controller) >= c1 + T - 1_000_000_000);
+    let top = TopUpRequest { mainer: user(3), amount: T, payment: Payment::CyclesLedger { created_at_time: None } };
+    let r = env.call(buyer(), w.f.creator, &creator_calls::TOP_UP, (top,)).unwrap();
+    assert!(matches!(r, Err(CreatorError::NotFound(_))), "{r:?}");
+    let books = w.books();
+    assert_eq!((books.received, books.forwarded, books.top_ups), (q.attached_cycles + T, T, 2));
+}
+
+#[test]
+fn order_limits_are_kept() {
+    let Some(w) = world() else { return };
+    let env = &*w.env;
+    let mut settings: EconomySettings = env.call(admin(), w.f.creator, &creator_calls::ECONOMY, ()).unwrap();
+    settings.max_orders_per_user = 1;
+    env.call(admin(), w.f.creator, &creator_calls::SET_ECONOMY, (settings,)).unwrap().unwrap();
+    let kind = OrderKind::Own { llm_count: 1 };
+    let q = w.quote(kind.clone());
+    approve(env, w.ledger, buyer(), w.f.creator, 2 * q.approve).unwrap();
+    w.order(buyer(), kind.clone(), None).unwrap();
+    let before = w.balance(buyer());
+    let r = w.order(buyer(), kind, None);
+    assert!(matches!(r, Err(CreatorError::LimitReached { limit: 1, .. })), "{r:?}");
+    assert_eq!(w.balance(buyer()), before, "refused before any charge");
+}

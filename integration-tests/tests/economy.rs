@@ -342,3 +342,62 @@ fn order_limits_are_kept() {
     assert!(matches!(r, Err(CreatorError::LimitReached { limit: 1, .. })), "{r:?}");
     assert_eq!(w.balance(buyer()), before, "refused before any charge");
 }
+
+/// The Done-when path: a user orders an Own and a ShareAgent mAIner through
+/// the ledger; both mine; one runs low (its floor above its balance),
+/// pauses itself, is topped up through the creator and resumes.
+#[test]
+fn a_mainer_that_runs_low_pauses_and_resumes_after_a_top_up() {
+    use mainer_types::calls::controller as controller_calls;
+    use mainer_types::controller::HealthReport;
+    let Some(w) = world() else { return };
+    let env = &*w.env;
+    let service = w.share_service();
+    let own_kind = OrderKind::Own { llm_count: 1 };
+    let agent_kind = OrderKind::ShareAgent { share_service: Some(service) };
+    let total = w.quote(own_kind.clone()).approve + w.quote(agent_kind.clone()).approve;
+    approve(env, w.ledger, buyer(), w.f.creator, total).unwrap();
+    let own = w.order(buyer(), own_kind, None).unwrap();
+    let agent = w.order(buyer(), agent_kind, None).unwrap();
+    let own = controller_of(&w.job_done(own.job));
+    let agent = controller_of(&w.job_done(agent.job));
+    let answered = |n: usize, secs: u64| {
+        for _ in 0..secs {
+            if [own, agent].iter().all(|m| submissions_by_mainer(env, w.f.game, *m).len() >= n) {
+                return true;
+            }
+            run_for(env, 1);
+        }
+        false
+    };
+    add_challenge(env, w.f.game, "Once upon a time", 4);
+    assert!(answered(1, 300), "both bought mAIners mine");
+    let health = |m| -> HealthReport { env.call(buyer(), m, &controller_calls::HEALTH, ()).unwrap() };
+    assert!(health(own).cycles_per_answer.is_some_and(|c| c > 0), "{:?}", health(own));
+
+    // The owner sets a floor above the balance: the mAIner pauses itself.
+    let floor = env.cycle_balance(own) + T;
+    env.call(buyer(), own, &controller_calls::SET_CYCLES_FLOOR, (floor,)).unwrap().unwrap();
+    run_for(env, 15);
+    let h = health(own);
+    assert!(h.low_cycles && h.paused && !h.ready, "{h:?}");
+    assert!(h.problems.iter().any(|p| p.contains("LowCycles")), "{h:?}");
+    add_challenge(env, w.f.game, "The little dog", 4);
+    assert!(!answered(2, 60), "paused for want of cycles");
+    assert_eq!(submissions_by_mainer(env, w.f.game, own).len(), 1);
+    assert_eq!(submissions_by_mainer(env, w.f.game, agent).len(), 2, "the other mines on");
+
+    // Anyone tops it up through the creator, on the ledger: it resumes by itself.
+    approve(env, w.ledger, buyer(), w.f.creator, 2 * T + 2 * FEE).unwrap();
+    let top = TopUpRequest { mainer: own, amount: 2 * T, payment: Payment::CyclesLedger { created_at_time: None } };
+    assert_eq!(env.call(buyer(), w.f.creator, &creator_calls::TOP_UP, (top,)).unwrap(), Ok(2 * T));
+    assert!(answered(2, 120), "resumed after the top-up");
+    let h = health(own);
+    assert!(!h.low_cycles && !h.paused, "{h:?}");
+    let report = env.call(buyer(), own, &controller_calls::CYCLES_REPORT, ()).unwrap().unwrap();
+    assert_eq!(report.received, 2 * T, "the creator told it of the top-up: {report:?}");
+    println!(
+        "Own mAIner: {} cycles per answer (controller side), report {report:?}",
+        report.cycles_per_answer.unwrap()
+    );
+}

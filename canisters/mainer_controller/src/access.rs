@@ -39,6 +39,11 @@ pub fn require_manager(caller: &Principal) -> Result<(), ControllerError> {
     }
 }
 
+/// The mAIner creator canister only.
+pub fn require_creator(caller: &Principal) -> Result<(), ControllerError> {
+    if storage::read(|s| s.config().creator == *caller) { Ok(()) } else { Err(unauthorized("the mAIner creator")) }
+}
+
 pub fn require_role(allowed: &[MainerRole], needs: &str) -> Result<MainerRole, ControllerError> {
     let role = storage::read(|s| s.config().role);
     if allowed.contains(&role) { Ok(role) } else { Err(ControllerError::WrongRole { role, needs: needs.to_string() }) }

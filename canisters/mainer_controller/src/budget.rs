@@ -4,8 +4,10 @@
 //!   brings it a tenth above the floor again;
 //! - a burn rate (cycles per day, with presets) that sets the pull interval
 //!   from the measured cost of an answer, within validated bounds;
-//! - the cycles spent per answer, measured from the balance at each timer
-//!   round (what went down is spent, what went up was a top-up).
+//! - the cycles spent per answer: the balance at the first timer round plus
+//!   the top-ups the creator reported, less the balance now (a top-up made
+//!   straight with `deposit_cycles` is not reported and lowers the figure;
+//!   cycles reserved for calls in flight raise it while they are out).
 //!
 //! The pure rules are [`Budget`]'s; [`observe`] samples the balance.
 
@@ -31,10 +33,11 @@ pub const MAX_PULL_SECONDS: u64 = 86_400 * 30;
 pub struct Budget {
     pub floor_cycles: u128,
     pub low_cycles: bool,
+    /// The balance at the first sample.
+    pub first_balance: Option<u128>,
+    /// The latest sample.
     pub last_balance: Option<u128>,
-    /// Sum of the balance's falls between samples.
-    pub spent: u128,
-    /// Sum of its rises (top-ups).
+    /// Top-ups the creator reported.
     pub received: u128,
     /// Cycles per day the owner chose, if any.
     pub burn_per_day: Option<u128>,
@@ -45,8 +48,8 @@ impl Default for Budget {
         Budget {
             floor_cycles: DEFAULT_FLOOR_CYCLES,
             low_cycles: false,
+            first_balance: None,
             last_balance: None,
-            spent: 0,
             received: 0,
             burn_per_day: None,
         }
@@ -56,13 +59,7 @@ impl Default for Budget {
 impl Budget {
     /// Takes a balance sample; returns whether LowCycles changed.
     pub fn observe(&mut self, balance: u128) -> bool {
-        if let Some(last) = self.last_balance {
-            if balance < last {
-                self.spent = self.spent.saturating_add(last - balance);
-            } else {
-                self.received = self.received.saturating_add(balance - last);
-            }
-        }
+        self.first_balance.get_or_insert(balance);
         self.last_balance = Some(balance);
         let was = self.low_cycles;
         if balance < self.floor_cycles {
@@ -73,8 +70,16 @@ impl Budget {
         was != self.low_cycles
     }
 
+    /// Cycles spent since the first sample (as of the latest one).
+    pub fn spent(&self) -> u128 {
+        match (self.first_balance, self.last_balance) {
+            (Some(first), Some(last)) => first.saturating_add(self.received).saturating_sub(last),
+            _ => 0,
+        }
+    }
+
     pub fn cycles_per_answer(&self, answers: u64) -> Option<u128> {
-        (answers > 0).then(|| self.spent / answers as u128)
+        (answers > 0).then(|| self.spent() / answers as u128)
     }
 
     /// The pull interval that spends about `per_day` cycles a day.
@@ -134,7 +139,7 @@ pub fn report(balance: u128) -> CyclesReport {
             balance,
             floor_cycles: b.floor_cycles,
             low_cycles: b.low_cycles,
-            spent: b.spent,
+            spent: b.spent(),
             received: b.received,
             answers,
             cycles_per_answer: b.cycles_per_answer(answers),
@@ -155,6 +160,15 @@ pub fn set_burn_rate(rate: &BurnRate) -> Result<u64, ControllerError> {
         s.update_config(|c| c.settings.pull_interval_seconds = seconds);
         Ok(seconds)
     })
+}
+
+/// The creator reports a top-up it made (for the cycles-per-answer figure).
+pub fn note_top_up(amount: u128) {
+    storage::mutate(|s| {
+        let mut b = s.budget.get().0.clone();
+        b.received = b.received.saturating_add(amount);
+        s.budget.set(storage::Stored(b));
+    });
 }
 
 /// Sets the floor (at most 1e15 cycles); the next round applies it.
@@ -181,7 +195,8 @@ mod tests {
         assert!(b.observe(900) && b.low_cycles, "below the floor");
         assert!(!b.observe(1_050) && b.low_cycles, "not yet a tenth above");
         assert!(b.observe(1_100) && !b.low_cycles, "topped up");
-        assert_eq!((b.spent, b.received), (1_100, 200));
+        b.received = 500;
+        assert_eq!(b.spent(), 2_000 + 500 - 1_100);
     }
 
     #[test]
@@ -189,11 +204,12 @@ mod tests {
         let mut b = Budget::default();
         // 20 B per answer (assumed), 1.728 T a day: one answer every 1000 s.
         assert_eq!(b.pull_interval(1_728_000_000_000, 0), 1_000);
-        b.spent = 40_000_000_000;
+        b.observe(100_000_000_000);
+        b.observe(60_000_000_000);
         assert_eq!(b.pull_interval(1_728_000_000_000, 1), 2_000, "measured: 40 B an answer");
         assert_eq!(b.pull_interval(MAX_BURN_PER_DAY, 1), MIN_PULL_SECONDS);
         assert_eq!(b.pull_interval(MIN_BURN_PER_DAY, 0), 172_800);
-        b.spent = u128::MAX;
+        b.first_balance = Some(u128::MAX);
         assert_eq!(b.pull_interval(MIN_BURN_PER_DAY, 1), MAX_PULL_SECONDS);
         assert!(per_day(&BurnRate::CyclesPerDay(0)).is_err(), "no division by zero");
         assert!(per_day(&BurnRate::CyclesPerDay(u128::MAX)).is_err());

@@ -286,6 +286,16 @@ fn set_cycles_floor(floor: u128) -> ControllerResult<()> {
     Ok(())
 }
 
+/// The creator: a top-up it made (the cycles arrived by `deposit_cycles` or
+/// a ledger `withdraw`); counted in the cycles-per-answer figure.
+#[update]
+fn note_top_up(amount: u128) -> ControllerResult<()> {
+    access::require_creator(&msg_caller())?;
+    budget::note_top_up(amount);
+    budget::observe(ic_cdk::api::canister_cycle_balance());
+    Ok(())
+}
+
 #[query]
 fn cycles_report() -> ControllerResult<CyclesReport> {
     access::require_admin(&msg_caller())?;

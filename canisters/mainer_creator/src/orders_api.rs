@@ -6,6 +6,7 @@ use candid::Principal;
 use ic_cdk::api::msg_caller;
 use ic_cdk::{query, update};
 use mainer_types::MainerRole;
+use mainer_types::calls::controller as controller_calls;
 use mainer_types::creator::{CreateMainerRequest, CreatorError, CreatorResult};
 use mainer_types::cycles_ledger::FEE as LEDGER_FEE;
 use mainer_types::economy::{
@@ -191,6 +192,13 @@ async fn order_mainer(req: OrderRequest) -> CreatorResult<OrderView> {
     }
 }
 
+/// Tells the mAIner of its top-up (for its cycles-per-answer figure; best effort).
+async fn tell_mainer(rt: &IcRuntime, mainer: Principal, amount: u128) {
+    if let Err(e) = crate::management::call(rt, mainer, &controller_calls::NOTE_TOP_UP, (amount,)).await {
+        canister_common::warn!("note_top_up on {mainer}: {}", e.message);
+    }
+}
+
 /// Anyone: gives a mAIner made by this creator `amount` cycles, paid on the
 /// cycles ledger (withdrawn straight to the mAIner; approve `amount` plus
 /// two ledger fees) or attached to the call (at most `amount` is taken).
@@ -226,6 +234,7 @@ async fn top_up(req: TopUpRequest) -> CreatorResult<u128> {
                             b.top_ups += 1;
                         })
                     });
+                    tell_mainer(&rt, req.mainer, amount).await;
                     Ok(amount)
                 }
                 Err(e) => {
@@ -252,6 +261,7 @@ async fn top_up(req: TopUpRequest) -> CreatorResult<u128> {
             };
             let got = payment::pull(&rt, &p, req.mainer).await?;
             mutate_state(|s| s.book(|b| b.top_ups += 1));
+            tell_mainer(&rt, req.mainer, got).await;
             Ok(got)
         }
     }

@@ -142,6 +142,7 @@ pub mod controller {
         SET_BURN_RATE: idempotent_update("set_burn_rate") => (BurnRate,), ControllerResult<u64>;
         SET_CYCLES_FLOOR: idempotent_update("set_cycles_floor") => (u128,), ControllerResult<()>;
         CYCLES_REPORT: query("cycles_report") => (), ControllerResult<CyclesReport>;
+        NOTE_TOP_UP: update("note_top_up") => (u128,), ControllerResult<()>;
         CONFIG: query("config") => (), ControllerResult<ControllerConfigView>;
         QUEUE: query("queue") => (PageRequest,), ControllerResult<Page<WorkItem>>;
         RECENT_WORK: query("recent_work") => (PageRequest,), ControllerResult<Page<WorkItem>>;

@@ -315,9 +315,10 @@ pub struct CyclesReport {
     /// Below this it pauses itself (LowCycles).
     pub floor_cycles: u128,
     pub low_cycles: bool,
-    /// Falls of the balance between timer rounds, summed.
+    /// The balance at the first timer round plus the reported top-ups, less
+    /// the balance now.
     pub spent: u128,
-    /// Rises (top-ups), summed.
+    /// Top-ups the creator reported.
     pub received: u128,
     /// Answers submitted or delivered.
     pub answers: u64,

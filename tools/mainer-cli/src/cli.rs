@@ -105,6 +105,69 @@ pub enum Command {
     Submissions(SubmissionsArgs),
     /// Shows who you are and which canisters you talk to.
     Whoami,
+    /// Quotes what an order costs (anyone).
+    Price(KindArgs),
+    /// Orders a mAIner for yourself and pays on the cycles ledger: approves the creator for the
+    /// quote, then orders (you become the owner).
+    Order(OrderArgs),
+    /// Your orders: their jobs, what they paid and spent, refunds.
+    Orders,
+    /// Tops up a mAIner made by the creator, paid on the cycles ledger (approves the creator first).
+    TopUp {
+        /// The mAIner's controller canister.
+        mainer: String,
+        /// Cycles it gets, e.g. 2T.
+        amount: String,
+    },
+    /// Sets a mAIner's burn rate (owner or operators): low, medium, high, or cycles per day (e.g. 3T).
+    BurnRate {
+        /// The mAIner's controller canister.
+        mainer: String,
+        rate: String,
+    },
+    /// A mAIner's cycles: balance, floor, LowCycles, cycles per answer.
+    Cycles {
+        /// The mAIner's controller canister.
+        mainer: String,
+    },
+    /// The creator's books and its prices (admins).
+    Books,
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct KindGroup {
+    /// An Own mAIner with this many LLM canisters.
+    #[arg(long)]
+    pub own: Option<u32>,
+    /// A ShareAgent (on the ShareService with the most room, or `--share-service`).
+    #[arg(long)]
+    pub share_agent: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct KindArgs {
+    #[command(flatten)]
+    pub kind: KindGroup,
+    /// A ShareAgent's ShareService (its controller canister).
+    #[arg(long)]
+    pub share_service: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct OrderArgs {
+    #[command(flatten)]
+    pub kind: KindArgs,
+    /// Names the order (nanoseconds, within the ledger's 24 h): the same value again is the same
+    /// order, charged once, so a failed call can be repeated safely. Default: the creator's time.
+    #[arg(long)]
+    pub created_at: Option<u64>,
+    /// Do not approve first (an approval for the quote's `approve` amount is in place).
+    #[arg(long)]
+    pub no_approve: bool,
+    /// Follow the job until it is done.
+    #[arg(long)]
+    pub follow: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

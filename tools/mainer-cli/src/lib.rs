@@ -23,7 +23,7 @@ pub mod json;
 
 use cli::{ChallengeCmd, Cli, Command};
 use client::CanisterClient;
-use commands::{factory, game, upload};
+use commands::{economy, factory, game, upload};
 use ctx::{Ctx, Retry};
 use error::{CliError, exit};
 use mainer_types::calls::creator as creator_calls;
@@ -102,6 +102,13 @@ fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<(), CliError> {
         Command::Challenge(ChallengeCmd::Close { id }) => game::close(ctx, *id),
         Command::Submissions(a) => game::submissions(ctx, a),
         Command::Whoami => whoami(ctx),
+        Command::Price(a) => economy::price(ctx, a),
+        Command::Order(a) => economy::order(ctx, a),
+        Command::Orders => economy::orders(ctx),
+        Command::TopUp { mainer, amount } => economy::top_up(ctx, mainer, amount),
+        Command::BurnRate { mainer, rate } => economy::burn_rate(ctx, mainer, rate),
+        Command::Cycles { mainer } => economy::cycles(ctx, mainer),
+        Command::Books => economy::books(ctx),
     }
 }
 

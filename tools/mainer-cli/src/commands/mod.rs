@@ -1,3 +1,4 @@
+pub mod economy;
 pub mod factory;
 pub mod game;
 pub mod upload;

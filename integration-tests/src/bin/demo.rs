@@ -26,6 +26,8 @@ struct Options {
     max_seconds: u64,
     llm_wasm: String,
     model: Option<PathBuf>,
+    /// Users order (and pay for) the Own mAIners and ShareAgents on the cycles ledger.
+    pay_ledger: bool,
 }
 
 // Also printed by `scripts/demo.sh --help` without building anything.
@@ -43,6 +45,7 @@ fn parse() -> Options {
         max_seconds: 1800,
         llm_wasm: "llm".into(),
         model: None,
+        pay_ledger: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -64,6 +67,7 @@ fn parse() -> Options {
             "--max-seconds" => o.max_seconds = number(),
             "--llm-wasm" => o.llm_wasm = value.clone(),
             "--model" => o.model = Some(PathBuf::from(value)),
+            "--pay" if value == "ledger" => o.pay_ledger = true,
             _ => fail(&format!("unknown option {flag}\n\n{HELP}")),
         }
     }
@@ -120,11 +124,17 @@ fn main() {
         println!("* uploaded {:?} ({} bytes), SHA-256 computed on-chain: {}", kind, info.size, info.sha256);
     }
 
+    let ledger = o.pay_ledger.then(|| paid::setup(&env, &f));
     // Order the mAIners: Own and ShareService first, ShareAgents once their service exists.
     let mut jobs: Vec<JobView> = Vec::new();
-    let order = |role, llms, service| {
-        create_mainer(&env, f.creator, mainer_request(role, llms, service, o.tokens_per_call))
-            .unwrap_or_else(|e| fail(&e.to_string()))
+    let mut buyers = 0u8;
+    let mut order = |role, llms, service| match (ledger, role) {
+        (Some(ledger), MainerRole::Own | MainerRole::ShareAgent) => {
+            buyers += 1;
+            paid::order(&env, &f, ledger, buyers, role, llms, service)
+        }
+        _ => create_mainer(&env, f.creator, mainer_request(role, llms, service, o.tokens_per_call))
+            .unwrap_or_else(|e| fail(&e.to_string())),
     };
     for _ in 0..o.own {
         jobs.push(order(MainerRole::Own, o.llms, None));
@@ -167,6 +177,123 @@ fn main() {
     };
 
     report(&env, &f, &done, &challenges, submitted);
+    if let (Some(ledger), Some(first)) = (ledger, miners.first()) {
+        paid::run_low_and_top_up(&env, &f, ledger, controller_of(first));
+    }
+}
+
+/// The paying scenario (`--pay ledger`): DFINITY's cycles ledger, users who
+/// order their mAIners and pay with ICRC-2, one that runs low and is topped up.
+mod paid {
+    use candid::Principal;
+    use integration_tests::deploy::{admin, run_for, test_settings};
+    use integration_tests::factory::{Factory, job};
+    use integration_tests::ledger::{approve, balance, cycles_ledger_wasm, deploy_cycles_ledger};
+    use integration_tests::{SimEnv, TestEnv, TestEnvExt, user};
+    use mainer_types::MainerRole;
+    use mainer_types::calls::{controller as controller_calls, creator as creator_calls};
+    use mainer_types::creator::JobView;
+    use mainer_types::cycles_ledger::FEE;
+    use mainer_types::economy::{EconomySettings, KindPrice, OrderKind, OrderRequest, Payment, TopUpRequest};
+
+    use super::{fail, short};
+
+    const T: u128 = 1_000_000_000_000;
+
+    fn buyer(n: u8) -> Principal {
+        user(100 + n)
+    }
+
+    pub fn setup(env: &SimEnv, f: &Factory) -> Principal {
+        let wasm = cycles_ledger_wasm().unwrap_or_else(|e| fail(&e));
+        let balances: Vec<(Principal, u128)> = (1..=50).map(|n| (buyer(n), 100 * T)).collect();
+        let ledger = deploy_cycles_ledger(env, &wasm, &balances);
+        let settings = EconomySettings {
+            cycles_ledger: Some(ledger),
+            own: KindPrice { controller_cycles: 2 * T, llm_cycles: 5 * T, fee: 100_000_000_000 },
+            share_agent: KindPrice { controller_cycles: T, llm_cycles: 0, fee: 100_000_000_000 },
+            ..EconomySettings::default()
+        };
+        env.call(admin(), f.creator, &creator_calls::SET_ECONOMY, (settings,)).unwrap().unwrap();
+        println!("* cycles ledger {ledger}: 50 users hold 100 T each; prices set by the admin");
+        ledger
+    }
+
+    pub fn order(
+        env: &SimEnv,
+        f: &Factory,
+        ledger: Principal,
+        n: u8,
+        role: MainerRole,
+        llms: u32,
+        service: Option<Principal>,
+    ) -> JobView {
+        let kind = match role {
+            MainerRole::Own => OrderKind::Own { llm_count: llms },
+            _ => OrderKind::ShareAgent { share_service: service },
+        };
+        let who = buyer(n);
+        let q = env.call(who, f.creator, &creator_calls::PRICE_OF, (kind.clone(),)).unwrap().unwrap();
+        approve(env, ledger, who, f.creator, q.approve).unwrap_or_else(|e| fail(&format!("approve: {e:?}")));
+        let req = OrderRequest {
+            kind,
+            payment: Payment::CyclesLedger { created_at_time: None },
+            controller_settings: Some(test_settings()),
+        };
+        let o = env
+            .call(who, f.creator, &creator_calls::ORDER_MAINER, (req,))
+            .unwrap()
+            .unwrap_or_else(|e| fail(&e.to_string()));
+        println!(
+            "* user {} ordered a {role:?} mAIner (order {}): paid {} cycles on the ledger, now holds {}",
+            short(&who),
+            o.job,
+            q.ledger_amount + FEE,
+            balance(env, ledger, who)
+        );
+        job(env, f.creator, o.job)
+    }
+
+    pub fn run_low_and_top_up(env: &SimEnv, f: &Factory, ledger: Principal, mainer: Principal) {
+        let owner = job_owner(env, f, mainer);
+        let floor = env.cycle_balance(mainer) + T;
+        env.call(owner, mainer, &controller_calls::SET_CYCLES_FLOOR, (floor,)).unwrap().unwrap();
+        run_for(env, 15);
+        let h = env.call(owner, mainer, &controller_calls::HEALTH, ()).unwrap();
+        println!(
+            "\n* {} runs low (its owner set the floor above its balance): low_cycles {}, paused {}, {:?}",
+            short(&mainer),
+            h.low_cycles,
+            h.paused,
+            h.problems
+        );
+        approve(env, ledger, owner, f.creator, 2 * T + 2 * FEE).unwrap();
+        let top = TopUpRequest { mainer, amount: 2 * T, payment: Payment::CyclesLedger { created_at_time: None } };
+        let got = env
+            .call(owner, f.creator, &creator_calls::TOP_UP, (top,))
+            .unwrap()
+            .unwrap_or_else(|e| fail(&e.to_string()));
+        run_for(env, 15);
+        let h = env.call(owner, mainer, &controller_calls::HEALTH, ()).unwrap();
+        println!(
+            "* topped up with {got} cycles through the creator: low_cycles {}, paused {}, cycles per answer {:?}",
+            h.low_cycles, h.paused, h.cycles_per_answer
+        );
+        let b = env.call(admin(), f.creator, &creator_calls::BOOKS, ()).unwrap().unwrap();
+        println!("\n## The creator's books\n");
+        println!("| orders | received | spent on canisters | refunded | forwarded | fees | ledger fees | top-ups |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            b.orders, b.received, b.spent_on_canisters, b.refunded, b.forwarded, b.fees, b.ledger_fees, b.top_ups
+        );
+    }
+
+    fn job_owner(env: &SimEnv, f: &Factory, mainer: Principal) -> Principal {
+        let config = env.call(admin(), mainer, &controller_calls::CONFIG, ()).unwrap().unwrap();
+        let _ = f;
+        config.owner
+    }
 }
 
 /// Runs until job `id` is over, printing its steps as they change.

@@ -44,6 +44,8 @@ fn measure(n: u64, creator_wasm: &[u8]) -> Figures {
     let f = deploy_factory(&env, Some(settings(CreatorSettings::default().reserve_cycles)));
     upgrade(&env, f.creator, creator_wasm, settings(CreatorSettings::default().reserve_cycles));
     upload_artefact(&env, f.creator, ArtefactKind::ControllerWasm, "controller", &wasm("mainer_controller"));
+    // Enough for the creator to commit every job's cycles (it refuses orders it cannot fund).
+    env.add_cycles(f.creator, (n as u128 + 1) * 3_000_000_000_000);
     let agent = mainer_request(MainerRole::ShareAgent, 0, Some(user(3)), 4);
     for _ in 0..n {
         create_mainer(&env, f.creator, agent.clone()).expect("accepted");

@@ -8,12 +8,14 @@
 //! - [`http`]: `http_request` routing for `/logs` (JSON, filterable) and
 //!   `/metrics`;
 //! - [`cycles`]: `return_cycles`, for canisters the creator deletes;
+//! - [`guard`]: the one guard for every "do not overlap" rule;
 //! - `did` (feature `did-test`): the unit test that keeps a `.did` file equal
 //!   to the Rust interface.
 
 pub mod cycles;
 #[cfg(feature = "did-test")]
 pub mod did;
+pub mod guard;
 pub mod http;
 pub mod log;
 pub mod metrics;

@@ -9,7 +9,6 @@ mod access;
 mod config;
 mod economy;
 mod fleet;
-mod guard;
 mod ic;
 mod job;
 mod jobs_api;

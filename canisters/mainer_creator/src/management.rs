@@ -12,9 +12,9 @@ use mainer_types::calls::Method;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use crate::guard::Guard;
 use crate::ic::{CHUNKED_INSTALL_BYTES, CallError, ChunkedModule, InstallMode, Runtime, WASM_CHUNK_BYTES};
 use crate::state::{mutate_state, read_state};
+use canister_common::guard::Guard;
 
 /// Why a step did not complete; `fatal` ends the job (or target) at once,
 /// anything else is retried with back-off up to the job's attempt limit.

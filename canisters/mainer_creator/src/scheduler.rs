@@ -10,9 +10,9 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::guard::Guard;
 use crate::ic::{IcRuntime, Runtime};
 use crate::state::read_state;
+use canister_common::guard::Guard;
 use crate::{fleet, payment, steps};
 
 /// What a timer round works on.

@@ -15,8 +15,8 @@ use mainer_types::creator::{
 use mainer_types::{Page, PageRequest};
 
 use crate::access;
-use crate::guard::Guard;
 use crate::state::{mutate_state, read_state};
+use canister_common::guard::Guard;
 
 /// Bytes hashed per message by `finish_upload`. SHA-256 in wasm costs about
 /// 130 M instructions per MiB, so a 676 MB model (88 B) cannot be hashed

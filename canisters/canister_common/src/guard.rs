@@ -72,4 +72,20 @@ mod tests {
         drop(a);
         assert!(!Guard::is_held(&KEYS, &1) && Guard::is_held(&KEYS, &2));
     }
+
+    #[test]
+    fn the_key_is_released_when_a_waiting_future_is_abandoned() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        // A step that holds the key across a call that never comes back: on
+        // the IC, a trap in its callback drops the future in the cleanup.
+        let mut step = Box::pin(async {
+            let _g = Guard::take(&KEYS, 5).unwrap();
+            std::future::pending::<()>().await;
+        });
+        assert_eq!(step.as_mut().poll(&mut Context::from_waker(Waker::noop())), Poll::Pending);
+        assert!(Guard::is_held(&KEYS, &5), "held while the call is outstanding");
+        drop(step);
+        assert!(!Guard::is_held(&KEYS, &5), "released with the future");
+    }
 }

@@ -1,5 +1,8 @@
 //! Benchmarks of the game state and the mAIner controller on the simulator:
 //! - controller instructions per answered challenge (its own side only),
+//! - controller instructions per pull with 10 and 1,000 finished items kept
+//!   (whether a challenge is known is a lookup, not a scan of the history),
+//! - the bytes a ShareAgent sends its ShareService per challenge,
 //! - game-state instructions per submission with 1,000 and 100,000 stored.
 //!
 //! Run with `scripts/bench.sh`; prints a Markdown report.
@@ -9,8 +12,8 @@ use integration_tests::deploy::*;
 use integration_tests::{SimEnv, TestEnv, TestEnvExt};
 use mainer_types::MainerRole;
 use mainer_types::calls::{controller as controller_calls, game_state as game_calls};
-use mainer_types::controller::Counters;
-use mainer_types::game::{ClaimedEvidence, GameResult, RegisterMainerRequest, Submission, SubmitRequest};
+use mainer_types::controller::{ControllerSettings, Counters, ServiceRequest, StepReport};
+use mainer_types::game::{Challenge, ClaimedEvidence, GameResult, RegisterMainerRequest, Submission, SubmitRequest};
 
 fn controller_per_answer() -> (u64, u64, u64, u64) {
     let env = SimEnv::new();
@@ -36,6 +39,50 @@ fn controller_per_answer() -> (u64, u64, u64, u64) {
         seconds += 1;
         assert!(seconds < 2_000, "the benchmark's answers did not complete");
     }
+}
+
+/// A ShareAgent's instructions for one pull of a new challenge, with `kept`
+/// finished items in its history (challenges that closed before they were
+/// forwarded, so no LLM is needed to fill it).
+fn pull_cost_with_history(kept: u64) -> u64 {
+    let env = SimEnv::new();
+    let game = deploy_game_state(&env);
+    let service = deploy_controller(&env, MainerRole::ShareService, game, None);
+    let agent = deploy_controller(&env, MainerRole::ShareAgent, game, Some(service));
+    let settings = ControllerSettings {
+        history_size: kept as u32,
+        max_queue: kept as u32 + 1,
+        pull_interval_seconds: 86_400,
+        ..test_settings()
+    };
+    env.call(admin(), agent, &controller_calls::SET_SETTINGS, (settings,)).unwrap().unwrap();
+    type Trigger = mainer_types::calls::Method<(), mainer_types::controller::ControllerResult<StepReport>>;
+    let trigger = |m: &Trigger| -> StepReport { env.call(admin(), agent, m, ()).unwrap().unwrap() };
+    for i in 0..kept {
+        let c = add_challenge(&env, game, &format!("challenge {i}"), 8);
+        assert_eq!(trigger(&controller_calls::TRIGGER_PULL).finished, 1);
+        env.call(admin(), game, &game_calls::CLOSE_CHALLENGE, (c.id,)).unwrap().unwrap();
+    }
+    while trigger(&controller_calls::TRIGGER_FORWARD).started > 0 {}
+    let page = mainer_types::PageRequest::first(1);
+    let history = env.call(admin(), agent, &controller_calls::RECENT_WORK, (page,)).unwrap().unwrap();
+    assert_eq!(history.total, kept, "the history is full");
+    add_challenge(&env, game, "one more", 8);
+    let start = env.simulator().unwrap().execution_totals(agent).0;
+    assert_eq!(trigger(&controller_calls::TRIGGER_PULL).finished, 1);
+    env.simulator().unwrap().execution_totals(agent).0 - start
+}
+
+/// The bytes of a ShareAgent's request for `challenge`: what is sent now,
+/// and what sending the whole `Challenge` (as before) took.
+fn request_bytes(challenge: &Challenge) -> (usize, usize) {
+    #[derive(candid::CandidType)]
+    struct WholeChallengeRequest<'a> {
+        challenge: &'a Challenge,
+    }
+    let now = Encode!(&ServiceRequest { challenge: challenge.into() }).unwrap().len();
+    let whole = Encode!(&WholeChallengeRequest { challenge }).unwrap().len();
+    (now, whole)
 }
 
 fn submit_cost_at(stored: u64) -> u64 {
@@ -87,6 +134,19 @@ fn submit_cost_at(stored: u64) -> u64 {
 
 fn main() {
     let (per_answer, calls, llm_per_answer, seconds) = controller_per_answer();
+    let pull_10 = pull_cost_with_history(10);
+    let pull_1k = pull_cost_with_history(1_000);
+    let question = "Benchmark question number 1 about a small cat, fifty.";
+    let (request, whole_request) = request_bytes(&Challenge {
+        id: 1,
+        question: question.into(),
+        settings: Default::default(),
+        max_submissions: Some(100),
+        deadline_ns: Some(1),
+        created_at_ns: 1,
+        status: mainer_types::game::ChallengeStatus::Open,
+        submissions: 0,
+    });
     let at_1k = submit_cost_at(1_000);
     let at_100k = submit_cost_at(100_000);
     // A Qwen2.5-0.5B-class LLM canister spends close to the 40B-instruction
@@ -105,6 +165,13 @@ fn main() {
         per_answer as f64 * 100.0 / qwen_like as f64
     );
     println!("| simulated seconds for 10 answers (pull every 10 s) | {seconds} |");
+    println!("| ShareAgent instructions per pull, 10 finished items kept | {pull_10} |");
+    println!("| ShareAgent instructions per pull, 1,000 finished items kept | {pull_1k} |");
+    println!("| ratio 1,000 / 10 | {:.2} |", pull_1k as f64 / pull_10 as f64);
+    println!(
+        "| ShareAgent → ShareService request bytes, {}-character question (whole `Challenge`: {whole_request}) | {request} |",
+        question.len()
+    );
     println!("| game-state instructions per submission, 1,000 stored | {at_1k} |");
     println!("| game-state instructions per submission, 100,000 stored | {at_100k} |");
     println!("| ratio 100,000 / 1,000 | {:.2} |", at_100k as f64 / at_1k as f64);

@@ -302,7 +302,7 @@ fn strangers_are_refused_by_every_admin_endpoint() {
     let service = deploy_controller(&*env, MainerRole::ShareService, game, None);
     let agent = deploy_controller(&*env, MainerRole::ShareAgent, game, Some(service));
     let challenge = add_challenge(&*env, game, "q", 4);
-    let req = mainer_types::controller::ServiceRequest { challenge: challenge.clone() };
+    let req = mainer_types::controller::ServiceRequest { challenge: (&challenge).into() };
     let r = env.call(stranger, service, &controller_calls::ENQUEUE_CHALLENGE, (req,));
     assert!(r.as_ref().is_err_and(|e| e.error_code == Some("IC0406")), "{r:?}");
     let delivery = mainer_types::controller::AnswerDelivery {

@@ -74,7 +74,7 @@ fn a_controller_refuses_strangers_and_oversize_updates_for_free() {
         stranger,
         service,
         "enqueue_challenge",
-        Encode!(&ServiceRequest { challenge: big }).unwrap(),
+        Encode!(&ServiceRequest { challenge: (&big).into() }).unwrap(),
     );
     refused_for_free(&*env, stranger, service, "pause", Encode!().unwrap());
     refused_for_free(&*env, stranger, service, "trigger_process", Encode!().unwrap());

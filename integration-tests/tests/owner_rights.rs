@@ -128,7 +128,7 @@ fn a_share_service_answers_only_the_question_the_game_state_has() {
     env.call(admin(), service, &controller_calls::ADD_SHARE_AGENT, (agent,)).unwrap().unwrap();
     let real = add_challenge(&*env, game, "Joe loves writing stories", 6);
     let send = |c: Challenge| -> Result<_, ControllerError> {
-        let arg = controller_calls::ENQUEUE_CHALLENGE.encode((ServiceRequest { challenge: c },)).unwrap();
+        let arg = controller_calls::ENQUEUE_CHALLENGE.encode((ServiceRequest { challenge: (&c).into() },)).unwrap();
         match probe::forward(&*env, agent, service, "enqueue_challenge", arg, 0, None) {
             Forwarded::Reply(bytes) => controller_calls::ENQUEUE_CHALLENGE.decode(&bytes).unwrap(),
             other => panic!("{other:?}"),

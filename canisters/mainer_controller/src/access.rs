@@ -10,7 +10,7 @@ use candid::Principal;
 use mainer_types::MainerRole;
 use mainer_types::controller::ControllerError;
 
-use crate::storage;
+use crate::state::read_state;
 
 fn unauthorized(what: &str) -> ControllerError {
     canister_common::warn!("refused {}: only {what} may call this", ic_cdk::api::msg_caller());
@@ -23,7 +23,7 @@ pub fn is_operator(caller: &Principal) -> bool {
 }
 
 pub fn is_admin(caller: &Principal) -> bool {
-    is_operator(caller) || storage::read(|s| s.config().owner == *caller)
+    is_operator(caller) || read_state(|s| s.config().owner == *caller)
 }
 
 pub fn require_admin(caller: &Principal) -> Result<(), ControllerError> {
@@ -32,7 +32,7 @@ pub fn require_admin(caller: &Principal) -> Result<(), ControllerError> {
 
 /// Operators and the creator canister (not the owner).
 pub fn require_manager(caller: &Principal) -> Result<(), ControllerError> {
-    if is_operator(caller) || storage::read(|s| s.config().creator == *caller) {
+    if is_operator(caller) || read_state(|s| s.config().creator == *caller) {
         Ok(())
     } else {
         Err(unauthorized("an operator or the mAIner creator"))
@@ -45,22 +45,18 @@ pub fn require_creator(caller: &Principal) -> Result<(), ControllerError> {
 }
 
 pub fn require_role(allowed: &[MainerRole], needs: &str) -> Result<MainerRole, ControllerError> {
-    let role = storage::read(|s| s.config().role);
+    let role = read_state(|s| s.role());
     if allowed.contains(&role) { Ok(role) } else { Err(ControllerError::WrongRole { role, needs: needs.to_string() }) }
 }
 
 /// ShareService: only the ShareAgents it serves.
 pub fn require_agent(caller: &Principal) -> Result<(), ControllerError> {
-    if storage::read(|s| s.agents.contains_key(caller)) {
-        Ok(())
-    } else {
-        Err(unauthorized("a ShareAgent of this ShareService"))
-    }
+    if read_state(|s| s.is_agent(caller)) { Ok(()) } else { Err(unauthorized("a ShareAgent of this ShareService")) }
 }
 
 /// ShareAgent: only its ShareService.
 pub fn require_service(caller: &Principal) -> Result<(), ControllerError> {
-    if storage::read(|s| s.config().share_service == Some(*caller)) {
+    if read_state(|s| s.config().share_service == Some(*caller)) {
         Ok(())
     } else {
         Err(unauthorized("this ShareAgent's ShareService"))

@@ -15,7 +15,7 @@ use candid::CandidType;
 use mainer_types::controller::{BurnRate, ControllerError, CyclesReport};
 use serde::Deserialize;
 
-use crate::storage;
+use crate::state::{mutate_state, read_state};
 
 /// Cycles per answer assumed before one has been measured.
 pub const DEFAULT_CYCLES_PER_ANSWER: u128 = 20_000_000_000;
@@ -107,34 +107,25 @@ pub fn per_day(rate: &BurnRate) -> Result<u128, ControllerError> {
     Ok(n)
 }
 
-fn answers(s: &storage::State) -> u64 {
-    let c = s.counters();
-    c.submissions + c.deliveries
-}
-
 /// Samples the balance (every timer round); logs a LowCycles change.
 pub fn observe(balance: u128) {
-    storage::mutate(|s| {
-        let mut b = s.budget.get().0.clone();
-        if b.observe(balance) {
-            if b.low_cycles {
-                canister_common::warn!("LowCycles: balance {balance} below the floor {}; paused", b.floor_cycles);
-            } else {
-                canister_common::info!("balance {balance} above the floor again: resumed");
+    mutate_state(|s| {
+        s.update_budget(|b| {
+            if b.observe(balance) {
+                if b.low_cycles {
+                    canister_common::warn!("LowCycles: balance {balance} below the floor {}; paused", b.floor_cycles);
+                } else {
+                    canister_common::info!("balance {balance} above the floor again: resumed");
+                }
             }
-        }
-        s.budget.set(storage::Stored(b));
+        })
     });
 }
 
-pub fn is_low() -> bool {
-    storage::read(|s| s.budget.get().0.low_cycles)
-}
-
 pub fn report(balance: u128) -> CyclesReport {
-    storage::read(|s| {
-        let b = s.budget.get().0.clone();
-        let answers = answers(s);
+    read_state(|s| {
+        let b = s.budget();
+        let answers = s.answers_handed_on();
         CyclesReport {
             balance,
             floor_cycles: b.floor_cycles,
@@ -152,11 +143,12 @@ pub fn report(balance: u128) -> CyclesReport {
 /// Sets the burn rate: the pull interval follows. Returns the interval.
 pub fn set_burn_rate(rate: &BurnRate) -> Result<u64, ControllerError> {
     let per_day = per_day(rate)?;
-    storage::mutate(|s| {
-        let mut b = s.budget.get().0.clone();
-        b.burn_per_day = Some(per_day);
-        let seconds = b.pull_interval(per_day, answers(s));
-        s.budget.set(storage::Stored(b));
+    mutate_state(|s| {
+        let answers = s.answers_handed_on();
+        let seconds = s.update_budget(|b| {
+            b.burn_per_day = Some(per_day);
+            b.pull_interval(per_day, answers)
+        });
         s.update_config(|c| c.settings.pull_interval_seconds = seconds);
         Ok(seconds)
     })
@@ -176,11 +168,7 @@ pub fn set_floor(floor: u128) -> Result<(), ControllerError> {
     if floor > MAX_BURN_PER_DAY {
         return Err(ControllerError::InvalidInput(format!("the floor is at most {MAX_BURN_PER_DAY} cycles")));
     }
-    storage::mutate(|s| {
-        let mut b = s.budget.get().0.clone();
-        b.floor_cycles = floor;
-        s.budget.set(storage::Stored(b));
-    });
+    mutate_state(|s| s.update_budget(|b| b.floor_cycles = floor));
     Ok(())
 }
 

@@ -9,7 +9,7 @@
 use candid::Principal;
 
 use crate::access;
-use crate::storage::State;
+use crate::state::State;
 
 /// Arguments without a large field.
 const SMALL_BYTES: usize = 1024;
@@ -30,7 +30,7 @@ pub fn accepts(state: &State, caller: &Principal, is_operator: bool, method: &st
         "add_llm" | "remove_llm" | "set_llm_draining" | "add_share_agent" | "remove_share_agent" => {
             (is_operator || config.creator == *caller, SMALL_BYTES)
         }
-        "enqueue_challenge" => (state.agents.contains_key(caller), CHALLENGE_BYTES),
+        "enqueue_challenge" => (state.is_agent(caller), CHALLENGE_BYTES),
         "deliver_answer" => (config.share_service == Some(*caller), DELIVERY_BYTES),
         "set_settings" => (is_admin, SETTINGS_BYTES),
         // Every other update, and queries sent as updates: admins only.
@@ -47,7 +47,7 @@ pub fn caller_is_operator(caller: &Principal) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::work::tests::state;
+    use crate::state::tests::state;
     use mainer_types::controller::ControllerSettings;
 
     #[test]
@@ -55,7 +55,7 @@ mod tests {
         let mut s = state(ControllerSettings::default());
         let agent = Principal::from_slice(&[3; 10]);
         let stranger = Principal::from_slice(&[4; 10]);
-        s.agents.insert(agent, ());
+        s.add_agent(agent);
         let creator = s.config().creator;
         assert!(!accepts(&s, &stranger, false, "enqueue_challenge", 100));
         assert!(accepts(&s, &agent, false, "enqueue_challenge", 100));

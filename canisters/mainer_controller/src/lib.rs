@@ -12,12 +12,15 @@
 mod access;
 mod budget;
 mod calls;
+mod ic;
 mod inspect;
 mod metrics;
 mod pool;
 mod share_check;
-mod storage;
+mod state;
 mod tasks;
+#[cfg(test)]
+mod testing;
 mod timers;
 mod work;
 
@@ -34,7 +37,8 @@ use mainer_types::http::{HttpRequest, HttpResponse};
 use mainer_types::llama_cpp::StatusCodeRecordResult;
 use mainer_types::{MainerRole, Page, PageRequest};
 
-use crate::storage::Config;
+use crate::ic::IcRuntime;
+use crate::state::{Config, mutate_state, read_state};
 
 fn now() -> u64 {
     ic_cdk::api::time()
@@ -65,7 +69,7 @@ fn init(args: ControllerArgs) {
         settings,
         paused: false,
     };
-    storage::mutate(|s| s.config.set(storage::Stored(Some(config))));
+    mutate_state(|s| s.install(config));
     timers::arm();
     canister_common::info!("installed as {:?}", init.role);
 }
@@ -78,13 +82,10 @@ fn post_upgrade(args: Option<ControllerArgs>) {
         if let Err(e) = settings.validate() {
             ic_cdk::trap(format!("invalid settings: {e}"));
         }
-        storage::mutate(|s| s.update_config(|c| c.settings = settings));
+        mutate_state(|s| s.update_config(|c| c.settings = settings));
     }
     // No generation survives an upgrade: what was in flight with our LLMs goes back to the queue.
-    storage::mutate(|s| {
-        s.reclaim_in_flight(now(), true);
-        s.release_all_llms();
-    });
+    mutate_state(|s| s.after_upgrade(now()));
     timers::arm();
     canister_common::info!("upgraded; in-flight work went back to the queue");
 }
@@ -97,7 +98,7 @@ fn inspect_message() {
     let size = ic0::msg_arg_data_size();
     let method = ic_cdk::api::msg_method_name();
     let operator = inspect::caller_is_operator(&caller);
-    if storage::read(|s| inspect::accepts(s, &caller, operator, &method, size)) {
+    if read_state(|s| inspect::accepts(s, &caller, operator, &method, size)) {
         ic_cdk::api::accept_message();
     }
 }
@@ -110,45 +111,37 @@ fn inspect_message() {
 fn add_llm(req: AddLlmRequest) -> ControllerResult<LlmStatus> {
     access::require_manager(&msg_caller())?;
     access::require_role(&[MainerRole::Own, MainerRole::ShareService], "LLMs of its own")?;
-    storage::mutate(|s| {
-        s.add_llm(req.canister)?;
-        if let Some(sha) = req.model_sha256 {
-            let mut slot = s.llm(req.canister).unwrap();
-            slot.model_sha256 = Some(sha);
-            s.llms.insert(req.canister, storage::Stored(slot));
-        }
-        Ok(s.llm_status(req.canister, now()).unwrap())
-    })
+    mutate_state(|s| s.add_llm(req.canister, req.model_sha256))
 }
 
 #[update]
 fn remove_llm(canister: Principal) -> ControllerResult<()> {
     access::require_manager(&msg_caller())?;
-    storage::mutate(|s| s.remove_llm(canister))
+    mutate_state(|s| s.remove_llm(canister))
 }
 
 /// A draining LLM gets no new work; remove it once `in_flight` is empty.
 #[update]
 fn set_llm_draining(canister: Principal, draining: bool) -> ControllerResult<LlmStatus> {
     access::require_manager(&msg_caller())?;
-    storage::mutate(|s| s.set_draining(canister, draining))
+    mutate_state(|s| s.set_draining(canister, draining))
 }
 
 #[query]
 fn list_llms() -> ControllerResult<Vec<LlmStatus>> {
     access::require_admin(&msg_caller())?;
-    Ok(storage::read(|s| s.llm_statuses(now())))
+    Ok(read_state(|s| s.llm_statuses(now())))
 }
 
 /// Asks every LLM whether it is ready and whether it lets us in.
 #[update]
 async fn check_llms() -> ControllerResult<Vec<LlmCheck>> {
     access::require_admin(&msg_caller())?;
-    let llms: Vec<Principal> = storage::read(|s| s.llms.keys().collect());
+    let llms = read_state(|s| s.llm_ids());
     let mut checks = Vec::new();
     for llm in llms {
-        let ready = calls::call(llm, &llm_calls::READY, ()).await;
-        let access = calls::call(llm, &llm_calls::CHECK_ACCESS, ()).await;
+        let ready = calls::call(&IcRuntime, llm, &llm_calls::READY, ()).await;
+        let access = calls::call(&IcRuntime, llm, &llm_calls::CHECK_ACCESS, ()).await;
         let (ok, detail) = match (ready, access) {
             (Ok(StatusCodeRecordResult::Ok(_)), Ok(StatusCodeRecordResult::Ok(_))) => {
                 (true, "ready, access granted".into())
@@ -166,22 +159,24 @@ async fn check_llms() -> ControllerResult<Vec<LlmCheck>> {
 fn add_share_agent(agent: Principal) -> ControllerResult<()> {
     access::require_manager(&msg_caller())?;
     access::require_role(&[MainerRole::ShareService], "ShareAgents")?;
-    storage::mutate(|s| s.agents.insert(agent, ()));
+    mutate_state(|s| s.add_agent(agent));
     Ok(())
 }
 
 #[update]
 fn remove_share_agent(agent: Principal) -> ControllerResult<()> {
     access::require_manager(&msg_caller())?;
-    storage::mutate(|s| s.agents.remove(&agent))
-        .map(|_| ())
-        .ok_or_else(|| ControllerError::NotFound(format!("ShareAgent {agent}")))
+    if mutate_state(|s| s.remove_agent(agent)) {
+        Ok(())
+    } else {
+        Err(ControllerError::NotFound(format!("ShareAgent {agent}")))
+    }
 }
 
 #[query]
 fn list_share_agents(page: PageRequest) -> ControllerResult<Page<Principal>> {
     access::require_admin(&msg_caller())?;
-    Ok(storage::read(|s| Page::collect(s.agents.keys(), s.agents.len(), page)))
+    Ok(read_state(|s| s.agents_page(page)))
 }
 
 // ----------------------------------------------------------------------
@@ -195,11 +190,11 @@ async fn enqueue_challenge(request: ServiceRequest) -> ControllerResult<ServiceT
     let caller = msg_caller();
     access::require_role(&[MainerRole::ShareService], "ShareAgents")?;
     access::require_agent(&caller)?;
-    if storage::read(|s| s.config().paused) || budget::is_low() {
+    if read_state(|s| s.paused() || s.low_cycles()) {
         return Err(ControllerError::Paused);
     }
-    share_check::verify(&request.challenge).await?;
-    tasks::accept_from_agent(caller, request)
+    share_check::verify(&IcRuntime, &request.challenge).await?;
+    tasks::accept_from_agent(caller, request, now())
 }
 
 /// ShareAgent: the ShareService hands back an answer (or a failure).
@@ -207,7 +202,7 @@ async fn enqueue_challenge(request: ServiceRequest) -> ControllerResult<ServiceT
 fn deliver_answer(delivery: AnswerDelivery) -> ControllerResult<()> {
     access::require_role(&[MainerRole::ShareAgent], "a ShareService")?;
     access::require_service(&msg_caller())?;
-    tasks::receive_delivery(delivery)
+    tasks::receive_delivery(&IcRuntime, delivery)
 }
 
 // ----------------------------------------------------------------------
@@ -218,7 +213,7 @@ fn deliver_answer(delivery: AnswerDelivery) -> ControllerResult<()> {
 async fn trigger_pull() -> ControllerResult<StepReport> {
     access::require_admin(&msg_caller())?;
     access::require_role(&[MainerRole::Own, MainerRole::ShareAgent], "a game state to pull from")?;
-    Ok(tasks::pull().await)
+    Ok(tasks::pull(&IcRuntime).await)
 }
 
 /// ShareAgent: forward queued challenges to the ShareService.
@@ -226,34 +221,34 @@ async fn trigger_pull() -> ControllerResult<StepReport> {
 async fn trigger_forward() -> ControllerResult<StepReport> {
     access::require_admin(&msg_caller())?;
     access::require_role(&[MainerRole::ShareAgent], "a ShareService")?;
-    Ok(tasks::forward().await)
+    Ok(tasks::forward(&IcRuntime).await)
 }
 
 #[update]
 async fn trigger_process() -> ControllerResult<StepReport> {
     access::require_admin(&msg_caller())?;
     access::require_role(&[MainerRole::Own, MainerRole::ShareService], "LLMs of its own")?;
-    Ok(tasks::process().await)
+    Ok(tasks::process(&IcRuntime).await)
 }
 
 /// Submits (Own, ShareAgent) or delivers (ShareService) answered items.
 #[update]
 async fn trigger_submit() -> ControllerResult<StepReport> {
     access::require_admin(&msg_caller())?;
-    Ok(tasks::hand_on().await)
+    Ok(tasks::hand_on(&IcRuntime).await)
 }
 
 #[update]
 fn pause() -> ControllerResult<()> {
     access::require_admin(&msg_caller())?;
-    storage::mutate(|s| s.update_config(|c| c.paused = true));
+    mutate_state(|s| s.update_config(|c| c.paused = true));
     Ok(())
 }
 
 #[update]
 fn resume() -> ControllerResult<()> {
     access::require_admin(&msg_caller())?;
-    storage::mutate(|s| s.update_config(|c| c.paused = false));
+    mutate_state(|s| s.update_config(|c| c.paused = false));
     Ok(())
 }
 
@@ -261,7 +256,7 @@ fn resume() -> ControllerResult<()> {
 fn set_settings(settings: ControllerSettings) -> ControllerResult<ControllerSettings> {
     access::require_admin(&msg_caller())?;
     settings.validate()?;
-    storage::mutate(|s| s.update_config(|c| c.settings = settings.clone()));
+    mutate_state(|s| s.update_config(|c| c.settings = settings.clone()));
     timers::arm();
     Ok(settings)
 }
@@ -309,7 +304,7 @@ fn cycles_report() -> ControllerResult<CyclesReport> {
 #[query]
 fn config() -> ControllerResult<ControllerConfigView> {
     access::require_admin(&msg_caller())?;
-    let c = storage::read(|s| s.config());
+    let c = read_state(|s| s.config());
     Ok(ControllerConfigView {
         role: c.role,
         game_state: c.game_state,
@@ -325,25 +320,25 @@ fn config() -> ControllerResult<ControllerConfigView> {
 #[query]
 fn queue(page: PageRequest) -> ControllerResult<Page<WorkItem>> {
     access::require_admin(&msg_caller())?;
-    Ok(storage::read(|s| Page::collect(s.queue.values().map(|v| v.0), s.queue.len(), page)))
+    Ok(read_state(|s| s.queue_page(page)))
 }
 
 /// Finished work (submitted, delivered, failed, dropped), newest first.
 #[query]
 fn recent_work(page: PageRequest) -> ControllerResult<Page<WorkItem>> {
     access::require_admin(&msg_caller())?;
-    Ok(storage::read(|s| Page::collect(s.history.iter().rev().map(|e| e.value().0), s.history.len(), page)))
+    Ok(read_state(|s| s.history_page(page)))
 }
 
 #[query]
 fn counters() -> ControllerResult<Counters> {
     access::require_admin(&msg_caller())?;
-    Ok(storage::read(|s| s.counters()))
+    Ok(read_state(|s| s.counters()))
 }
 
 #[query]
 fn health() -> HealthReport {
-    storage::read(|s| {
+    read_state(|s| {
         let c = s.config();
         let now = now();
         let llms = s.llm_statuses(now);
@@ -352,7 +347,7 @@ fn health() -> HealthReport {
         if c.role.has_llms() && healthy_llms == 0 {
             problems.push("no healthy LLM".to_string());
         }
-        if c.role == MainerRole::ShareService && s.agents.is_empty() {
+        if c.role == MainerRole::ShareService && s.agent_count() == 0 {
             problems.push("no ShareAgent to serve".to_string());
         }
         if timers::armed() == 0 {
@@ -397,7 +392,7 @@ fn health() -> HealthReport {
 /// (see `canister_common::http`: nothing secret is logged).
 #[query]
 fn http_request(req: HttpRequest) -> HttpResponse {
-    canister_common::http::serve(&req, |w| storage::read(|s| metrics::encode(s, now(), w)))
+    canister_common::http::serve(&req, |w| read_state(|s| metrics::encode(s, now(), w)))
 }
 
 #[query]
@@ -407,7 +402,7 @@ fn ready() -> bool {
 
 #[query]
 fn role() -> MainerRole {
-    storage::read(|s| s.config().role)
+    read_state(|s| s.config().role)
 }
 
 #[query]

@@ -6,7 +6,7 @@ use std::io;
 use canister_common::metrics::Encoder;
 use mainer_types::controller::WorkState;
 
-use crate::storage::State;
+use crate::state::State;
 
 pub fn encode(s: &State, now_ns: u64, w: &mut Encoder) -> io::Result<()> {
     let c = s.config();
@@ -15,8 +15,8 @@ pub fn encode(s: &State, now_ns: u64, w: &mut Encoder) -> io::Result<()> {
         .value(&[("state", "queued")], s.count_in(|st| *st == WorkState::Queued) as f64)?
         .value(&[("state", "in_flight")], s.count_in(|st| matches!(st, WorkState::InFlight { .. })) as f64)?
         .value(&[("state", "answered")], s.count_in(|st| *st == WorkState::Answered) as f64)?;
-    w.encode_gauge("controller_history_items", s.history.len() as f64, "Finished work items kept in the history.")?;
-    w.encode_gauge("controller_share_agents", s.agents.len() as f64, "ShareAgents served (ShareService).")?;
+    w.encode_gauge("controller_history_items", s.history_len() as f64, "Finished work items kept in the history.")?;
+    w.encode_gauge("controller_share_agents", s.agent_count() as f64, "ShareAgents served (ShareService).")?;
 
     let llms = s.llm_statuses(now_ns);
     let healthy = llms.iter().filter(|l| l.healthy).count();

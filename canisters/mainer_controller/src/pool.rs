@@ -1,33 +1,82 @@
 //! The pool of LLM canisters: round robin over LLMs that are free, not
 //! resting after a failure and not being drained; one answer in flight each.
+//! [`Pool`] owns the slots (in stable memory) and keeps these rules; the
+//! work an LLM holds is the work queue's business (`state.rs` ties the two).
 
-use candid::Principal;
-use mainer_types::controller::{ControllerError, LlmStatus, WorkState};
+use candid::{CandidType, Principal};
+use ic_stable_structures::StableBTreeMap;
+use mainer_types::controller::{ControllerError, LlmStatus};
+use mainer_types::stable::Stored;
+use serde::Deserialize;
 
-use crate::storage::{LlmSlot, State, Stored};
+use crate::state::Memory;
 
-const NANOS: u64 = 1_000_000_000;
+/// One LLM canister of the pool. Stored as Candid: fields keep their names.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct LlmSlot {
+    /// Not given work before this time (after a failure).
+    pub resting_until_ns: u64,
+    /// Being emptied before removal: no new work.
+    pub draining: bool,
+    pub in_flight: Option<u64>,
+    pub answers: u64,
+    pub failures: u64,
+    pub last_error: Option<String>,
+    pub model_sha256: Option<String>,
+}
 
-impl State {
-    pub fn llm(&self, id: Principal) -> Option<LlmSlot> {
+impl LlmSlot {
+    fn usable(&self, now_ns: u64) -> bool {
+        self.in_flight.is_none() && !self.draining && self.resting_until_ns <= now_ns
+    }
+}
+
+pub struct Pool {
+    llms: StableBTreeMap<Principal, Stored<LlmSlot>, Memory>,
+    /// Where the round robin resumes (a heap cache; losing it is harmless).
+    next_after: Option<Principal>,
+}
+
+fn not_found(id: Principal) -> ControllerError {
+    ControllerError::NotFound(format!("LLM {id}"))
+}
+
+impl Pool {
+    pub fn init(memory: Memory) -> Pool {
+        Pool { llms: StableBTreeMap::init(memory), next_after: None }
+    }
+
+    pub fn get(&self, id: Principal) -> Option<LlmSlot> {
         self.llms.get(&id).map(|s| s.0)
     }
 
-    fn put_llm(&mut self, id: Principal, slot: LlmSlot) {
+    fn put(&mut self, id: Principal, slot: LlmSlot) {
         self.llms.insert(id, Stored(slot));
     }
 
-    pub fn add_llm(&mut self, id: Principal) -> Result<(), ControllerError> {
+    /// Changes the slot of `id`, if it is in the pool.
+    fn update(&mut self, id: Principal, f: impl FnOnce(&mut LlmSlot)) -> Option<LlmSlot> {
+        let mut slot = self.get(id)?;
+        f(&mut slot);
+        self.put(id, slot.clone());
+        Some(slot)
+    }
+
+    pub fn ids(&self) -> Vec<Principal> {
+        self.llms.keys().collect()
+    }
+
+    pub fn add(&mut self, id: Principal, model_sha256: Option<String>) -> Result<(), ControllerError> {
         if self.llms.contains_key(&id) {
             return Err(ControllerError::AlreadyExists(format!("LLM {id}")));
         }
-        self.put_llm(id, LlmSlot::default());
+        self.put(id, LlmSlot { model_sha256, ..LlmSlot::default() });
         Ok(())
     }
 
     /// Removes an LLM that has no answer in flight (drain it first).
-    pub fn remove_llm(&mut self, id: Principal) -> Result<(), ControllerError> {
-        let slot = self.llm(id).ok_or_else(|| ControllerError::NotFound(format!("LLM {id}")))?;
+    pub fn remove(&mut self, id: Principal) -> Result<(), ControllerError> {
+        let slot = self.get(id).ok_or_else(|| not_found(id))?;
         if let Some(item) = slot.in_flight {
             return Err(ControllerError::Busy(format!("LLM {id} is answering item {item}; drain it first")));
         }
@@ -35,15 +84,12 @@ impl State {
         Ok(())
     }
 
-    pub fn set_draining(&mut self, id: Principal, draining: bool) -> Result<LlmStatus, ControllerError> {
-        let mut slot = self.llm(id).ok_or_else(|| ControllerError::NotFound(format!("LLM {id}")))?;
-        slot.draining = draining;
-        self.put_llm(id, slot);
-        Ok(self.llm_status(id, 0).expect("just written"))
+    pub fn set_draining(&mut self, id: Principal, draining: bool) -> Result<(), ControllerError> {
+        self.update(id, |s| s.draining = draining).map(|_| ()).ok_or_else(|| not_found(id))
     }
 
-    pub fn llm_status(&self, id: Principal, now_ns: u64) -> Option<LlmStatus> {
-        let s = self.llm(id)?;
+    pub fn status(&self, id: Principal, now_ns: u64) -> Option<LlmStatus> {
+        let s = self.get(id)?;
         let resting = s.resting_until_ns > now_ns;
         Some(LlmStatus {
             canister: id,
@@ -57,65 +103,64 @@ impl State {
         })
     }
 
-    pub fn llm_statuses(&self, now_ns: u64) -> Vec<LlmStatus> {
-        self.llms.keys().filter_map(|id| self.llm_status(id, now_ns)).collect()
+    pub fn statuses(&self, now_ns: u64) -> Vec<LlmStatus> {
+        self.llms.keys().filter_map(|id| self.status(id, now_ns)).collect()
     }
 
-    /// The next free LLM after the last one used, in principal order.
-    pub fn pick_llm(&mut self, now_ns: u64) -> Option<Principal> {
-        let usable = |s: &LlmSlot| s.in_flight.is_none() && !s.draining && s.resting_until_ns <= now_ns;
-        let after = self.next_llm_after;
-        let later = after.and_then(|a| {
-            self.llms.iter().map(|e| e.into_pair()).find(|(id, s)| *id > a && usable(&s.0)).map(|(id, _)| id)
+    /// The next usable LLM after the last one picked, in principal order.
+    pub fn pick(&mut self, now_ns: u64) -> Option<Principal> {
+        let usable = |(id, s): (Principal, Stored<LlmSlot>)| s.0.usable(now_ns).then_some(id);
+        let later = self.next_after.and_then(|a| {
+            use std::ops::Bound::{Excluded, Unbounded};
+            self.llms.range((Excluded(a), Unbounded)).map(|e| e.into_pair()).find_map(usable)
         });
-        let pick =
-            later.or_else(|| self.llms.iter().map(|e| e.into_pair()).find(|(_, s)| usable(&s.0)).map(|(id, _)| id))?;
-        self.next_llm_after = Some(pick);
+        let pick = later.or_else(|| self.llms.iter().map(|e| e.into_pair()).find_map(usable))?;
+        self.next_after = Some(pick);
         Some(pick)
     }
 
-    /// Gives item `item` to `llm`: both records are written before any call.
-    pub fn assign(&mut self, item: u64, llm: Principal, now_ns: u64) {
-        let mut slot = self.llm(llm).expect("assigning to a known LLM");
-        slot.in_flight = Some(item);
-        self.put_llm(llm, slot);
-        self.set_state(item, WorkState::InFlight { since_ns: now_ns, llm: Some(llm) }, now_ns);
+    /// Whether `id` is in the pool with nothing in flight.
+    pub fn is_free(&self, id: Principal) -> bool {
+        self.get(id).is_some_and(|s| s.in_flight.is_none())
     }
 
-    /// Frees `llm` if it is still working on `item`.
-    pub fn release_llm(&mut self, llm: Principal, item: u64) {
-        if let Some(mut slot) = self.llm(llm)
-            && slot.in_flight == Some(item)
-        {
-            slot.in_flight = None;
-            self.put_llm(llm, slot);
+    /// Whether `id` is working on `item`.
+    pub fn is_working_on(&self, id: Principal, item: u64) -> bool {
+        self.get(id).is_some_and(|s| s.in_flight == Some(item))
+    }
+
+    /// `id` takes on `item` (the LLM side of an assignment).
+    pub fn occupy(&mut self, id: Principal, item: u64) {
+        self.update(id, |s| s.in_flight = Some(item)).expect("occupying an LLM of the pool");
+    }
+
+    /// Frees `id` if it is still working on `item`.
+    pub fn release(&mut self, id: Principal, item: u64) {
+        if self.is_working_on(id, item) {
+            self.update(id, |s| s.in_flight = None);
         }
     }
 
-    pub fn llm_answered(&mut self, llm: Principal) {
-        if let Some(mut slot) = self.llm(llm) {
-            slot.answers += 1;
-            slot.last_error = None;
-            self.put_llm(llm, slot);
-        }
+    pub fn answered(&mut self, id: Principal) {
+        self.update(id, |s| {
+            s.answers += 1;
+            s.last_error = None;
+        });
     }
 
-    /// Counts a failure; `rest` keeps the LLM out of rotation for a while.
-    pub fn llm_failed(&mut self, llm: Principal, error: String, rest: bool, now_ns: u64) {
-        let rest_ns = self.settings().llm_rest_seconds * NANOS;
-        canister_common::warn!("LLM {llm} failed{}: {error}", if rest { ", resting" } else { "" });
-        if let Some(mut slot) = self.llm(llm) {
-            slot.failures += 1;
-            slot.last_error = Some(error);
-            if rest {
-                slot.resting_until_ns = now_ns + rest_ns;
+    /// Counts a failure; `rest_until_ns` keeps the LLM out of rotation until then.
+    pub fn failed(&mut self, id: Principal, error: String, rest_until_ns: Option<u64>) {
+        self.update(id, |s| {
+            s.failures += 1;
+            s.last_error = Some(error);
+            if let Some(until) = rest_until_ns {
+                s.resting_until_ns = until;
             }
-            self.put_llm(llm, slot);
-        }
+        });
     }
 
     /// Frees every LLM (after an upgrade no generation is running).
-    pub fn release_all_llms(&mut self) {
+    pub fn release_all(&mut self) {
         let busy: Vec<Principal> = self
             .llms
             .iter()
@@ -124,19 +169,21 @@ impl State {
             .map(|(id, _)| id)
             .collect();
         for id in busy {
-            let mut slot = self.llm(id).unwrap();
-            slot.in_flight = None;
-            self.put_llm(id, slot);
+            self.update(id, |s| s.in_flight = None);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::work::tests::state;
-    use mainer_types::controller::ControllerSettings;
+    use ic_stable_structures::DefaultMemoryImpl;
+    use ic_stable_structures::memory_manager::{MemoryId, MemoryManager};
 
     use super::*;
+
+    fn pool() -> Pool {
+        Pool::init(MemoryManager::init(DefaultMemoryImpl::default()).get(MemoryId::new(0)))
+    }
 
     fn llm(n: u8) -> Principal {
         Principal::from_slice(&[n; 10])
@@ -144,29 +191,50 @@ mod tests {
 
     #[test]
     fn round_robin_skips_busy_resting_and_draining_llms() {
-        let mut s = state(ControllerSettings { llm_rest_seconds: 10, ..Default::default() });
+        let mut p = pool();
         for n in 1..=4 {
-            s.add_llm(llm(n)).unwrap();
+            p.add(llm(n), None).unwrap();
         }
-        assert_eq!(s.pick_llm(0), Some(llm(1)));
-        assert_eq!(s.pick_llm(0), Some(llm(2)));
-        s.assign(0, llm(3), 0); // item 0 does not exist: only the LLM side matters here
-        s.llm_failed(llm(4), "down".into(), true, 0);
-        assert_eq!(s.pick_llm(0), Some(llm(1)), "3 busy, 4 resting: wraps around");
-        s.set_draining(llm(1), true).unwrap();
-        assert_eq!(s.pick_llm(0), Some(llm(2)));
-        assert_eq!(s.pick_llm(11 * NANOS), Some(llm(4)), "rested long enough");
+        assert_eq!(p.pick(0), Some(llm(1)));
+        assert_eq!(p.pick(0), Some(llm(2)));
+        p.occupy(llm(3), 0);
+        p.failed(llm(4), "down".into(), Some(10));
+        assert_eq!(p.pick(0), Some(llm(1)), "3 busy, 4 resting: wraps around");
+        p.set_draining(llm(1), true).unwrap();
+        assert_eq!(p.pick(0), Some(llm(2)));
+        assert_eq!(p.pick(11), Some(llm(4)), "rested long enough");
+        let s = p.status(llm(4), 0).unwrap();
+        assert!(!s.healthy && s.failures == 1 && s.last_error.as_deref() == Some("down"));
+        p.answered(llm(4));
+        assert_eq!(p.get(llm(4)).unwrap().last_error, None, "an answer clears the last error");
     }
 
     #[test]
     fn an_llm_with_work_in_flight_cannot_be_removed() {
-        let mut s = state(ControllerSettings::default());
-        s.add_llm(llm(1)).unwrap();
-        assert!(s.add_llm(llm(1)).is_err());
-        s.assign(7, llm(1), 0);
-        assert!(matches!(s.remove_llm(llm(1)), Err(ControllerError::Busy(_))));
-        s.release_llm(llm(1), 7);
-        s.remove_llm(llm(1)).unwrap();
-        assert!(s.llm(llm(1)).is_none());
+        let mut p = pool();
+        p.add(llm(1), Some("sha".into())).unwrap();
+        assert!(matches!(p.add(llm(1), None), Err(ControllerError::AlreadyExists(_))));
+        p.occupy(llm(1), 7);
+        assert!(matches!(p.remove(llm(1)), Err(ControllerError::Busy(_))));
+        p.release(llm(1), 8);
+        assert!(!p.is_free(llm(1)), "only the item it works on frees it");
+        p.release(llm(1), 7);
+        assert!(p.is_free(llm(1)));
+        p.remove(llm(1)).unwrap();
+        assert!(p.get(llm(1)).is_none());
+        assert!(matches!(p.remove(llm(1)), Err(ControllerError::NotFound(_))));
+        assert!(matches!(p.set_draining(llm(1), true), Err(ControllerError::NotFound(_))));
+    }
+
+    #[test]
+    fn after_an_upgrade_every_llm_is_free() {
+        let mut p = pool();
+        for n in 1..=3 {
+            p.add(llm(n), None).unwrap();
+            p.occupy(llm(n), n as u64);
+        }
+        assert_eq!(p.pick(0), None);
+        p.release_all();
+        assert!((1..=3).all(|n| p.is_free(llm(n))));
     }
 }

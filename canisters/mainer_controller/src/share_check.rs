@@ -9,11 +9,13 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use mainer_types::calls::game_state;
-use mainer_types::controller::{ControllerError, ControllerResult};
-use mainer_types::game::{Challenge, ChallengeId};
+use mainer_types::controller::{ControllerError, ControllerResult, ServiceChallenge};
+use mainer_types::game::{Challenge, ChallengeId, GenerationSettings};
 use sha2::{Digest, Sha256};
 
-use crate::{calls, storage};
+use crate::calls;
+use crate::ic::Runtime;
+use crate::state::read_state;
 
 /// Challenges whose digest is kept; the oldest ids go first.
 const MAX_KEPT: usize = 512;
@@ -23,13 +25,17 @@ thread_local! {
 }
 
 /// What must match: the question and the generation settings.
-fn digest(c: &Challenge) -> [u8; 32] {
-    let bytes = candid::encode_args((&c.question, &c.settings)).expect("a challenge encodes");
+fn digest(question: &str, settings: &GenerationSettings) -> [u8; 32] {
+    let bytes = candid::encode_args((question, settings)).expect("a challenge encodes");
     Sha256::digest(bytes).into()
 }
 
-fn compare(claimed: &Challenge, real: [u8; 32]) -> ControllerResult<()> {
-    if digest(claimed) == real {
+fn digest_of(c: &Challenge) -> [u8; 32] {
+    digest(&c.question, &c.settings)
+}
+
+fn compare(claimed: &ServiceChallenge, real: [u8; 32]) -> ControllerResult<()> {
+    if digest(&claimed.question, &claimed.settings) == real {
         Ok(())
     } else {
         canister_common::warn!("a request for challenge {} does not match the game state's", claimed.id);
@@ -50,14 +56,14 @@ fn remember(id: ChallengeId, d: [u8; 32]) {
 /// Ok when `claimed` has the question and settings of the game state's
 /// challenge with its id; `ChallengeMismatch` when not; `CallFailed` when the
 /// game state cannot be asked (the agent retries later).
-pub async fn verify(claimed: &Challenge) -> ControllerResult<()> {
+pub async fn verify<RT: Runtime>(rt: &RT, claimed: &ServiceChallenge) -> ControllerResult<()> {
     if let Some(known) = CONFIRMED.with(|c| c.borrow().get(&claimed.id).copied()) {
         return compare(claimed, known);
     }
-    let game = storage::read(|s| s.config().game_state);
-    match calls::call(game, &game_state::CHALLENGE, (claimed.id,)).await {
+    let game = read_state(|s| s.config().game_state);
+    match calls::call(rt, game, &game_state::CHALLENGE, (claimed.id,)).await {
         Ok(Ok(real)) => {
-            let d = digest(&real);
+            let d = digest_of(&real);
             remember(real.id, d);
             compare(claimed, d)
         }
@@ -80,15 +86,16 @@ mod tests {
     #[test]
     fn only_the_question_and_settings_of_the_challenge_pass() {
         let real = challenge(7);
-        let d = digest(&real);
-        assert_eq!(compare(&real, d), Ok(()));
-        let forged = Challenge { question: "my own question".into(), ..real.clone() };
+        let d = digest_of(&real);
+        let claimed = ServiceChallenge::from(&real);
+        assert_eq!(compare(&claimed, d), Ok(()));
+        let forged = ServiceChallenge { question: "my own question".into(), ..claimed.clone() };
         assert_eq!(compare(&forged, d), Err(ControllerError::ChallengeMismatch { challenge_id: 7 }));
-        let mut longer = real.clone();
+        let mut longer = claimed.clone();
         longer.settings.max_tokens += 1;
         assert!(compare(&longer, d).is_err(), "other settings");
         let counted = Challenge { submissions: 3, ..real };
-        assert_eq!(compare(&counted, d), Ok(()), "the counts may differ");
+        assert_eq!(compare(&ServiceChallenge::from(&counted), d), Ok(()), "the counts may differ");
     }
 
     #[test]

@@ -1,49 +1,50 @@
 //! The pull and process timers: armed by one function from `init` and
 //! `post_upgrade` (timers do not survive upgrades), re-armed when the
-//! intervals change, never duplicated, and guarded against overlapping runs.
+//! intervals change, never duplicated, and guarded against overlapping runs:
+//! a [`Round`] is held by a [`Guard`] while it runs, released when it ends,
+//! fails or traps (its future is dropped).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
+use canister_common::guard::Guard;
 use ic_cdk_timers::TimerId;
 use mainer_types::MainerRole;
 
-use crate::{storage, tasks};
+use crate::ic::{IcRuntime, Runtime};
+use crate::state::read_state;
+use crate::tasks;
+
+/// The timer rounds, each of which runs once at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Round {
+    Pull,
+    Process,
+}
 
 thread_local! {
     static TIMERS: RefCell<Vec<TimerId>> = const { RefCell::new(Vec::new()) };
-    static PULL_RUNNING: Cell<bool> = const { Cell::new(false) };
-    static PROCESS_RUNNING: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Held while a timer task runs; dropped (also on a trap, by the cleanup
-/// callback) it lets the next run start.
-struct RunGuard(&'static std::thread::LocalKey<Cell<bool>>);
-
-impl RunGuard {
-    fn take(flag: &'static std::thread::LocalKey<Cell<bool>>) -> Option<Self> {
-        if flag.with(|f| f.replace(true)) { None } else { Some(RunGuard(flag)) }
-    }
-}
-
-impl Drop for RunGuard {
-    fn drop(&mut self) {
-        self.0.with(|f| f.set(false));
-    }
+    /// Rounds under way in this execution of the canister.
+    static RUNNING: RefCell<BTreeSet<Round>> = const { RefCell::new(BTreeSet::new()) };
 }
 
 /// (Re)arms the timers the role needs, clearing any armed before.
 pub fn arm() {
     disarm();
-    let (role, settings) = storage::read(|s| (s.config().role, s.settings()));
+    let (role, settings) = read_state(|s| (s.role(), s.settings()));
     let mut ids = Vec::new();
     if matches!(role, MainerRole::Own | MainerRole::ShareAgent) {
         let every = Duration::from_secs(settings.pull_interval_seconds);
-        ids.push(ic_cdk_timers::set_timer_interval(every, || async { pull_round().await }));
+        ids.push(ic_cdk_timers::set_timer_interval(every, || async {
+            pull_round(&IcRuntime).await;
+        }));
     }
     if matches!(role, MainerRole::Own | MainerRole::ShareService) {
         let every = Duration::from_secs(settings.process_interval_seconds);
-        ids.push(ic_cdk_timers::set_timer_interval(every, || async { process_round().await }));
+        ids.push(ic_cdk_timers::set_timer_interval(every, || async {
+            process_round(&IcRuntime).await;
+        }));
     }
     TIMERS.with(|t| *t.borrow_mut() = ids);
 }
@@ -58,21 +59,29 @@ pub fn armed() -> usize {
     TIMERS.with(|t| t.borrow().len())
 }
 
-/// Own: pull; ShareAgent: pull, forward, submit.
-pub async fn pull_round() {
-    let Some(_guard) = RunGuard::take(&PULL_RUNNING) else { return };
-    crate::budget::observe(ic_cdk::api::canister_cycle_balance());
-    tasks::pull().await;
-    if storage::read(|s| s.config().role) == MainerRole::ShareAgent {
-        tasks::forward().await;
-        tasks::hand_on().await;
-    }
+#[cfg(test)]
+pub fn is_running(round: Round) -> bool {
+    Guard::is_held(&RUNNING, &round)
 }
 
-/// Own and ShareService: generate, then submit or deliver.
-pub async fn process_round() {
-    let Some(_guard) = RunGuard::take(&PROCESS_RUNNING) else { return };
-    crate::budget::observe(ic_cdk::api::canister_cycle_balance());
-    tasks::process().await;
-    tasks::hand_on().await;
+/// Own: pull; ShareAgent: pull, forward, submit. False if a pull round runs already.
+pub async fn pull_round<RT: Runtime + Clone + 'static>(rt: &RT) -> bool {
+    let Some(_guard) = Guard::take(&RUNNING, Round::Pull) else { return false };
+    crate::budget::observe(rt.cycle_balance());
+    tasks::pull(rt).await;
+    if read_state(|s| s.role()) == MainerRole::ShareAgent {
+        tasks::forward(rt).await;
+        tasks::hand_on(rt).await;
+    }
+    true
+}
+
+/// Own and ShareService: generate, then submit or deliver. False if a
+/// process round runs already.
+pub async fn process_round<RT: Runtime + Clone + 'static>(rt: &RT) -> bool {
+    let Some(_guard) = Guard::take(&RUNNING, Round::Process) else { return false };
+    crate::budget::observe(rt.cycle_balance());
+    tasks::process(rt).await;
+    tasks::hand_on(rt).await;
+    true
 }

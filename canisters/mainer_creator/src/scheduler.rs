@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use crate::ic::{IcRuntime, Runtime};
 use crate::state::read_state;
-use canister_common::guard::Guard;
 use crate::{fleet, payment, steps};
+use canister_common::guard::Guard;
 
 /// What a timer round works on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -5,7 +5,7 @@ use candid::{CandidType, Principal};
 use serde::Deserialize;
 
 use crate::MainerRole;
-use crate::game::{Challenge, ChallengeId, ClaimedEvidence};
+use crate::game::{Challenge, ChallengeId, ChallengeStatus, ClaimedEvidence, GenerationSettings};
 use crate::llm_client::ClientLimits;
 
 /// How the prompt is written from a challenge's question.
@@ -208,7 +208,42 @@ pub struct WorkItem {
 /// ShareAgent → ShareService: please answer this challenge for me.
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq)]
 pub struct ServiceRequest {
-    pub challenge: Challenge,
+    pub challenge: ServiceChallenge,
+}
+
+/// What a ShareService needs to answer a challenge, and no more: the
+/// challenge's status and counts as the ShareAgent pulled them are stale by
+/// the time the service works on it (it asks the game state whether the
+/// challenge is still open). A [`Challenge`] record has these fields too, so
+/// a service also accepts the requests of agents that send the whole record.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq)]
+pub struct ServiceChallenge {
+    pub id: ChallengeId,
+    pub question: String,
+    pub settings: GenerationSettings,
+}
+
+impl From<&Challenge> for ServiceChallenge {
+    fn from(c: &Challenge) -> Self {
+        ServiceChallenge { id: c.id, question: c.question.clone(), settings: c.settings.clone() }
+    }
+}
+
+impl ServiceChallenge {
+    /// The challenge as the service's work item holds it: open, no
+    /// submissions or limits known (the game state has the truth).
+    pub fn into_challenge(self, received_at_ns: u64) -> Challenge {
+        Challenge {
+            id: self.id,
+            question: self.question,
+            settings: self.settings,
+            max_submissions: None,
+            deadline_ns: None,
+            created_at_ns: received_at_ns,
+            status: ChallengeStatus::Open,
+            submissions: 0,
+        }
+    }
 }
 
 /// The ShareService's acceptance: the item and its place in the queue.
@@ -404,6 +439,33 @@ pub type ControllerResult<T> = Result<T, ControllerError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_service_takes_requests_that_carry_the_whole_challenge() {
+        // Agents of an earlier release send the whole record: its extra fields are ignored.
+        #[derive(CandidType)]
+        struct EarlierRequest {
+            challenge: Challenge,
+        }
+        let c = Challenge {
+            id: 4,
+            question: "why?".into(),
+            settings: GenerationSettings { max_tokens: 9, ..Default::default() },
+            max_submissions: Some(3),
+            deadline_ns: Some(5),
+            created_at_ns: 1,
+            status: ChallengeStatus::Closed { at_ns: 2, reason: crate::game::CloseReason::EnoughSubmissions },
+            submissions: 3,
+        };
+        let bytes = candid::encode_one(EarlierRequest { challenge: c.clone() }).unwrap();
+        let read: ServiceRequest = candid::decode_one(&bytes).unwrap();
+        assert_eq!(read.challenge, ServiceChallenge::from(&c));
+        let now = read.challenge.into_challenge(7);
+        assert_eq!((now.id, now.question.as_str(), now.settings.max_tokens), (4, "why?", 9));
+        assert_eq!((now.status, now.submissions, now.created_at_ns), (ChallengeStatus::Open, 0, 7));
+        let new = candid::encode_one(ServiceRequest { challenge: ServiceChallenge::from(&c) }).unwrap();
+        assert!(new.len() < bytes.len(), "the request carries less");
+    }
 
     #[test]
     fn settings_are_validated() {

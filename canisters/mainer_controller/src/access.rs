@@ -41,7 +41,7 @@ pub fn require_manager(caller: &Principal) -> Result<(), ControllerError> {
 
 /// The mAIner creator canister only.
 pub fn require_creator(caller: &Principal) -> Result<(), ControllerError> {
-    if storage::read(|s| s.config().creator == *caller) { Ok(()) } else { Err(unauthorized("the mAIner creator")) }
+    if read_state(|s| s.config().creator == *caller) { Ok(()) } else { Err(unauthorized("the mAIner creator")) }
 }
 
 pub fn require_role(allowed: &[MainerRole], needs: &str) -> Result<MainerRole, ControllerError> {

@@ -156,11 +156,7 @@ pub fn set_burn_rate(rate: &BurnRate) -> Result<u64, ControllerError> {
 
 /// The creator reports a top-up it made (for the cycles-per-answer figure).
 pub fn note_top_up(amount: u128) {
-    storage::mutate(|s| {
-        let mut b = s.budget.get().0.clone();
-        b.received = b.received.saturating_add(amount);
-        s.budget.set(storage::Stored(b));
-    });
+    mutate_state(|s| s.update_budget(|b| b.received = b.received.saturating_add(amount)));
 }
 
 /// Sets the floor (at most 1e15 cycles); the next round applies it.

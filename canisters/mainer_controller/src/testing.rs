@@ -4,7 +4,7 @@
 //! ShareAgent, and switches that lose a reply (the callee acted), reject a
 //! call (stopped canister), trap (a panic), hang (a call that never comes
 //! back, until released: the step is abandoned with its state written), or
-//! make an LLM refuse. The tests below drive the failure branches of pull,
+//! make an LLM refuse or the balance fall. The tests below drive the failure branches of pull,
 //! forward, generate, submit and deliver with it and check the work-fate
 //! rules of `work.rs`: nothing lost, nothing duplicated, refusals counted as
 //! attempts and outages as outages. Each test runs on its own thread, so
@@ -85,6 +85,8 @@ pub struct World {
     pub hang_next: Option<&'static str>,
     /// LLMs refuse to generate (an error record, not a reject).
     pub llm_refuses: bool,
+    /// The controller's balance (None: plenty).
+    pub balance: Option<u128>,
     /// Every call made, as "method canister".
     pub log: Vec<String>,
     /// `run_update`s of each LLM since its last `new_chat`.
@@ -192,6 +194,8 @@ impl Fake {
                 w.released.push(candid::decode_one(arg).unwrap());
                 encode(Ok::<(), GameError>(()))
             }
+            // The game state's own record of a challenge: `challenge(id)`.
+            "challenge" => encode(Ok::<_, GameError>(challenge(candid::decode_one(arg).unwrap()))),
             "is_challenge_open" => {
                 let id: u64 = candid::decode_one(arg).unwrap();
                 encode(Ok::<bool, GameError>(!w.closed.contains(&id)))
@@ -270,7 +274,7 @@ impl Runtime for Fake {
     }
 
     fn cycle_balance(&self) -> u128 {
-        1_000_000_000_000
+        self.w().balance.unwrap_or(1_000_000_000_000)
     }
 
     fn spawn(&self, f: impl Future<Output = ()> + 'static) {
@@ -769,4 +773,41 @@ fn a_forwarded_challenge_the_service_never_answers_is_sent_again() {
     run(tasks::forward(&fake)).unwrap();
     assert!(matches!(item(id).state, WorkState::InFlight { llm: None, .. }));
     assert_eq!(fake.w().service_requests.len(), 2);
+}
+
+// ----------------------------------------------------------------------
+// The cycles floor and the ShareService's check of requests
+// ----------------------------------------------------------------------
+
+#[test]
+fn a_balance_below_the_floor_pauses_the_rounds_until_a_top_up() {
+    let fake = setup(MainerRole::Own, 1);
+    fake.w().handouts.extend([1, 2]);
+    fake.w().balance = Some(100_000_000_000); // below the default floor of 200 B
+    run(timers::pull_round(&fake)).unwrap();
+    assert!(read_state(|s| s.low_cycles()));
+    assert_eq!(fake.calls("get_challenge"), 0, "paused: no pull");
+    fake.w().balance = Some(210_000_000_000); // not yet a tenth above the floor
+    run(timers::pull_round(&fake)).unwrap();
+    assert_eq!(fake.calls("get_challenge"), 0);
+    fake.w().balance = Some(300_000_000_000);
+    run(timers::pull_round(&fake)).unwrap();
+    assert!(!read_state(|s| s.low_cycles()));
+    assert_eq!(read_state(|s| s.count_in(|st| *st == WorkState::Queued)), 1, "resumed by itself");
+}
+
+#[test]
+fn a_service_checks_a_request_against_the_game_state_once() {
+    let fake = setup(MainerRole::ShareService, 1);
+    let real = ServiceChallenge::from(&challenge(8));
+    assert_eq!(run(crate::share_check::verify(&fake, &real)).unwrap(), Ok(()));
+    let forged = ServiceChallenge { question: "my homework".into(), ..real.clone() };
+    let refused = run(crate::share_check::verify(&fake, &forged)).unwrap();
+    assert_eq!(refused, Err(ControllerError::ChallengeMismatch { challenge_id: 8 }));
+    assert_eq!(fake.calls("challenge "), 1, "the game state was asked once");
+    // An unreachable game state is an outage for the agent, not a verdict.
+    fake.w().stopped.insert(game());
+    let other = ServiceChallenge::from(&challenge(9));
+    let r = run(crate::share_check::verify(&fake, &other)).unwrap();
+    assert!(matches!(r, Err(ControllerError::CallFailed { .. })), "{r:?}");
 }

@@ -401,3 +401,38 @@ fn a_mainer_that_runs_low_pauses_and_resumes_after_a_top_up() {
         report.cycles_per_answer.unwrap()
     );
 }
+
+/// The controller gives its LLM cycles only when the LLM is below the
+/// funding floor (the creator reads the LLM's balance for it), and never
+/// below its own floor.
+#[test]
+fn a_controller_funds_its_llm_only_below_the_floor() {
+    use mainer_types::calls::controller as controller_calls;
+    use mainer_types::controller::{ControllerError, LlmFunding};
+    let Some(w) = world() else { return };
+    let env = &*w.env;
+    let kind = OrderKind::Own { llm_count: 1 };
+    approve(env, w.ledger, buyer(), w.f.creator, w.quote(kind.clone()).approve).unwrap();
+    let j = w.job_done(w.order(buyer(), kind, None).unwrap().job);
+    let (controller, llm) = (controller_of(&j), j.slots[1].canister.unwrap());
+    // Only the mAIner's controller (or an admin) may ask the creator for an LLM's balance.
+    let r = env.call(stranger(), w.f.creator, &creator_calls::LLM_CYCLES, (llm,)).unwrap();
+    assert!(matches!(r, Err(CreatorError::Unauthorized(_))), "{r:?}");
+    let bad = LlmFunding { floor: T, amount: T, check_seconds: 0 };
+    let r = env.call(buyer(), controller, &controller_calls::SET_LLM_FUNDING, (bad,)).unwrap();
+    assert!(matches!(r, Err(ControllerError::InvalidInput(_))), "{r:?}");
+    let b0 = env.cycle_balance(llm);
+    let funding = LlmFunding { floor: b0 + T / 8, amount: T / 4, check_seconds: 60 };
+    env.call(buyer(), controller, &controller_calls::SET_LLM_FUNDING, (funding,)).unwrap().unwrap();
+    run_for(env, 300);
+    let b1 = env.cycle_balance(llm);
+    assert!(b1 > b0 + T / 8 && b1 <= b0 + T / 4, "funded once: {b0} -> {b1}");
+    let report = env.call(buyer(), controller, &controller_calls::CYCLES_REPORT, ()).unwrap().unwrap();
+    assert_eq!(report.llm_funded, T / 4, "{report:?}");
+    // A floor the controller cannot afford: its own floor comes first.
+    let greedy = LlmFunding { floor: 100 * T, amount: 10 * T, check_seconds: 60 };
+    env.call(buyer(), controller, &controller_calls::SET_LLM_FUNDING, (greedy,)).unwrap().unwrap();
+    run_for(env, 130);
+    let report = env.call(buyer(), controller, &controller_calls::CYCLES_REPORT, ()).unwrap().unwrap();
+    assert_eq!(report.llm_funded, T / 4, "nothing more: {report:?}");
+}

@@ -12,7 +12,7 @@
 //! The pure rules are [`Budget`]'s; [`observe`] samples the balance.
 
 use candid::CandidType;
-use mainer_types::controller::{BurnRate, ControllerError, CyclesReport};
+use mainer_types::controller::{BurnRate, ControllerError, CyclesReport, LlmFunding};
 use serde::Deserialize;
 
 use crate::state::{mutate_state, read_state};
@@ -41,6 +41,11 @@ pub struct Budget {
     pub received: u128,
     /// Cycles per day the owner chose, if any.
     pub burn_per_day: Option<u128>,
+    /// How LLMs are kept funded (None: the default); `opt` so that a budget
+    /// stored by an older release still decodes.
+    pub llm_funding: Option<LlmFunding>,
+    /// Cycles given to LLMs below the funding floor.
+    pub llm_funded: Option<u128>,
 }
 
 impl Default for Budget {
@@ -52,6 +57,8 @@ impl Default for Budget {
             last_balance: None,
             received: 0,
             burn_per_day: None,
+            llm_funding: None,
+            llm_funded: None,
         }
     }
 }
@@ -136,6 +143,8 @@ pub fn report(balance: u128) -> CyclesReport {
             cycles_per_answer: b.cycles_per_answer(answers),
             burn_per_day: b.burn_per_day,
             pull_interval_seconds: s.settings().pull_interval_seconds,
+            llm_funding: b.llm_funding.clone().unwrap_or_default(),
+            llm_funded: b.llm_funded.unwrap_or(0),
         }
     })
 }
@@ -157,6 +166,31 @@ pub fn set_burn_rate(rate: &BurnRate) -> Result<u64, ControllerError> {
 /// The creator reports a top-up it made (for the cycles-per-answer figure).
 pub fn note_top_up(amount: u128) {
     mutate_state(|s| s.update_budget(|b| b.received = b.received.saturating_add(amount)));
+}
+
+pub fn llm_funding() -> LlmFunding {
+    read_state(|s| s.budget().llm_funding.unwrap_or_default())
+}
+
+/// Sets how LLMs are funded (bounded: no LLM drains the controller at once).
+pub fn set_llm_funding(f: LlmFunding) -> Result<(), ControllerError> {
+    if f.floor > MAX_BURN_PER_DAY || f.amount > MAX_BURN_PER_DAY || !(60..=86_400 * 30).contains(&f.check_seconds) {
+        return Err(ControllerError::InvalidInput(format!(
+            "LLM funding: floor and amount at most {MAX_BURN_PER_DAY}, a check every 60 s to 30 days"
+        )));
+    }
+    mutate_state(|s| s.update_budget(|b| b.llm_funding = Some(f)));
+    Ok(())
+}
+
+/// Records cycles given to an LLM.
+pub fn note_llm_funded(amount: u128) {
+    mutate_state(|s| s.update_budget(|b| b.llm_funded = Some(b.llm_funded.unwrap_or(0).saturating_add(amount))));
+}
+
+/// The floor below which the controller itself pauses.
+pub fn floor() -> u128 {
+    read_state(|s| s.budget().floor_cycles)
 }
 
 /// Sets the floor (at most 1e15 cycles); the next round applies it.

@@ -34,6 +34,8 @@ pub trait Runtime {
     fn spawn(&self, f: impl Future<Output = ()> + 'static);
     /// A bounded-wait call with Candid bytes in and out.
     async fn call_raw(&self, canister: Principal, method: &'static str, arg: Vec<u8>) -> Result<Vec<u8>, CallError>;
+    /// Gives `cycles` to `canister` (the management canister's `deposit_cycles`).
+    async fn deposit_cycles(&self, canister: Principal, cycles: u128) -> Result<(), CallError>;
 }
 
 /// The runtime of the deployed canister: ic-cdk.
@@ -67,5 +69,15 @@ impl Runtime for IcRuntime {
     async fn call_raw(&self, canister: Principal, method: &'static str, arg: Vec<u8>) -> Result<Vec<u8>, CallError> {
         let reply = Call::bounded_wait(canister, method).take_raw_args(arg).await.map_err(failed)?;
         Ok(reply.into_bytes())
+    }
+
+    async fn deposit_cycles(&self, canister: Principal, cycles: u128) -> Result<(), CallError> {
+        use ic_cdk::management_canister::{DepositCyclesArgs, deposit_cycles};
+        deposit_cycles(&DepositCyclesArgs { canister_id: canister }, cycles).await.map_err(|e| match e {
+            ic_cdk::call::Error::CallRejected(r) => {
+                CallError { code: r.raw_reject_code(), message: r.reject_message().to_string() }
+            }
+            other => CallError { code: 0, message: other.to_string() },
+        })
     }
 }

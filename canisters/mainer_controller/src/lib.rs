@@ -14,6 +14,7 @@ mod budget;
 mod calls;
 mod ic;
 mod inspect;
+mod llm_funding;
 mod metrics;
 mod pool;
 mod share_check;
@@ -30,8 +31,8 @@ use ic_cdk::{init, post_upgrade, query, update};
 use mainer_types::calls::llm as llm_calls;
 use mainer_types::controller::{
     AddLlmRequest, AnswerDelivery, BurnRate, ControllerArgs, ControllerConfigView, ControllerError, ControllerResult,
-    ControllerSettings, Counters, CyclesReport, HealthReport, LlmCheck, LlmStatus, ServiceRequest, ServiceTicket,
-    StepReport, WorkItem, WorkState,
+    ControllerSettings, Counters, CyclesReport, HealthReport, LlmCheck, LlmFunding, LlmStatus, ServiceRequest,
+    ServiceTicket, StepReport, WorkItem, WorkState,
 };
 use mainer_types::http::{HttpRequest, HttpResponse};
 use mainer_types::llama_cpp::StatusCodeRecordResult;
@@ -289,6 +290,14 @@ fn note_top_up(amount: u128) -> ControllerResult<()> {
     budget::note_top_up(amount);
     budget::observe(ic_cdk::api::canister_cycle_balance());
     Ok(())
+}
+
+/// Admins (the owner too): how the controller keeps its LLMs funded.
+#[update]
+fn set_llm_funding(funding: LlmFunding) -> ControllerResult<()> {
+    access::require_admin(&msg_caller())?;
+    access::require_role(&[MainerRole::Own, MainerRole::ShareService], "LLMs of its own")?;
+    budget::set_llm_funding(funding)
 }
 
 #[query]

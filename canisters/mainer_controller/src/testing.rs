@@ -87,6 +87,10 @@ pub struct World {
     pub llm_refuses: bool,
     /// The controller's balance (None: plenty).
     pub balance: Option<u128>,
+    /// What the creator says of each LLM's balance (`llm_cycles`; default 5 T).
+    pub llm_balances: BTreeMap<Principal, u128>,
+    /// `deposit_cycles` made: (to, amount).
+    pub deposits: Vec<(Principal, u128)>,
     /// Every call made, as "method canister".
     pub log: Vec<String>,
     /// `run_update`s of each LLM since its last `new_chat`.
@@ -193,6 +197,12 @@ impl Fake {
             "release_challenge" => {
                 w.released.push(candid::decode_one(arg).unwrap());
                 encode(Ok::<(), GameError>(()))
+            }
+            // The creator reads an LLM's balance for its controller.
+            "llm_cycles" => {
+                let llm: Principal = candid::decode_one(arg).unwrap();
+                let b = w.llm_balances.get(&llm).copied().unwrap_or(5_000_000_000_000);
+                encode(Ok::<u128, mainer_types::creator::CreatorError>(b))
             }
             // The game state's own record of a challenge: `challenge(id)`.
             "challenge" => encode(Ok::<_, GameError>(challenge(candid::decode_one(arg).unwrap()))),
@@ -312,6 +322,16 @@ impl Runtime for Fake {
             return Err(CallError { code: SYS_UNKNOWN, message: format!("the reply of {method} was lost") });
         }
         Ok(reply)
+    }
+
+    async fn deposit_cycles(&self, canister: Principal, cycles: u128) -> Result<(), CallError> {
+        let mut w = self.w();
+        w.log.push(format!("deposit_cycles {canister}"));
+        w.deposits.push((canister, cycles));
+        if let Some(b) = w.llm_balances.get_mut(&canister) {
+            *b += cycles;
+        }
+        Ok(())
     }
 }
 
@@ -794,6 +814,30 @@ fn a_balance_below_the_floor_pauses_the_rounds_until_a_top_up() {
     run(timers::pull_round(&fake)).unwrap();
     assert!(!read_state(|s| s.low_cycles()));
     assert_eq!(read_state(|s| s.count_in(|st| *st == WorkState::Queued)), 1, "resumed by itself");
+}
+
+/// An LLM is funded only below the floor, at most once per check interval,
+/// and never from below the controller's own floor.
+#[test]
+fn llms_are_funded_only_below_the_floor_once_per_check() {
+    use mainer_types::controller::LlmFunding;
+    let fake = setup(MainerRole::Own, 2);
+    fake.w().now = 1_000_000_000_000;
+    fake.w().llm_balances.insert(llm(1), 100);
+    fake.w().llm_balances.insert(llm(2), 5_000);
+    crate::budget::set_llm_funding(LlmFunding { floor: 1_000, amount: 2_000, check_seconds: 60 }).unwrap();
+    run(crate::llm_funding::maybe_fund(&fake)).unwrap();
+    assert_eq!(fake.w().deposits, vec![(llm(1), 2_000)], "only the LLM below the floor");
+    fake.w().llm_balances.insert(llm(1), 100);
+    fake.w().now += 30_000_000_000;
+    run(crate::llm_funding::maybe_fund(&fake)).unwrap();
+    assert_eq!(fake.w().deposits.len(), 1, "not before the next check");
+    assert_eq!(fake.calls("llm_cycles"), 2, "one balance question per LLM per check");
+    fake.w().now += 31_000_000_000;
+    fake.w().balance = Some(crate::budget::floor() + 1_000);
+    run(crate::llm_funding::maybe_fund(&fake)).unwrap();
+    assert_eq!(fake.w().deposits.len(), 1, "it would take the controller below its own floor");
+    assert_eq!(crate::budget::report(0).llm_funded, 2_000);
 }
 
 #[test]

@@ -81,6 +81,7 @@ pub async fn pull_round<RT: Runtime + Clone + 'static>(rt: &RT) -> bool {
 pub async fn process_round<RT: Runtime + Clone + 'static>(rt: &RT) -> bool {
     let Some(_guard) = Guard::take(&RUNNING, Round::Process) else { return false };
     crate::budget::observe(rt.cycle_balance());
+    crate::llm_funding::maybe_fund(rt).await;
     tasks::process(rt).await;
     tasks::hand_on(rt).await;
     true

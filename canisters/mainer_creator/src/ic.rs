@@ -41,6 +41,7 @@ impl std::fmt::Display for CallError {
 pub struct CanisterInfo {
     pub module_hash: Option<Vec<u8>>,
     pub controllers: Vec<Principal>,
+    pub cycles: u128,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,7 +200,8 @@ impl Runtime for IcRuntime {
         use ic_cdk::management_canister as mgmt;
         let status =
             mgmt::canister_status(&mgmt::CanisterStatusArgs { canister_id: canister }).await.map_err(cdk::error)?;
-        Ok(CanisterInfo { module_hash: status.module_hash, controllers: status.settings.controllers })
+        let cycles = u128::try_from(status.cycles.0).unwrap_or(u128::MAX);
+        Ok(CanisterInfo { module_hash: status.module_hash, controllers: status.settings.controllers, cycles })
     }
 
     async fn set_controllers(&self, canister: Principal, controllers: Vec<Principal>) -> Result<(), CallError> {

@@ -192,6 +192,26 @@ async fn order_mainer(req: OrderRequest) -> CreatorResult<OrderView> {
     }
 }
 
+/// A mAIner's controller (or an admin): the cycle balance of one of its LLMs,
+/// which only the creator, their sole IC controller, can read; the
+/// controller funds an LLM that runs below its threshold.
+#[update]
+async fn llm_cycles(llm: Principal) -> CreatorResult<u128> {
+    let caller = msg_caller();
+    let mainer = read_state(|s| s.job_of_llm(&llm).and_then(|j| j.controller.canister));
+    if mainer != Some(caller) {
+        access::require_admin(&caller)?;
+    }
+    if mainer.is_none() {
+        return Err(CreatorError::NotFound(format!("{llm} is not an LLM of a mAIner made by this creator")));
+    }
+    let info = IcRuntime
+        .canister_info(llm)
+        .await
+        .map_err(|e| CreatorError::InvalidInput(format!("canister_status of {llm}: {e}")))?;
+    Ok(info.cycles)
+}
+
 /// Tells the mAIner of its top-up (for its cycles-per-answer figure; best effort).
 async fn tell_mainer(rt: &IcRuntime, mainer: Principal, amount: u128) {
     if let Err(e) = crate::management::call(rt, mainer, &controller_calls::NOTE_TOP_UP, (amount,)).await {

@@ -198,12 +198,16 @@ impl State {
         for llm in &new.llms {
             self.llm_jobs.insert(*llm, id);
         }
-        if new.refund_due {
-            self.refunds_due.insert(id);
-        } else {
-            self.refunds_due.remove(&id);
+        // The economy's indexes change rarely: touched only when they do.
+        if old.as_ref().map_or(new.refund_due, |o| o.refund_due != new.refund_due) {
+            if new.refund_due {
+                self.refunds_due.insert(id);
+            } else {
+                self.refunds_due.remove(&id);
+            }
         }
         if let Some(service) = new.share_service
+            && old.as_ref().and_then(|o| o.share_service) != Some(service)
             && !self.share_services.contains_key(&service)
         {
             self.share_services.insert(service, 0);

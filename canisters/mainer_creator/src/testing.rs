@@ -369,7 +369,10 @@ impl Runtime for Fake {
         self.enter("canister_status", canister)?;
         self.controlled(canister)?;
         let c = self.w().canisters[&canister].clone();
-        self.reply("canister_status", CanisterInfo { module_hash: c.module_hash, controllers: c.controllers })
+        self.reply(
+            "canister_status",
+            CanisterInfo { module_hash: c.module_hash, controllers: c.controllers, cycles: 0 },
+        )
     }
 
     async fn set_controllers(&self, canister: Principal, controllers: Vec<Principal>) -> Result<(), CallError> {

@@ -143,6 +143,7 @@ pub mod controller {
         SET_CYCLES_FLOOR: idempotent_update("set_cycles_floor") => (u128,), ControllerResult<()>;
         CYCLES_REPORT: query("cycles_report") => (), ControllerResult<CyclesReport>;
         NOTE_TOP_UP: update("note_top_up") => (u128,), ControllerResult<()>;
+        SET_LLM_FUNDING: idempotent_update("set_llm_funding") => (LlmFunding,), ControllerResult<()>;
         CONFIG: query("config") => (), ControllerResult<ControllerConfigView>;
         QUEUE: query("queue") => (PageRequest,), ControllerResult<Page<WorkItem>>;
         RECENT_WORK: query("recent_work") => (PageRequest,), ControllerResult<Page<WorkItem>>;
@@ -196,6 +197,7 @@ pub mod creator {
         ECONOMY: query("economy") => (), EconomySettings;
         SET_ECONOMY: idempotent_update("set_economy") => (EconomySettings,), CreatorResult<()>;
         BOOKS: query("books") => (), CreatorResult<Books>;
+        LLM_CYCLES: update("llm_cycles") => (Principal,), CreatorResult<u128>;
     }
 }
 

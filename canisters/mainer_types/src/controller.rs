@@ -343,6 +343,22 @@ pub enum BurnRate {
     CyclesPerDay(u128),
 }
 
+/// How a controller keeps its LLMs funded: an LLM whose balance is below
+/// `floor` gets `amount` from the controller (checked every `check_seconds`);
+/// never on every call.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct LlmFunding {
+    pub floor: u128,
+    pub amount: u128,
+    pub check_seconds: u64,
+}
+
+impl Default for LlmFunding {
+    fn default() -> Self {
+        LlmFunding { floor: 1_000_000_000_000, amount: 2_000_000_000_000, check_seconds: 600 }
+    }
+}
+
 /// The controller's cycles: balance, floor, and what it spent per answer.
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct CyclesReport {
@@ -360,6 +376,9 @@ pub struct CyclesReport {
     pub cycles_per_answer: Option<u128>,
     pub burn_per_day: Option<u128>,
     pub pull_interval_seconds: u64,
+    pub llm_funding: LlmFunding,
+    /// Cycles given to LLMs that ran below the funding floor.
+    pub llm_funded: u128,
 }
 
 /// What one manual step did.

@@ -252,3 +252,45 @@ fn a_call_needs_its_whole_reservation_above_the_freezing_threshold() {
     let reply = sim.update_call(user(1), a, "forward", arg).unwrap();
     assert!(matches!(Decode!(&reply, Forwarded).unwrap(), Forwarded::Reply(_)));
 }
+
+/// `canister_init` fills 64 MiB with `memory.fill` 40 times: 100 + 1 per
+/// byte each, about 2.7B instructions, so the install spans two rounds.
+const SLOW_INIT: &str = r#"
+(module
+  (memory 1024)
+  (func (export "canister_init")
+    (local $n i32)
+    (local.set $n (i32.const 40))
+    (block $done
+      (loop $again
+        (br_if $done (i32.eqz (local.get $n)))
+        (memory.fill (i32.const 0) (local.get $n) (i32.const 67108864))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br $again)))))
+"#;
+
+#[test]
+fn install_code_is_sliced_too() {
+    let mut sim = Simulator::new();
+    let id = sim.create_canister(admin());
+    settle(&mut sim);
+    let args = ic_sim::mgmt::InstallCodeArgs {
+        mode: ic_sim::mgmt::CanisterInstallMode::Install,
+        canister_id: id,
+        wasm_module: wat::parse_str(SLOW_INIT).unwrap(),
+        arg: vec![],
+        sender_canister_version: None,
+    };
+    let msg =
+        sim.submit_update(admin(), Principal::management_canister(), "install_code", Encode!(&args).unwrap()).unwrap();
+    let mut rounds = 0;
+    while sim.ingress_result(msg).is_none() {
+        sim.tick();
+        rounds += 1;
+        assert!(rounds < 10);
+    }
+    let instructions = instructions_of(&sim, id, "canister_init");
+    assert!((SLICE + 1..=2 * SLICE).contains(&instructions), "{instructions}");
+    assert_eq!(rounds, 2, "two 2B slices of the install budget");
+    assert!(sim.ingress_result(msg).unwrap().is_ok());
+}

@@ -20,6 +20,7 @@ pub mod ledger;
 pub mod llm_driver;
 mod pocket;
 mod sim_env;
+pub mod soak;
 
 pub use pocket::PocketIcEnv;
 pub use sim_env::SimEnv;

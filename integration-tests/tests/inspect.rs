@@ -84,3 +84,87 @@ fn a_controller_refuses_strangers_and_oversize_updates_for_free() {
     env.update_one::<_, ControllerResult<()>>(admin(), service, "pause", ()).unwrap().unwrap();
     env.update_one::<_, ControllerResult<()>>(owner(), service, "resume", ()).unwrap().unwrap();
 }
+
+#[test]
+fn the_creator_refuses_strangers_and_oversize_updates_for_free() {
+    use integration_tests::factory::{deploy_factory, mainer_request};
+    use mainer_types::creator::{ArtefactKind, CreatorResult, StartUploadRequest, UploadChunkRequest, UploadStatus};
+    let env = new_env();
+    let f = deploy_factory(&*env, None);
+    let stranger = user(66);
+    let chunk = |bytes: usize| Encode!(&UploadChunkRequest { upload_id: 0, offset: 0, bytes: vec![7; bytes] }).unwrap();
+    refused_for_free(&*env, stranger, f.creator, "upload_chunk", chunk(TWO_MB));
+    refused_for_free(
+        &*env,
+        stranger,
+        f.creator,
+        "create_mainer",
+        Encode!(&mainer_request(MainerRole::Own, 1, None, 4)).unwrap(),
+    );
+    refused_for_free(&*env, stranger, f.creator, "run_jobs_now", Encode!().unwrap());
+    refused_for_free(&*env, stranger, f.creator, "set_game_state", Encode!(&stranger).unwrap());
+    refused_for_free(
+        &*env,
+        stranger,
+        f.creator,
+        "list_jobs",
+        Encode!(&mainer_types::PageRequest { offset: 0, limit: 10 }).unwrap(),
+    );
+    // An admin gets in, but not with a chunk larger than the store ever takes.
+    let start =
+        StartUploadRequest { kind: ArtefactKind::Model, name: "m".into(), total_size: 10, expected_sha256: None };
+    let status: CreatorResult<UploadStatus> = env.update_one(admin(), f.creator, "start_upload", start).unwrap();
+    assert!(status.is_ok(), "{status:?}");
+    refused_for_free(&*env, admin(), f.creator, "upload_chunk", chunk(2_050_000));
+}
+
+#[test]
+fn our_llm_refuses_strangers_and_oversize_updates_for_free() {
+    use mainer_types::llama_cpp::{FileUploadInputRecord, InputRecord};
+    let env = new_env();
+    let llm = env.create_canister(admin());
+    env.install(admin(), llm, &integration_tests::wasm("llm"), Encode!().unwrap()).expect("llm installs");
+    let stranger = user(66);
+    let upload = |bytes: usize| {
+        Encode!(&FileUploadInputRecord {
+            filename: "m.gguf".into(),
+            chunk: vec![1; bytes],
+            chunksize: bytes as u64,
+            offset: 0
+        })
+        .unwrap()
+    };
+    let prompt = |text: String| Encode!(&InputRecord::new(["-p".to_string(), text])).unwrap();
+    refused_for_free(&*env, stranger, llm, "file_upload_chunk", upload(TWO_MB));
+    refused_for_free(&*env, stranger, llm, "run_update", prompt("Once".into()));
+    refused_for_free(&*env, stranger, llm, "new_chat", prompt("Once".into()));
+    refused_for_free(&*env, stranger, llm, "load_model", prompt("x".into()));
+    refused_for_free(&*env, stranger, llm, "return_cycles", Encode!(&stranger).unwrap());
+    refused_for_free(&*env, stranger, llm, "grant_access", Encode!(&stranger).unwrap());
+    // A granted caller may infer (and is then refused by the endpoint, no model
+    // being loaded), not upload; nobody sends a prompt the context can never hold.
+    let granted = user(67);
+    /// `grant_access`'s reply (our `llm`'s extension of the llama.cpp interface).
+    #[derive(candid::CandidType, serde::Deserialize, Debug)]
+    enum Granted {
+        Ok(Vec<Principal>),
+        Err(candid::Reserved),
+    }
+    let r: Granted = env.update_one(admin(), llm, "grant_access", granted).unwrap();
+    assert!(matches!(&r, Granted::Ok(list) if list.contains(&granted)), "{r:?}");
+    refused_for_free(&*env, granted, llm, "file_upload_chunk", upload(100));
+    refused_for_free(&*env, granted, llm, "run_update", prompt("x".repeat(TWO_MB)));
+    let through: mainer_types::llama_cpp::OutputRecordResult =
+        env.update_one(granted, llm, "new_chat", InputRecord::new(["--prompt-cache", "p.cache"])).unwrap();
+    assert!(matches!(through, mainer_types::llama_cpp::OutputRecordResult::Err(_)), "no model loaded: {through:?}");
+    // Controllers upload.
+    let up: mainer_types::llama_cpp::FileUploadRecordResult = env
+        .update_one(
+            admin(),
+            llm,
+            "file_upload_chunk",
+            FileUploadInputRecord { filename: "m.gguf".into(), chunk: vec![1; 100], chunksize: 100, offset: 0 },
+        )
+        .unwrap();
+    assert!(matches!(up, mainer_types::llama_cpp::FileUploadRecordResult::Ok(_)), "{up:?}");
+}

@@ -23,6 +23,7 @@ pub mod chat;
 pub mod conversations;
 pub mod engine;
 pub mod files;
+pub mod inspect;
 pub mod metrics;
 pub mod service;
 pub mod settings;
@@ -118,6 +119,17 @@ fn post_upgrade() {
                 _ => canister_common::info!("model reloaded after the upgrade"),
             }
         });
+    }
+}
+
+/// Refuses strangers' and oversize ingress before the canister pays for it
+/// (see `inspect.rs`); the endpoints check everything again.
+#[ic_cdk::inspect_message]
+fn inspect_message() {
+    let bytes = ic0::msg_arg_data_size();
+    let method = ic_cdk::api::msg_method_name();
+    if read(|s| inspect::accepts(s.settings(), caller(), &method, bytes)) {
+        ic_cdk::api::accept_message();
     }
 }
 

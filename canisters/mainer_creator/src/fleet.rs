@@ -2,8 +2,10 @@
 //! a time:
 //! - upgrade controllers: stop, upgrade, start, health check (LLMs and their
 //!   models untouched);
-//! - upgrade LLMs: stop, upgrade, start, reload the model, set max tokens,
-//!   check ready (an upgrade empties the LLM's heap, where the model lives);
+//! - upgrade LLMs: drain it in its controller and wait until no answer is in
+//!   flight (a stopped LLM would fail the answer it is generating), stop,
+//!   upgrade, start, reload the model, set max tokens, check ready (an upgrade
+//!   empties the LLM's heap, where the model lives), put it back to work;
 //! - remove an LLM: drain it in its controller, wait until no answer is in
 //!   flight, unregister it, stop and delete it.
 
@@ -29,11 +31,18 @@ pub enum FleetKind {
 }
 
 impl FleetKind {
-    fn first_step(self) -> FleetStep {
+    /// Every step a target goes through, in order.
+    fn steps(self) -> &'static [FleetStep] {
+        use FleetStep::*;
         match self {
-            FleetKind::RemoveLlm => FleetStep::Drain,
-            _ => FleetStep::Stop,
+            FleetKind::UpgradeControllers => &[Stop, Upgrade, Start, Check, Done],
+            FleetKind::UpgradeLlms => &[Drain, WaitIdle, Stop, Upgrade, Start, Reload, Configure, Check, Undrain, Done],
+            FleetKind::RemoveLlm => &[Drain, WaitIdle, Unregister, ReturnCycles, Stop, Delete, Done],
         }
+    }
+
+    fn first_step(self) -> FleetStep {
+        self.steps()[0]
     }
 
     pub fn job_kind(self) -> JobKind {
@@ -45,22 +54,17 @@ impl FleetKind {
     }
 
     pub fn after(self, step: FleetStep) -> FleetStep {
-        use FleetStep::*;
-        match (self, step) {
-            (FleetKind::RemoveLlm, Drain) => WaitIdle,
-            (FleetKind::RemoveLlm, WaitIdle) => Unregister,
-            (FleetKind::RemoveLlm, Unregister) => ReturnCycles,
-            (FleetKind::RemoveLlm, ReturnCycles) => Stop,
-            (FleetKind::RemoveLlm, Stop) => Delete,
-            (FleetKind::RemoveLlm, Delete) => Done,
-            (_, Stop) => Upgrade,
-            (_, Upgrade) => Start,
-            (FleetKind::UpgradeLlms, Start) => Reload,
-            (FleetKind::UpgradeLlms, Reload) => Configure,
-            (FleetKind::UpgradeLlms, Configure) => Check,
-            (_, Start) => Check,
-            _ => Done,
+        let steps = self.steps();
+        match steps.iter().position(|s| *s == step) {
+            Some(i) if i + 1 < steps.len() => steps[i + 1],
+            _ => FleetStep::Done,
         }
+    }
+
+    /// Whether a target that fails at `step` was left drained by this job
+    /// (and must be put back to work: a drained LLM gets no answers).
+    fn drained_at(self, step: FleetStep) -> bool {
+        self == FleetKind::UpgradeLlms && !matches!(step, FleetStep::Drain | FleetStep::Done | FleetStep::Failed)
     }
 }
 
@@ -185,10 +189,11 @@ pub async fn advance<RT: Runtime + Clone + 'static>(rt: &RT, id: u64) {
                 );
                 if e.fatal || t.attempts >= MAX_TARGET_ATTEMPTS {
                     let stopped = matches!(t.step, FleetStep::Upgrade | FleetStep::Start | FleetStep::Reload);
+                    let drained = job.kind.drained_at(t.step);
                     t.step = FleetStep::Failed;
-                    // Never leave a canister stopped behind by an upgrade.
-                    if stopped {
-                        restart_later(rt, t.canister);
+                    // Never leave a canister stopped or drained behind by an upgrade.
+                    if stopped || drained {
+                        recover_later(rt, t.canister, stopped, drained);
                     }
                 }
             }
@@ -199,12 +204,18 @@ pub async fn advance<RT: Runtime + Clone + 'static>(rt: &RT, id: u64) {
     mutate_state(|s| s.put_fleet_job(job));
 }
 
-/// Starts `canister` in a message of its own (best effort: a failed start
-/// shows in the canister's status and `upgrade_*` can be run again).
-fn restart_later<RT: Runtime + Clone + 'static>(rt: &RT, canister: Principal) {
+/// Starts `canister` and/or puts it back to work in its controller, in a
+/// message of its own (best effort: a failed start shows in the canister's
+/// status, a drained LLM in `list_llms`, and `upgrade_*` can be run again).
+fn recover_later<RT: Runtime + Clone + 'static>(rt: &RT, canister: Principal, start: bool, undrain: bool) {
     let owned = rt.clone();
     rt.spawn(async move {
-        let _ = owned.start_canister(canister).await;
+        if start {
+            let _ = owned.start_canister(canister).await;
+        }
+        if undrain && let Ok(controller) = controller_of(canister) {
+            let _ = call(&owned, controller, &controller_calls::SET_LLM_DRAINING, (canister, false)).await;
+        }
     });
 }
 
@@ -222,9 +233,10 @@ fn forget_llm(llm: Principal) {
 async fn run<RT: Runtime>(rt: &RT, target: &FleetTarget, job: &FleetJob) -> Result<bool, StepError> {
     let id = target.canister;
     match target.step {
-        FleetStep::Drain => {
+        FleetStep::Drain | FleetStep::Undrain => {
             let controller = controller_of(id)?;
-            call(rt, controller, &controller_calls::SET_LLM_DRAINING, (id, true))
+            let draining = target.step == FleetStep::Drain;
+            call(rt, controller, &controller_calls::SET_LLM_DRAINING, (id, draining))
                 .await?
                 .map_err(|e| retry(format!("set_llm_draining: {e}")))?;
         }

@@ -10,6 +10,7 @@ mod config;
 mod economy;
 mod fleet;
 mod ic;
+mod inspect;
 mod job;
 mod jobs_api;
 mod management;
@@ -76,6 +77,19 @@ fn post_upgrade(args: Option<CreatorArgs>) {
         s.refunds_in_flight_unknown();
     });
     scheduler::arm_timer();
+}
+
+/// Refuses strangers' and oversize ingress before the creator pays for it
+/// (see `inspect.rs`); the endpoints check everything again.
+#[ic_cdk::inspect_message]
+fn inspect_message() {
+    let caller = ic_cdk::api::msg_caller();
+    let bytes = ic0::msg_arg_data_size();
+    let method = ic_cdk::api::msg_method_name();
+    let controller = ic_cdk::api::is_controller(&caller);
+    if read_state(|s| inspect::accepts(&s.config(), &caller, controller, &method, bytes)) {
+        ic_cdk::api::accept_message();
+    }
 }
 
 #[query]

@@ -86,6 +86,10 @@ pub struct World {
     pub sent: Vec<(Principal, u128)>,
     /// Refund calls still to fail.
     pub fail_refunds: u32,
+    /// LLMs their controller gives no new work (`set_llm_draining`).
+    pub draining: BTreeSet<Principal>,
+    /// LLMs generating an answer for their controller.
+    pub busy: BTreeSet<Principal>,
     spawned: Vec<Pin<Box<dyn Future<Output = ()>>>>,
 }
 
@@ -262,14 +266,28 @@ impl Runtime for Fake {
             }
             "load_model" => encode(OutputRecordResult::Ok(RunOutputRecord { status_code: 200, ..Default::default() })),
             "set_max_tokens" | "ready" => encode(ok_status()),
-            "add_llm" | "set_llm_draining" => {
-                let llm: Principal = match method {
-                    "add_llm" => candid::decode_one::<mainer_types::controller::AddLlmRequest>(&arg).unwrap().canister,
-                    _ => candid::decode_args::<(Principal, bool)>(&arg).unwrap().0,
-                };
+            "add_llm" => {
+                let llm = candid::decode_one::<mainer_types::controller::AddLlmRequest>(&arg).unwrap().canister;
                 encode(Ok::<_, mainer_types::controller::ControllerError>(llm_status(llm)))
             }
-            "list_llms" => encode(Ok::<Vec<LlmStatus>, mainer_types::controller::ControllerError>(vec![])),
+            "set_llm_draining" => {
+                let (llm, on) = candid::decode_args::<(Principal, bool)>(&arg).unwrap();
+                let mut w = self.w();
+                if on {
+                    w.draining.insert(llm)
+                } else {
+                    w.draining.remove(&llm)
+                };
+                encode(Ok::<_, mainer_types::controller::ControllerError>(LlmStatus {
+                    draining: on,
+                    ..llm_status(llm)
+                }))
+            }
+            "list_llms" => {
+                let busy: Vec<LlmStatus> =
+                    self.w().busy.iter().map(|l| LlmStatus { in_flight: Some(1), ..llm_status(*l) }).collect();
+                encode(Ok::<Vec<LlmStatus>, mainer_types::controller::ControllerError>(busy))
+            }
             "remove_llm" | "add_share_agent" => encode(Ok::<(), mainer_types::controller::ControllerError>(())),
             "register_mainer" => encode(Err::<MainerInfo, _>(GameError::AlreadyRegistered(canister))),
             "grant_access" if callee.grant_access => {
@@ -834,4 +852,39 @@ fn a_refund_in_flight_at_an_upgrade_becomes_unknown() {
     assert_eq!(refund.status, RefundStatus::Unknown);
     assert!(read_state(|s| s.refunds_due()).is_empty());
     assert_eq!(read_state(|s| s.books()).refunds_unknown, 1);
+#[test]
+fn an_llm_upgrade_waits_for_the_answer_in_flight_and_puts_the_llm_back_to_work() {
+    let fake = Fake::new();
+    let (_, _, llm) = made_mainer(&fake);
+    let v2 = setup(&[(ArtefactKind::LlmWasm, vec![9; 1000])]).remove(0);
+    fake.w().busy.insert(llm);
+    let id = fleet(FleetKind::UpgradeLlms, &v2, vec![llm], 1);
+    for _ in 0..5 {
+        fake.w().now += 3_000_000_000;
+        fake.round();
+    }
+    assert!(fake.w().draining.contains(&llm), "drained: no new work for it");
+    assert_eq!(fake.calls("stop_canister"), 0, "not stopped while it generates an answer");
+    fake.w().busy.clear();
+    let job = fleet_rounds(&fake, id);
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
+    assert!(!fake.w().draining.contains(&llm), "back to work");
+    let log = fake.w().log.clone();
+    let at = |m: &str| log.iter().position(|l| l.starts_with(m)).unwrap();
+    let last_drain_call = log.iter().rposition(|l| l.starts_with("set_llm_draining")).unwrap();
+    assert!(at("set_llm_draining") < at("stop_canister"));
+    assert!(last_drain_call > at("start_canister"), "undrained after the restart");
+}
+
+#[test]
+fn a_failed_llm_upgrade_leaves_the_llm_running_and_at_work() {
+    let fake = Fake::new();
+    let (_, _, llm) = made_mainer(&fake);
+    let v2 = setup(&[(ArtefactKind::LlmWasm, vec![9; 1000])]).remove(0);
+    fake.w().fail_installs = true;
+    let id = fleet(FleetKind::UpgradeLlms, &v2, vec![llm], 1);
+    let job = fleet_rounds(&fake, id);
+    assert!(matches!(job.status, JobStatus::Failed { .. }), "{job:?}");
+    assert!(fake.w().canisters[&llm].running, "started again");
+    assert!(!fake.w().draining.contains(&llm), "not left drained");
 }

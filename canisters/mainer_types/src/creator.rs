@@ -120,6 +120,8 @@ pub enum FleetStep {
     Reload,
     Configure,
     Check,
+    /// Back to work in its controller after an upgrade.
+    Undrain,
     Delete,
     Done,
     Failed,

@@ -258,12 +258,18 @@ fn heal(env: &dyn TestEnv, w: &mut World) {
     for c in std::mem::take(&mut w.stopped) {
         let _ = env.start(controller_principal(w, c), c);
     }
-    if w.service_paused {
-        let _ = env.call(owner(), w.service, &controller_calls::RESUME, ());
-        w.service_paused = false;
-    }
+    try_resume(env, w);
     for llm in &w.llms {
         let _ = env.update_one::<_, ()>(w.creator, *llm, "fixture_set_faults", Faults::default());
+    }
+}
+
+/// Resumes the ShareService if the soak paused it; it stays marked paused
+/// when the call fails (the service stopped meanwhile, by the soak or by a
+/// fleet upgrade), to be tried again.
+fn try_resume(env: &dyn TestEnv, w: &mut World) {
+    if w.service_paused && matches!(env.call(owner(), w.service, &controller_calls::RESUME, ()), Ok(Ok(()))) {
+        w.service_paused = false;
     }
 }
 
@@ -276,6 +282,19 @@ fn recent_work(env: &dyn TestEnv, c: Principal) -> Vec<WorkItem> {
         Ok(Ok(page)) => page.items,
         _ => Vec::new(),
     }
+}
+
+fn queue(env: &dyn TestEnv, c: Principal) -> Vec<WorkItem> {
+    match env.call(owner(), c, &controller_calls::QUEUE, (PageRequest::first(500),)) {
+        Ok(Ok(page)) => page.items,
+        _ => Vec::new(),
+    }
+}
+
+fn fleet_running(env: &dyn TestEnv, creator: Principal, id: u64) -> bool {
+    let j: Result<mainer_types::creator::CreatorResult<FleetJobView>, _> =
+        env.call(admin(), creator, &creator_calls::FLEET_JOB, (id,));
+    matches!(j, Ok(Ok(j)) if j.status == JobStatus::Running)
 }
 
 fn all_jobs(env: &dyn TestEnv, creator: Principal) -> Vec<JobView> {
@@ -307,9 +326,8 @@ pub fn run(env: &dyn TestEnv, cfg: &SoakConfig) -> SoakReport {
             let c = w.stopped.remove(0);
             let _ = env.start(controller_principal(&w, c), c);
         }
-        if w.service_paused && rng.below(3) == 0 {
-            let _ = env.call(owner(), w.service, &controller_calls::RESUME, ());
-            w.service_paused = false;
+        if rng.below(3) == 0 {
+            try_resume(env, &mut w);
         }
     }
     while (challenges.len() as u32) < cfg.challenges {
@@ -319,16 +337,18 @@ pub fn run(env: &dyn TestEnv, cfg: &SoakConfig) -> SoakReport {
     report.challenges = challenges.len() as u32;
 
     // Quiet: until every answering mAIner has settled every challenge.
-    let settled = |env: &dyn TestEnv| {
+    let settled = |env: &dyn TestEnv, w: &World| {
         w.answering().iter().all(|m| {
             let done = submissions_by_mainer(env, w.game, *m).len() + failed(env, *m).len();
             done >= challenges.len()
         }) && w.controllers().iter().all(|c| health(env, *c).is_ok_and(|h| h.queued == 0 && h.in_flight == 0))
+            && w.fleet_jobs.iter().all(|id| !fleet_running(env, w.creator, *id))
     };
     let mut waited = 0;
-    while !settled(env) && waited < cfg.quiet_seconds {
+    while !settled(env, &w) && waited < cfg.quiet_seconds {
         run_for(env, 10);
         waited += 10;
+        try_resume(env, &mut w);
     }
     report.simulated_seconds = (env.time_ns() - start_ns) / 1_000_000_000;
 
@@ -350,20 +370,25 @@ pub fn run(env: &dyn TestEnv, cfg: &SoakConfig) -> SoakReport {
     }
     for c in w.controllers() {
         match health(env, c) {
-            Ok(h) if h.queued != 0 || h.in_flight != 0 => report
-                .problems
-                .push(format!("controller {c}: {} queued, {} in flight after the quiet", h.queued, h.in_flight)),
+            Ok(h) if h.queued != 0 || h.in_flight != 0 => {
+                let left: Vec<String> = queue(env, c)
+                    .iter()
+                    .map(|i| format!("item {} (challenge {}): {:?}, {:?}", i.id, i.challenge.id, i.state, i.last_error))
+                    .collect();
+                report.problems.push(format!(
+                    "controller {c}: {} queued, {} in flight after the quiet: {}",
+                    h.queued,
+                    h.in_flight,
+                    left.join(", ")
+                ))
+            }
             Ok(_) => {}
             Err(e) => report.problems.push(e),
         }
     }
     for &fleet in &w.fleet_jobs {
-        let j: Result<mainer_types::creator::CreatorResult<FleetJobView>, _> =
-            env.call(admin(), w.creator, &creator_calls::FLEET_JOB, (fleet,));
-        if let Ok(Ok(j)) = j
-            && j.status == JobStatus::Running
-        {
-            report.problems.push(format!("fleet job {fleet} still running: {:?}", j.targets));
+        if fleet_running(env, w.creator, fleet) {
+            report.problems.push(format!("fleet job {fleet} still running after the quiet"));
         }
     }
     let known: Vec<Principal> =

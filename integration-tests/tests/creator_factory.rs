@@ -12,6 +12,8 @@ use mainer_types::creator::*;
 use mainer_types::game::Submission;
 use mainer_types::{MainerRole, Page, PageRequest};
 
+mod probe;
+
 struct Factory {
     game: Principal,
     creator: Principal,
@@ -313,12 +315,25 @@ fn strangers_cannot_use_the_factory() {
         ("remove_llm", Encode!(&user(1)).unwrap(), false),
         ("fleet_job", Encode!(&0u64).unwrap(), true),
     ];
-    for (method, arg, query) in calls {
-        let reply =
-            if query { env.query(stranger, creator, method, arg) } else { env.update(stranger, creator, method, arg) }
-                .unwrap();
-        let decoded = candid::decode_one::<Result<candid::Reserved, CreatorError>>(&reply).unwrap();
+    // A stranger's ingress update is refused at inspection (tests/inspect.rs
+    // shows it costs nothing); a stranger canister's call is not inspected,
+    // and the endpoint's own check refuses it. Queries: the endpoint's check.
+    let stranger_canister = probe::install_probe(&*env, "stranger");
+    let unauthorized = |method: &str, reply: &[u8]| {
+        let decoded = candid::decode_one::<Result<candid::Reserved, CreatorError>>(reply).unwrap();
         assert!(matches!(decoded, Err(CreatorError::Unauthorized(_))), "{method}: {decoded:?}");
+    };
+    for (method, arg, query) in calls {
+        if query {
+            unauthorized(method, &env.query(stranger, creator, method, arg).unwrap());
+            continue;
+        }
+        let ingress = env.update(stranger, creator, method, arg.clone());
+        assert!(ingress.as_ref().is_err_and(|e| e.error_code == Some("IC0406")), "{method}: {ingress:?}");
+        match probe::forward(&*env, stranger_canister, creator, method, arg, 0, None) {
+            probe::Forwarded::Reply(reply) => unauthorized(method, &reply),
+            other => panic!("{method}: {other:?}"),
+        }
     }
 }
 
@@ -474,6 +489,6 @@ fn removing_an_llm_drains_unregisters_and_deletes_it() {
     let mainers =
         env.call(admin(), f.creator, &creator_calls::LIST_MAINERS, (PageRequest::first(5),)).unwrap().unwrap();
     assert_eq!(mainers.items[0].llms, vec![kept]);
-    let stranger = env.call(user(66), f.creator, &creator_calls::REMOVE_LLM, (kept,)).unwrap();
-    assert!(matches!(stranger, Err(CreatorError::Unauthorized(_))));
+    let stranger = env.call(user(66), f.creator, &creator_calls::REMOVE_LLM, (kept,));
+    assert!(stranger.is_err_and(|e| e.error_code == Some("IC0406")), "refused at inspection");
 }

@@ -375,10 +375,22 @@ pub fn run(env: &dyn TestEnv, cfg: &SoakConfig) -> SoakReport {
                     .iter()
                     .map(|i| format!("item {} (challenge {}): {:?}, {:?}", i.id, i.challenge.id, i.state, i.last_error))
                     .collect();
+                let llms: Vec<String> = match env.call(admin(), c, &controller_calls::LIST_LLMS, ()) {
+                    Ok(Ok(llms)) => llms
+                        .iter()
+                        .map(|l| {
+                            format!("{} draining={} healthy={} {:?}", l.canister, l.draining, l.healthy, l.last_error)
+                        })
+                        .collect(),
+                    other => vec![format!("{other:?}")],
+                };
                 report.problems.push(format!(
-                    "controller {c}: {} queued, {} in flight after the quiet: {}",
+                    "controller {c}: {} queued, {} in flight after the quiet (paused {}, problems {:?}, llms {:?}): {}",
                     h.queued,
                     h.in_flight,
+                    h.paused,
+                    h.problems,
+                    llms,
                     left.join(", ")
                 ))
             }

@@ -8,6 +8,10 @@
 //!   empties the LLM's heap, where the model lives), put it back to work;
 //! - remove an LLM: drain it in its controller, wait until no answer is in
 //!   flight, unregister it, stop and delete it.
+//!
+//! A target that gives up where it was left stopped or drained is restored
+//! first (started, put back to work), in a step of its own retried for
+//! longer, and only then marked failed.
 
 use candid::{CandidType, Principal};
 use mainer_types::calls::{controller as controller_calls, llm as llm_calls};
@@ -22,6 +26,9 @@ use crate::management::{self as mgmt, StepError, call, fatal, retry};
 use crate::state::{mutate_state, read_state};
 
 const MAX_TARGET_ATTEMPTS: u32 = 5;
+/// Restoring a target after a failure is retried for longer (about ten
+/// minutes of job rounds): an LLM left drained or stopped is lost to work.
+const MAX_RESTORE_ATTEMPTS: u32 = 300;
 
 #[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FleetKind {
@@ -61,10 +68,21 @@ impl FleetKind {
         }
     }
 
-    /// Whether a target that fails at `step` was left drained by this job
-    /// (and must be put back to work: a drained LLM gets no answers).
-    fn drained_at(self, step: FleetStep) -> bool {
-        self == FleetKind::UpgradeLlms && !matches!(step, FleetStep::Drain | FleetStep::Done | FleetStep::Failed)
+    /// Whether a target that gives up at `step` must first be restored: an
+    /// LLM this job drained is put back to work (a drained LLM gets no
+    /// answers) and a canister it stopped is started again.
+    fn restores_after(self, step: FleetStep) -> bool {
+        use FleetStep::*;
+        match self {
+            FleetKind::UpgradeControllers => matches!(step, Upgrade | Start),
+            FleetKind::UpgradeLlms => !matches!(step, Drain | Done | Failed | Restore),
+            FleetKind::RemoveLlm => matches!(step, WaitIdle | Unregister),
+        }
+    }
+
+    /// Whether this job drains its targets (and `Restore` undrains them).
+    fn drains(self) -> bool {
+        self.first_step() == FleetStep::Drain
     }
 }
 
@@ -169,7 +187,7 @@ pub async fn advance<RT: Runtime + Clone + 'static>(rt: &RT, id: u64) {
         match result {
             Ok(true) => {
                 canister_common::info!("fleet job {id}: {} {:?} done", t.canister, t.step);
-                t.step = job.kind.after(t.step);
+                t.step = if t.step == FleetStep::Restore { FleetStep::Failed } else { job.kind.after(t.step) };
                 t.attempts = 0;
                 if t.step == FleetStep::Done && job.kind == FleetKind::RemoveLlm {
                     forget_llm(t.canister);
@@ -187,14 +205,16 @@ pub async fn advance<RT: Runtime + Clone + 'static>(rt: &RT, id: u64) {
                     t.attempts,
                     e.message
                 );
-                if e.fatal || t.attempts >= MAX_TARGET_ATTEMPTS {
-                    let stopped = matches!(t.step, FleetStep::Upgrade | FleetStep::Start | FleetStep::Reload);
-                    let drained = job.kind.drained_at(t.step);
-                    t.step = FleetStep::Failed;
-                    // Never leave a canister stopped or drained behind by an upgrade.
-                    if stopped || drained {
-                        recover_later(rt, t.canister, stopped, drained);
+                if t.step == FleetStep::Restore {
+                    if t.attempts >= MAX_RESTORE_ATTEMPTS {
+                        canister_common::error!("fleet job {id}: {} could not be restored: {}", t.canister, e.message);
+                        t.step = FleetStep::Failed;
                     }
+                } else if e.fatal || t.attempts >= MAX_TARGET_ATTEMPTS {
+                    // Never leave a canister stopped or drained behind: restore
+                    // it (a step of its own, durable and retried) before giving up.
+                    t.step = if job.kind.restores_after(t.step) { FleetStep::Restore } else { FleetStep::Failed };
+                    t.attempts = 0;
                 }
             }
         }
@@ -204,19 +224,15 @@ pub async fn advance<RT: Runtime + Clone + 'static>(rt: &RT, id: u64) {
     mutate_state(|s| s.put_fleet_job(job));
 }
 
-/// Starts `canister` and/or puts it back to work in its controller, in a
-/// message of its own (best effort: a failed start shows in the canister's
-/// status, a drained LLM in `list_llms`, and `upgrade_*` can be run again).
-fn recover_later<RT: Runtime + Clone + 'static>(rt: &RT, canister: Principal, start: bool, undrain: bool) {
-    let owned = rt.clone();
-    rt.spawn(async move {
-        if start {
-            let _ = owned.start_canister(canister).await;
-        }
-        if undrain && let Ok(controller) = controller_of(canister) {
-            let _ = call(&owned, controller, &controller_calls::SET_LLM_DRAINING, (canister, false)).await;
-        }
-    });
+/// Drains `llm` in its controller, or puts it back to work (an LLM the
+/// controller no longer has needs neither).
+async fn set_draining<RT: Runtime>(rt: &RT, llm: Principal, draining: bool) -> Result<(), StepError> {
+    let controller = controller_of(llm)?;
+    match call(rt, controller, &controller_calls::SET_LLM_DRAINING, (llm, draining)).await? {
+        Ok(_) => Ok(()),
+        Err(ControllerError::NotFound(_)) if !draining => Ok(()),
+        Err(e) => Err(retry(format!("set_llm_draining: {e}"))),
+    }
 }
 
 /// A deleted LLM leaves its mAIner's job record (and the index).
@@ -233,12 +249,13 @@ fn forget_llm(llm: Principal) {
 async fn run<RT: Runtime>(rt: &RT, target: &FleetTarget, job: &FleetJob) -> Result<bool, StepError> {
     let id = target.canister;
     match target.step {
-        FleetStep::Drain | FleetStep::Undrain => {
-            let controller = controller_of(id)?;
-            let draining = target.step == FleetStep::Drain;
-            call(rt, controller, &controller_calls::SET_LLM_DRAINING, (id, draining))
-                .await?
-                .map_err(|e| retry(format!("set_llm_draining: {e}")))?;
+        FleetStep::Drain | FleetStep::Undrain => set_draining(rt, id, target.step == FleetStep::Drain).await?,
+        FleetStep::Restore => {
+            // Starting a running canister changes nothing.
+            rt.start_canister(id).await.map_err(|e| mgmt::failed("start", e))?;
+            if job.kind.drains() {
+                set_draining(rt, id, false).await?;
+            }
         }
         FleetStep::WaitIdle => {
             let controller = controller_of(id)?;

@@ -888,3 +888,34 @@ fn a_failed_llm_upgrade_leaves_the_llm_running_and_at_work() {
     assert!(fake.w().canisters[&llm].running, "started again");
     assert!(!fake.w().draining.contains(&llm), "not left drained");
 }
+
+#[test]
+fn an_llm_drained_by_a_failed_upgrade_is_put_back_to_work_once_its_controller_answers() {
+    let fake = Fake::new();
+    let (_, controller, llm) = made_mainer(&fake);
+    let v2 = setup(&[(ArtefactKind::LlmWasm, vec![9; 1000])]).remove(0);
+    fake.w().fail_installs = true;
+    let id = fleet(FleetKind::UpgradeLlms, &v2, vec![llm], 1);
+    let step = || read_state(|s| s.fleet_job(id)).unwrap().targets[0].step;
+    for _ in 0..30 {
+        if step() == FleetStep::Restore {
+            break;
+        }
+        fake.w().now += 1_000_000_000;
+        fake.round();
+    }
+    assert_eq!(step(), FleetStep::Restore, "the upgrade gave up");
+    // Its controller is unreachable for longer than a step's 5 attempts.
+    fake.w().canisters.get_mut(&controller).unwrap().running = false;
+    for _ in 0..15 {
+        fake.w().now += 1_000_000_000;
+        fake.round();
+    }
+    assert_eq!(read_state(|s| s.fleet_job(id)).unwrap().status, JobStatus::Running, "still restoring");
+    assert!(fake.w().draining.contains(&llm));
+    fake.w().canisters.get_mut(&controller).unwrap().running = true;
+    let job = fleet_rounds(&fake, id);
+    assert!(matches!(job.status, JobStatus::Failed { .. }), "{job:?}");
+    assert!(!fake.w().draining.contains(&llm), "back to work");
+    assert!(fake.w().canisters[&llm].running);
+}

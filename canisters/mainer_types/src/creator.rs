@@ -122,6 +122,8 @@ pub enum FleetStep {
     Check,
     /// Back to work in its controller after an upgrade.
     Undrain,
+    /// After a failure: started again and back to work, then `Failed`.
+    Restore,
     Delete,
     Done,
     Failed,

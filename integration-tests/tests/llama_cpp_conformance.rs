@@ -137,6 +137,8 @@ impl Step {
 
 const MESSAGE: &str = "an informational message of our own";
 const TRAPS: &str = "the llama.cpp canister traps on arguments it cannot parse; ours answers a typed Err (400)";
+const INSPECTED: &str = "ours refuses a stranger's ingress in canister_inspect_message, before it pays for it; \
+     the llama.cpp canister accepts the message and answers 401 (a canister caller gets 401 from both)";
 const STATUS: &str = "the llama.cpp canister answers 500 for every failure; ours tells them apart (400, 503)";
 
 /// The part of the script after the model is loaded, with `M = 4`.
@@ -173,7 +175,11 @@ fn script() -> Vec<Step> {
             methods::RUN_UPDATE,
             &["--prompt-cache", "e", "--temp", "0", "-n", "2", "-p", "Joe</s>"],
         ),
-        step("a non-controller", methods::RUN_UPDATE, &["--prompt-cache", "c", "-p", JOE]).by(user(9)),
+        step("a non-controller", methods::RUN_UPDATE, &["--prompt-cache", "c", "-p", JOE]).by(user(9)).differ(&[
+            ("result", INSPECTED),
+            ("status_code", INSPECTED),
+            ("error", INSPECTED),
+        ]),
         step("new_chat without --prompt-cache", methods::NEW_CHAT, &[])
             .differ(&[("status_code", STATUS), ("error", "each says what is missing in its own words")]),
         step("an unknown flag", methods::RUN_UPDATE, &["--no-such-flag", "-p", JOE]).differ(&[

@@ -14,6 +14,8 @@ use llm_engine::{GgufFile, Model, Sampler, SamplerConfig, Session, Tokenizer};
 use mainer_types::MainerRole;
 use mainer_types::calls::llm as llm_calls;
 use mainer_types::game::{GameResult, GenerationSettings, Submission};
+mod probe;
+
 use mainer_types::llama_cpp::{
     AccessInputRecord, AccessRecordResult, FileUploadInputRecord, FileUploadRecordResult, InputRecord, MaxTokensRecord,
     OutputRecordResult, RunOutputRecord, StatusCodeRecordResult, methods,
@@ -187,8 +189,8 @@ fn uploads_hash_on_chain_restart_at_zero_and_refuse_oversized_chunks() {
     assert!(refused);
     // Only controllers upload.
     let input = FileUploadInputRecord { filename: "x".into(), chunk: vec![1], chunksize: 1, offset: 0 };
-    let r: FileUploadRecordResult = env.update_one(user(1), llm, methods::FILE_UPLOAD_CHUNK, input).unwrap();
-    assert!(matches!(r, FileUploadRecordResult::Err(_)));
+    let r = env.update_one::<_, FileUploadRecordResult>(user(1), llm, methods::FILE_UPLOAD_CHUNK, input);
+    assert!(r.is_err_and(|e| e.error_code == Some("IC0406")), "refused at inspection");
     // The truncated file is not a model.
     assert_eq!(err(call(&*env, admin(), llm, methods::LOAD_MODEL, &["--model", TEST_MODEL_PATH])).status_code, 500);
 }
@@ -263,25 +265,43 @@ fn seeded_sampling_is_reproducible_however_it_is_split() {
 fn access_is_for_controllers_and_granted_principals() {
     let env = new_env();
     let llm = deploy_llm_with_model(&*env, &stories(), 0);
+    let chat_input = || InputRecord::new(["--prompt-cache", "a"]);
     let chat = |who: Principal| call(&*env, who, llm, methods::NEW_CHAT, &["--prompt-cache", "a"]);
+    // A refused caller's ingress never gets in: `canister_inspect_message`
+    // applies the endpoint's own rule (see tests/inspect.rs).
+    let refused = |who: Principal, method: &str| {
+        let r = env.update_one::<_, OutputRecordResult>(who, llm, method, chat_input());
+        assert!(r.as_ref().is_err_and(|e| e.error_code == Some("IC0406")), "{method} from {who}: {r:?}");
+    };
     let check =
         |who: Principal| -> StatusCodeRecordResult { env.call(who, llm, &llm_calls::CHECK_ACCESS, ()).unwrap() };
 
     // Level 0 (the default): a non-controller is refused.
-    let refused = err(chat(user(1)));
-    assert_eq!((refused.status_code, refused.error.as_str()), (401, "Access Denied"));
+    refused(user(1), methods::NEW_CHAT);
+    refused(user(1), methods::RUN_UPDATE);
     assert!(matches!(check(user(1)), StatusCodeRecordResult::Err(_)));
-    assert_eq!(err(call(&*env, user(1), llm, methods::RUN_UPDATE, &["-p", JOE])).status_code, 401);
+    // A canister's call is not inspected: the endpoint answers 401, as the llama.cpp canister does.
+    let stranger_canister = probe::install_probe(&*env, "stranger");
+    let forwarded = probe::forward(
+        &*env,
+        stranger_canister,
+        llm,
+        methods::NEW_CHAT,
+        candid::encode_one(chat_input()).unwrap(),
+        0,
+        None,
+    );
+    let probe::Forwarded::Reply(reply) = forwarded else { panic!("{forwarded:?}") };
+    let reply: OutputRecordResult = candid::decode_one(&reply).unwrap();
+    assert_eq!((err(reply).status_code), 401);
 
     // A controller grants a principal, which is let in; others are not.
-    assert!(matches!(
-        env.update_one::<_, AccessListResult>(user(1), llm, "grant_access", user(1)).unwrap(),
-        AccessListResult::Err(_)
-    ));
+    let r = env.update_one::<_, AccessListResult>(user(1), llm, "grant_access", user(1));
+    assert!(r.is_err_and(|e| e.error_code == Some("IC0406")), "only controllers grant");
     assert_eq!(grant(&*env, llm, user(1)), AccessListResult::Ok(vec![user(1)]));
     assert!(matches!(check(user(1)), StatusCodeRecordResult::Ok(_)));
     assert_eq!(generate(&*env, user(1), llm, "g", JOE, greedy(3)).0, ". He li");
-    assert_eq!(err(chat(user(2))).status_code, 401);
+    refused(user(2), methods::NEW_CHAT);
     let listed: AccessListResult = env.query_one(admin(), llm, "list_access", ()).unwrap();
     assert_eq!(listed, AccessListResult::Ok(vec![user(1)]));
 
@@ -290,18 +310,17 @@ fn access_is_for_controllers_and_granted_principals() {
         env.update_one(admin(), llm, methods::SET_ACCESS, AccessInputRecord { level: 1 }).unwrap();
     assert!(matches!(r, AccessRecordResult::Ok(ref a) if a.explanation == "All except anonymous"), "{r:?}");
     ok(chat(user(2)));
-    assert_eq!(err(chat(Principal::anonymous())).status_code, 401);
-    let r: AccessRecordResult =
-        env.update_one(user(2), llm, methods::SET_ACCESS, AccessInputRecord { level: 0 }).unwrap();
-    assert!(matches!(r, AccessRecordResult::Err(_)), "only controllers set the level");
+    refused(Principal::anonymous(), methods::NEW_CHAT);
+    let r = env.update_one::<_, AccessRecordResult>(user(2), llm, methods::SET_ACCESS, AccessInputRecord { level: 0 });
+    assert!(r.is_err_and(|e| e.error_code == Some("IC0406")), "only controllers set the level");
 
     // Back to 0 and revoked: refused again.
     let _: AccessRecordResult =
         env.update_one(admin(), llm, methods::SET_ACCESS, AccessInputRecord { level: 0 }).unwrap();
     let r: AccessListResult = env.update_one(admin(), llm, "revoke_access", user(1)).unwrap();
     assert_eq!(r, AccessListResult::Ok(vec![]));
-    assert_eq!(err(chat(user(1))).status_code, 401);
-    assert_eq!(err(call(&*env, user(1), llm, methods::LOAD_MODEL, &["--model", TEST_MODEL_PATH])).status_code, 401);
+    refused(user(1), methods::NEW_CHAT);
+    refused(user(1), methods::LOAD_MODEL);
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! pass the endpoint's own check, or their argument is larger than the
 //! endpoint can ever accept. A filter against paying for strangers'
 //! messages, not the security boundary: every endpoint checks its caller
-//! again (`access.rs`). Calls from canisters are never inspected.
+//! again (`access.rs`, `orders_api.rs`). Calls from canisters are never
+//! inspected.
 
 use candid::Principal;
 use mainer_types::creator::MAX_ARTEFACT_CHUNK_BYTES;
@@ -25,6 +26,10 @@ pub fn accepts(config: &Config, caller: &Principal, controller: bool, method: &s
     let admin = controller || config.admins.contains(caller);
     let (allowed, max_bytes) = match method {
         "create_mainer" => (admin || config.allowed_creators.contains(caller), MAINER_REQUEST_BYTES),
+        // Users order and top up mAIners and pay for them (the endpoints
+        // check the payment); only the anonymous principal can own nothing.
+        "order_mainer" => (*caller != Principal::anonymous(), MAINER_REQUEST_BYTES),
+        "top_up" => (*caller != Principal::anonymous(), SMALL_BYTES),
         "upload_chunk" => (admin, MAX_ARTEFACT_CHUNK_BYTES as usize + CHUNK_ENVELOPE_BYTES),
         "upgrade_controllers" | "upgrade_llms" => (admin, FLEET_REQUEST_BYTES),
         // Every other update (uploads, jobs, fleet, settings) and queries
@@ -62,6 +67,11 @@ mod tests {
             (admin, false, "upload_chunk", 2_100_000, false),
             (admin, false, "set_game_state", 40, true),
             (admin, false, "finish_upload", SMALL_BYTES + 1, false),
+            (stranger, false, "order_mainer", 200, true),
+            (stranger, false, "order_mainer", MAINER_REQUEST_BYTES + 1, false),
+            (Principal::anonymous(), false, "order_mainer", 200, false),
+            (stranger, false, "top_up", 100, true),
+            (stranger, false, "set_economy", 100, false),
             (controller, true, "upgrade_llms", 100_000, true),
             (controller, true, "delete_artefact", 100, true),
         ] {

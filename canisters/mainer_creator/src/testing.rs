@@ -852,6 +852,8 @@ fn a_refund_in_flight_at_an_upgrade_becomes_unknown() {
     assert_eq!(refund.status, RefundStatus::Unknown);
     assert!(read_state(|s| s.refunds_due()).is_empty());
     assert_eq!(read_state(|s| s.books()).refunds_unknown, 1);
+}
+
 #[test]
 fn an_llm_upgrade_waits_for_the_answer_in_flight_and_puts_the_llm_back_to_work() {
     let fake = Fake::new();

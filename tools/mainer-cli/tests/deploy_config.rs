@@ -154,11 +154,10 @@ fn our_llm_canisters_are_drop_ins_for_the_llama_cpp_interface() {
     }
 }
 
-/// The script's order with a stand-in `dfx` that logs its calls: both
-/// canisters are created before either is installed with the other's id.
-#[test]
-fn the_deploy_script_creates_both_canisters_then_installs_them_with_each_others_ids() {
-    let dir = std::env::temp_dir().join(format!("mainer-cli-fake-dfx-{}", std::process::id()));
+/// Runs `scripts/deploy.sh` with `args` and a stand-in `dfx` that logs its
+/// calls; returns (its stdout, the calls). Panics if the script fails.
+fn deploy_with_fake_dfx(tag: &str, args: &[&str]) -> (String, String) {
+    let dir = std::env::temp_dir().join(format!("mainer-cli-fake-dfx-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("calls.log");
     let fake = r#"#!/usr/bin/env bash
@@ -178,15 +177,25 @@ exit 0
     let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
     let out = Command::new("bash")
         .arg(root().join("scripts/deploy.sh"))
-        .args(["--network", "local", "--mode", "install", "--skip-upload"])
+        .args(args)
         .env("PATH", path)
         .env("FAKE_DFX_LOG", &log)
         .env("MAINER_CLI", env!("CARGO_BIN_EXE_mainer"))
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let calls = std::fs::read_to_string(&log).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    (stdout, calls)
+}
+
+/// The script's order: both canisters are created before either is
+/// installed with the other's id.
+#[test]
+fn the_deploy_script_creates_both_canisters_then_installs_them_with_each_others_ids() {
+    let (stdout, calls) =
+        deploy_with_fake_dfx("install", &["--network", "local", "--mode", "install", "--skip-upload"]);
     let at = |needle: &str| calls.find(needle).unwrap_or_else(|| panic!("no `{needle}` in\n{calls}"));
     let installs = at("canister install game_state");
     assert!(at("canister create game_state") < installs && at("canister create mainer_creator") < installs);
@@ -194,47 +203,17 @@ exit 0
     assert!(calls.contains(r#"game_state = principal "bkyz2-fmaaa-aaaaa-qaaaq-cai""#), "{calls}");
     assert!(calls.contains("ledger fabricate-cycles --canister mainer_creator"), "{calls}");
     assert!(stdout.contains("create-mainer --role own --owner 2vxsx-fae"), "{stdout}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `--mode upgrade` stops the creator (dfx waits for its calls in flight),
 /// upgrades it and starts it again.
 #[test]
 fn the_deploy_script_stops_the_creator_around_its_upgrade() {
-    let dir = std::env::temp_dir().join(format!("mainer-cli-fake-dfx-up-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let log = dir.join("calls.log");
-    let fake = r#"#!/usr/bin/env bash
-echo "$*" >> "$FAKE_DFX_LOG"
-args=" $* "
-case "$args" in
-  *" identity whoami "*) echo default ;;
-  *" identity get-principal "*) echo 2vxsx-fae ;;
-  *" canister id game_state "*) echo bkyz2-fmaaa-aaaaa-qaaaq-cai ;;
-  *" canister id mainer_creator "*) echo bd3sg-teaaa-aaaaa-qaaba-cai ;;
-esac
-exit 0
-"#;
-    let dfx = dir.join("dfx");
-    std::fs::write(&dfx, fake).unwrap();
-    Command::new("chmod").arg("+x").arg(&dfx).status().unwrap();
-    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
-    let out = Command::new("bash")
-        .arg(root().join("scripts/deploy.sh"))
-        .args(["--network", "local", "--mode", "upgrade", "--skip-upload"])
-        .env("PATH", path)
-        .env("FAKE_DFX_LOG", &log)
-        .env("MAINER_CLI", env!("CARGO_BIN_EXE_mainer"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let calls = std::fs::read_to_string(&log).unwrap();
+    let (_, calls) = deploy_with_fake_dfx("upgrade", &["--network", "local", "--mode", "upgrade", "--skip-upload"]);
     let at = |needle: &str| calls.find(needle).unwrap_or_else(|| panic!("no `{needle}` in\n{calls}"));
     let upgrade = at("canister install mainer_creator --network local --mode upgrade");
     assert!(at("canister stop mainer_creator") < upgrade, "{calls}");
     assert!(upgrade < at("canister start mainer_creator"), "{calls}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The content of a shell double-quoted string starting at `s[0] == '"'`, with

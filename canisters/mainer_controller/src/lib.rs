@@ -11,10 +11,12 @@
 
 mod access;
 mod budget;
+mod budget_api;
 mod calls;
 mod ic;
 mod inspect;
 mod llm_funding;
+mod memory;
 mod metrics;
 mod pool;
 mod share_check;
@@ -267,7 +269,7 @@ fn set_settings(settings: ControllerSettings) -> ControllerResult<ControllerSett
 #[update]
 fn set_burn_rate(rate: BurnRate) -> ControllerResult<u64> {
     access::require_admin(&msg_caller())?;
-    let seconds = budget::set_burn_rate(&rate)?;
+    let seconds = budget_api::set_burn_rate(&rate)?;
     timers::arm();
     Ok(seconds)
 }
@@ -277,8 +279,8 @@ fn set_burn_rate(rate: BurnRate) -> ControllerResult<u64> {
 #[update]
 fn set_cycles_floor(floor: u128) -> ControllerResult<()> {
     access::require_admin(&msg_caller())?;
-    budget::set_floor(floor)?;
-    budget::observe(ic_cdk::api::canister_cycle_balance());
+    budget_api::set_floor(floor)?;
+    budget_api::observe(ic_cdk::api::canister_cycle_balance());
     Ok(())
 }
 
@@ -287,8 +289,8 @@ fn set_cycles_floor(floor: u128) -> ControllerResult<()> {
 #[update]
 fn note_top_up(amount: u128) -> ControllerResult<()> {
     access::require_creator(&msg_caller())?;
-    budget::note_top_up(amount);
-    budget::observe(ic_cdk::api::canister_cycle_balance());
+    budget_api::note_top_up(amount);
+    budget_api::observe(ic_cdk::api::canister_cycle_balance());
     Ok(())
 }
 
@@ -297,13 +299,13 @@ fn note_top_up(amount: u128) -> ControllerResult<()> {
 fn set_llm_funding(funding: LlmFunding) -> ControllerResult<()> {
     access::require_admin(&msg_caller())?;
     access::require_role(&[MainerRole::Own, MainerRole::ShareService], "LLMs of its own")?;
-    budget::set_llm_funding(funding)
+    budget_api::set_llm_funding(funding)
 }
 
 #[query]
 fn cycles_report() -> ControllerResult<CyclesReport> {
     access::require_admin(&msg_caller())?;
-    Ok(budget::report(ic_cdk::api::canister_cycle_balance()))
+    Ok(budget_api::report(ic_cdk::api::canister_cycle_balance()))
 }
 
 // ----------------------------------------------------------------------
@@ -370,7 +372,7 @@ fn health() -> HealthReport {
                 problems.push(format!("work has waited {waited} s with no answer submitted or delivered"));
             }
         }
-        let cycles = budget::report(ic_cdk::api::canister_cycle_balance());
+        let cycles = budget_api::report(ic_cdk::api::canister_cycle_balance());
         if cycles.low_cycles {
             problems.push(format!(
                 "LowCycles: the balance {} is below the floor {}; paused until topped up",

@@ -11,7 +11,7 @@ use mainer_types::calls::creator as creator_calls;
 
 use crate::ic::Runtime;
 use crate::state::read_state;
-use crate::{budget, calls};
+use crate::{budget_api, calls};
 
 thread_local! {
     /// When the LLMs were last checked (heap: after an upgrade they are checked soon).
@@ -26,7 +26,7 @@ pub fn should_fund(balance: u128, floor: u128, amount: u128, own: u128, own_floo
 
 /// Runs a check when one is due.
 pub async fn maybe_fund<RT: Runtime>(rt: &RT) {
-    let funding = budget::llm_funding();
+    let funding = budget_api::llm_funding();
     let now = rt.time();
     let every = funding.check_seconds.saturating_mul(1_000_000_000);
     if LAST_CHECK_NS.with(|c| c.get()).is_some_and(|last| now.saturating_sub(last) < every) {
@@ -46,12 +46,12 @@ pub async fn maybe_fund<RT: Runtime>(rt: &RT) {
                 continue;
             }
         };
-        if !should_fund(balance, funding.floor, funding.amount, rt.cycle_balance(), budget::floor()) {
+        if !should_fund(balance, funding.floor, funding.amount, rt.cycle_balance(), budget_api::floor()) {
             continue;
         }
         match rt.deposit_cycles(llm, funding.amount).await {
             Ok(()) => {
-                budget::note_llm_funded(funding.amount);
+                budget_api::note_llm_funded(funding.amount);
                 canister_common::info!("LLM {llm} had {balance} cycles: gave it {}", funding.amount);
             }
             Err(e) => canister_common::warn!("funding LLM {llm}: {e}"),

@@ -9,7 +9,7 @@ use mainer_types::controller::{ControllerError, LlmStatus};
 use mainer_types::stable::Stored;
 use serde::Deserialize;
 
-use crate::state::Memory;
+use crate::memory::Memory;
 
 /// One LLM canister of the pool. Stored as Candid: fields keep their names.
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq, Default)]

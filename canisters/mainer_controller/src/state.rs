@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 
 use candid::{CandidType, Principal};
-use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
+use ic_stable_structures::memory_manager::MemoryManager;
 use ic_stable_structures::{DefaultMemoryImpl, StableBTreeMap, StableCell};
 use mainer_types::controller::{
     Answer, ControllerError, ControllerSettings, Counters, LlmStatus, WorkItem, WorkOrigin, WorkState,
@@ -24,24 +24,10 @@ use mainer_types::{MainerRole, Page, PageRequest};
 use serde::Deserialize;
 
 use crate::budget::Budget;
+pub use crate::memory::Memory;
+use crate::memory::{AGENTS, BUDGET, CONFIG, COUNTERS, HISTORY, LLMS, QUEUE, SCHEMA, WORK_INDEX};
 use crate::pool::{LlmSlot, Pool};
 use crate::work::{Fault, WorkQueue};
-
-pub type Memory = VirtualMemory<DefaultMemoryImpl>;
-
-// Memory ids are never reused.
-const CONFIG: MemoryId = MemoryId::new(0);
-const LLMS: MemoryId = MemoryId::new(1);
-const AGENTS: MemoryId = MemoryId::new(2);
-const QUEUE: MemoryId = MemoryId::new(3);
-const HISTORY: MemoryId = MemoryId::new(4);
-const COUNTERS: MemoryId = MemoryId::new(5);
-/// The work queue's index by challenge and origin (schema 1).
-const WORK_INDEX: MemoryId = MemoryId::new(6);
-/// The layout version (cell): data of an older version is migrated once.
-const SCHEMA: MemoryId = MemoryId::new(7);
-/// The cycles budget (`budget.rs`).
-const BUDGET: MemoryId = MemoryId::new(20);
 
 /// Version of the layout: 1 added the work index.
 const SCHEMA_VERSION: u64 = 1;

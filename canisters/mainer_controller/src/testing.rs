@@ -825,7 +825,7 @@ fn llms_are_funded_only_below_the_floor_once_per_check() {
     fake.w().now = 1_000_000_000_000;
     fake.w().llm_balances.insert(llm(1), 100);
     fake.w().llm_balances.insert(llm(2), 5_000);
-    crate::budget::set_llm_funding(LlmFunding { floor: 1_000, amount: 2_000, check_seconds: 60 }).unwrap();
+    crate::budget_api::set_llm_funding(LlmFunding { floor: 1_000, amount: 2_000, check_seconds: 60 }).unwrap();
     run(crate::llm_funding::maybe_fund(&fake)).unwrap();
     assert_eq!(fake.w().deposits, vec![(llm(1), 2_000)], "only the LLM below the floor");
     fake.w().llm_balances.insert(llm(1), 100);
@@ -834,10 +834,10 @@ fn llms_are_funded_only_below_the_floor_once_per_check() {
     assert_eq!(fake.w().deposits.len(), 1, "not before the next check");
     assert_eq!(fake.calls("llm_cycles"), 2, "one balance question per LLM per check");
     fake.w().now += 31_000_000_000;
-    fake.w().balance = Some(crate::budget::floor() + 1_000);
+    fake.w().balance = Some(crate::budget_api::floor() + 1_000);
     run(crate::llm_funding::maybe_fund(&fake)).unwrap();
     assert_eq!(fake.w().deposits.len(), 1, "it would take the controller below its own floor");
-    assert_eq!(crate::budget::report(0).llm_funded, 2_000);
+    assert_eq!(crate::budget_api::report(0).llm_funded, 2_000);
 }
 
 #[test]

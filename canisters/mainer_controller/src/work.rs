@@ -19,7 +19,7 @@ use mainer_types::llm_client::LlmError;
 use mainer_types::stable::Stored;
 use mainer_types::{Page, PageRequest};
 
-use crate::state::Memory;
+use crate::memory::Memory;
 
 const NANOS: u64 = 1_000_000_000;
 

@@ -6,13 +6,9 @@
 
 use candid::{CandidType, Principal};
 use mainer_types::cycles_ledger::FEE as LEDGER_FEE;
-use mainer_types::economy::{
-    Books, EconomySettings, KindPrice, OrderKind, OrderView, Payer, Quote, RefundStatus, RefundView,
-};
+use mainer_types::economy::{Books, EconomySettings, KindPrice, OrderKind, Payer, Quote, RefundStatus, RefundView};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-
-use crate::job::Job;
 
 /// The economy's stored state: settings and books.
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
@@ -127,22 +123,6 @@ pub fn order_name(domain: &str, payer: Principal, created_at_time: u64) -> [u8; 
 
 pub fn refund_view(r: &Refund) -> RefundView {
     RefundView { amount: r.amount, status: r.status.clone(), attempts: r.attempts, last_error: r.last_error.clone() }
-}
-
-pub fn order_view(job: &Job) -> Option<OrderView> {
-    let f = job.funds.as_ref()?;
-    Some(OrderView {
-        job: job.id,
-        owner: job.plan.owner,
-        kind: f.kind.clone(),
-        payer: f.payer.clone(),
-        paid: f.paid,
-        spent: f.spent,
-        fee: f.fee,
-        refund: f.refund.as_ref().map(refund_view),
-        status: job.status.clone(),
-        controller: job.controller.canister,
-    })
 }
 
 #[cfg(test)]

@@ -18,9 +18,10 @@ use candid::{CandidType, Principal};
 use mainer_types::MainerRole;
 use mainer_types::controller::ControllerSettings;
 use mainer_types::creator::{JobKind, JobStatus, JobView, MainerView, SlotView, Step};
+use mainer_types::economy::OrderView;
 use serde::Deserialize;
 
-use crate::economy::Funds;
+use crate::economy::{Funds, refund_view};
 
 /// Where the model goes in the LLM canister (the llama.cpp canister's convention).
 pub const MODEL_PATH: &str = "models/model.gguf";
@@ -172,6 +173,23 @@ impl Job {
     pub fn uses_artefact(&self, sha256: &str) -> bool {
         let p = &self.plan;
         p.controller_wasm == sha256 || p.llm_wasm.as_deref() == Some(sha256) || p.model.as_deref() == Some(sha256)
+    }
+
+    /// The order behind a paid job (None for an admin's `create_mainer`).
+    pub fn order_view(&self) -> Option<OrderView> {
+        let f = self.funds.as_ref()?;
+        Some(OrderView {
+            job: self.id,
+            owner: self.plan.owner,
+            kind: f.kind.clone(),
+            payer: f.payer.clone(),
+            paid: f.paid,
+            spent: f.spent,
+            fee: f.fee,
+            refund: f.refund.as_ref().map(refund_view),
+            status: self.status.clone(),
+            controller: self.controller.canister,
+        })
     }
 
     pub fn view(&self) -> JobView {

@@ -9,6 +9,7 @@ mod access;
 mod config;
 mod economy;
 mod fleet;
+mod fleet_steps;
 mod ic;
 mod inspect;
 mod job;

@@ -14,7 +14,7 @@ use mainer_types::economy::{
 };
 
 use crate::access;
-use crate::economy::{self, Funds, order_name, order_view};
+use crate::economy::{self, Funds, order_name};
 use crate::ic::{IcRuntime, Runtime};
 use crate::job::{Job, MainerPlan};
 use crate::payment::{self, LedgerPayment};
@@ -56,7 +56,7 @@ fn books() -> CreatorResult<Books> {
 #[query]
 fn order(job: u64) -> CreatorResult<OrderView> {
     let caller = msg_caller();
-    let found = read_state(|s| s.job(job)).and_then(|j| order_view(&j));
+    let found = read_state(|s| s.job(job)).and_then(|j| j.order_view());
     if found.as_ref().is_none_or(|o| o.owner != caller) {
         access::require_admin(&caller)?;
     }
@@ -66,7 +66,7 @@ fn order(job: u64) -> CreatorResult<OrderView> {
 /// The caller's orders, oldest first.
 #[query]
 fn my_orders() -> Vec<OrderView> {
-    read_state(|s| s.orders_of(msg_caller())).iter().filter_map(order_view).collect()
+    read_state(|s| s.orders_of(msg_caller())).iter().filter_map(Job::order_view).collect()
 }
 
 /// The plan of an order: the kind's price, the caller as owner, the newest artefacts.
@@ -125,7 +125,7 @@ fn place(plan: MainerPlan, llm_count: u32, funds: Funds, key: Option<(Principal,
     mutate_state(|s| {
         let mut job = Job::new(s.next_job_id(), plan, llm_count, now);
         job.funds = Some(funds);
-        let view = order_view(&job).expect("a paid job");
+        let view = job.order_view().expect("a paid job");
         canister_common::info!("order {}: {:?} for {} paid {paid} cycles", job.id, job.plan.role, job.plan.owner);
         s.insert_order(job, key);
         s.book(|b| {
@@ -150,7 +150,7 @@ async fn order_mainer(req: OrderRequest) -> CreatorResult<OrderView> {
     let eco = read_state(|s| s.economy());
     // The same order again (a retried call): the order as placed, no charge.
     let existing =
-        |t: u64| read_state(|s| s.order_by_key(caller, t).and_then(|id| s.job(id))).and_then(|j| order_view(&j));
+        |t: u64| read_state(|s| s.order_by_key(caller, t).and_then(|id| s.job(id))).and_then(|j| j.order_view());
     if let Payment::CyclesLedger { created_at_time: Some(t) } = req.payment
         && let Some(placed) = existing(t)
     {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::ic::{IcRuntime, Runtime};
 use crate::state::read_state;
-use crate::{fleet, payment, steps};
+use crate::{fleet_steps, payment, steps};
 use canister_common::guard::Guard;
 
 /// What a timer round works on.
@@ -61,7 +61,7 @@ pub async fn run_round<RT: Runtime + Clone + 'static>(rt: &RT) -> u32 {
     }
     for id in fleet {
         let step_rt = rt.clone();
-        started += spawn_guarded(rt, JobKey::Fleet(id), async move { fleet::advance(&step_rt, id).await }) as u32;
+        started += spawn_guarded(rt, JobKey::Fleet(id), async move { fleet_steps::advance(&step_rt, id).await }) as u32;
     }
     for id in read_state(|s| s.refunds_due()) {
         let step_rt = rt.clone();

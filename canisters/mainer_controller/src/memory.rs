@@ -1,0 +1,27 @@
+//! Stable memory layout of the controller: every virtual memory id, named
+//! once. Ids are never reused or renumbered: an older release's data stays
+//! in its memory.
+
+use ic_stable_structures::DefaultMemoryImpl;
+use ic_stable_structures::memory_manager::{MemoryId, VirtualMemory};
+
+pub type Memory = VirtualMemory<DefaultMemoryImpl>;
+
+/// `Config` (cell).
+pub const CONFIG: MemoryId = MemoryId::new(0);
+/// LLM canister -> its slot in the pool.
+pub const LLMS: MemoryId = MemoryId::new(1);
+/// The ShareAgents a ShareService serves.
+pub const AGENTS: MemoryId = MemoryId::new(2);
+/// Unfinished work items by id.
+pub const QUEUE: MemoryId = MemoryId::new(3);
+/// Finished work items by id, trimmed to the history size.
+pub const HISTORY: MemoryId = MemoryId::new(4);
+/// Counters and id sequences (cell).
+pub const COUNTERS: MemoryId = MemoryId::new(5);
+/// The work queue's index by challenge and origin (schema 1).
+pub const WORK_INDEX: MemoryId = MemoryId::new(6);
+/// The layout version (cell): data of an older version is migrated once.
+pub const SCHEMA: MemoryId = MemoryId::new(7);
+/// The cycles budget (`budget.rs`).
+pub const BUDGET: MemoryId = MemoryId::new(20);

@@ -9,6 +9,7 @@
 //!   `/metrics`;
 //! - [`cycles`]: `return_cycles`, for canisters the creator deletes;
 //! - [`guard`]: the one guard for every "do not overlap" rule;
+//! - [`inspect`]: the `canister_inspect_message` entry point;
 //! - `did` (feature `did-test`): the unit test that keeps a `.did` file equal
 //!   to the Rust interface.
 
@@ -17,5 +18,6 @@ pub mod cycles;
 pub mod did;
 pub mod guard;
 pub mod http;
+pub mod inspect;
 pub mod log;
 pub mod metrics;

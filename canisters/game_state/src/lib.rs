@@ -109,11 +109,8 @@ fn post_upgrade() {
 /// (see `inspect.rs`); the endpoints check everything again.
 #[ic_cdk::inspect_message]
 fn inspect_message() {
-    let size = ic0::msg_arg_data_size();
-    let method = ic_cdk::api::msg_method_name();
-    if read_state(|s| inspect::accepts(s, &caller(), &method, size)) {
-        ic_cdk::api::accept_message();
-    }
+    let caller = caller();
+    canister_common::inspect::accept_if(|method, bytes| read_state(|s| inspect::accepts(s, &caller, method, bytes)));
 }
 
 #[ic_cdk::update]

@@ -126,11 +126,10 @@ fn post_upgrade() {
 /// (see `inspect.rs`); the endpoints check everything again.
 #[ic_cdk::inspect_message]
 fn inspect_message() {
-    let bytes = ic0::msg_arg_data_size();
-    let method = ic_cdk::api::msg_method_name();
-    if read(|s| inspect::accepts(s.settings(), caller(), &method, bytes)) {
-        ic_cdk::api::accept_message();
-    }
+    let caller = caller();
+    canister_common::inspect::accept_if(|method, bytes| {
+        read(|s| inspect::accepts(s.settings(), caller, method, bytes))
+    });
 }
 
 // ---- the llama.cpp interface ----

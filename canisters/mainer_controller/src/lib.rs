@@ -98,12 +98,10 @@ fn post_upgrade(args: Option<ControllerArgs>) {
 #[ic_cdk::inspect_message]
 fn inspect_message() {
     let caller = msg_caller();
-    let size = ic0::msg_arg_data_size();
-    let method = ic_cdk::api::msg_method_name();
     let operator = inspect::caller_is_operator(&caller);
-    if read_state(|s| inspect::accepts(s, &caller, operator, &method, size)) {
-        ic_cdk::api::accept_message();
-    }
+    canister_common::inspect::accept_if(|method, bytes| {
+        read_state(|s| inspect::accepts(s, &caller, operator, method, bytes))
+    });
 }
 
 // ----------------------------------------------------------------------

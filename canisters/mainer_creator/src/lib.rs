@@ -85,12 +85,10 @@ fn post_upgrade(args: Option<CreatorArgs>) {
 #[ic_cdk::inspect_message]
 fn inspect_message() {
     let caller = ic_cdk::api::msg_caller();
-    let bytes = ic0::msg_arg_data_size();
-    let method = ic_cdk::api::msg_method_name();
     let controller = ic_cdk::api::is_controller(&caller);
-    if read_state(|s| inspect::accepts(&s.config(), &caller, controller, &method, bytes)) {
-        ic_cdk::api::accept_message();
-    }
+    canister_common::inspect::accept_if(|method, bytes| {
+        read_state(|s| inspect::accepts(&s.config(), &caller, controller, method, bytes))
+    });
 }
 
 #[query]

@@ -166,53 +166,95 @@ fn build(env: &dyn TestEnv) -> World {
     }
 }
 
-const FAULTS: &[&str] = &[
-    "llm_trap",
-    "llm_err",
-    "stop_llm",
-    "stop_game_state",
-    "stop_service",
-    "upgrade_controller",
-    "upgrade_controller_stopped",
-    "upgrade_creator",
-    "upgrade_creator_stopped",
-    "fleet_upgrade_controllers",
-    "fleet_upgrade_llms",
-    "pause_service",
+/// What the soak injects, one per round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    LlmTrap,
+    LlmErr,
+    StopLlm,
+    StopGameState,
+    StopService,
+    /// A controller upgraded, with or without a stop around it.
+    UpgradeController {
+        stopped: bool,
+    },
+    /// The creator upgraded, with or without a stop around it.
+    UpgradeCreator {
+        stopped: bool,
+    },
+    FleetUpgradeControllers,
+    FleetUpgradeLlms,
+    PauseService,
+}
+
+/// Every fault, in the order the seed draws from.
+const FAULTS: [Fault; 12] = [
+    Fault::LlmTrap,
+    Fault::LlmErr,
+    Fault::StopLlm,
+    Fault::StopGameState,
+    Fault::StopService,
+    Fault::UpgradeController { stopped: false },
+    Fault::UpgradeController { stopped: true },
+    Fault::UpgradeCreator { stopped: false },
+    Fault::UpgradeCreator { stopped: true },
+    Fault::FleetUpgradeControllers,
+    Fault::FleetUpgradeLlms,
+    Fault::PauseService,
 ];
+
+impl Fault {
+    /// Its name in reports.
+    fn name(self) -> &'static str {
+        match self {
+            Fault::LlmTrap => "llm_trap",
+            Fault::LlmErr => "llm_err",
+            Fault::StopLlm => "stop_llm",
+            Fault::StopGameState => "stop_game_state",
+            Fault::StopService => "stop_service",
+            Fault::UpgradeController { stopped: false } => "upgrade_controller",
+            Fault::UpgradeController { stopped: true } => "upgrade_controller_stopped",
+            Fault::UpgradeCreator { stopped: false } => "upgrade_creator",
+            Fault::UpgradeCreator { stopped: true } => "upgrade_creator_stopped",
+            Fault::FleetUpgradeControllers => "fleet_upgrade_controllers",
+            Fault::FleetUpgradeLlms => "fleet_upgrade_llms",
+            Fault::PauseService => "pause_service",
+        }
+    }
+}
 
 fn controller_upgrade_arg() -> Vec<u8> {
     Encode!(&ControllerArgs::Upgrade(ControllerUpgrade { settings: None })).unwrap()
 }
 
-/// Injects one fault; returns its name.
+/// Injects one fault drawn from `rng`; returns its name.
 fn inject(env: &dyn TestEnv, w: &mut World, rng: &mut Rng) -> &'static str {
-    let fault = *rng.pick(FAULTS);
+    let fault = *rng.pick(&FAULTS);
     match fault {
-        "llm_trap" | "llm_err" => {
+        Fault::LlmTrap | Fault::LlmErr => {
             let llm = *rng.pick(&w.llms);
             let n = 1 + rng.below(2) as u32;
-            let faults = if fault == "llm_trap" {
+            let faults = if fault == Fault::LlmTrap {
                 Faults { trap_next_calls: n, ..Faults::default() }
             } else {
                 Faults { err_next_calls: n, ..Faults::default() }
             };
             let _ = env.update_one::<_, ()>(w.creator, llm, "fixture_set_faults", faults);
         }
-        "stop_llm" | "stop_game_state" | "stop_service" => {
+        Fault::StopLlm | Fault::StopGameState | Fault::StopService => {
             let target = match fault {
-                "stop_llm" => *rng.pick(&w.llms),
-                "stop_game_state" => w.game,
+                Fault::StopLlm => *rng.pick(&w.llms),
+                Fault::StopGameState => w.game,
                 _ => w.service,
             };
             if !w.stopped.contains(&target) && env.stop(controller_principal(w, target), target).is_ok() {
                 w.stopped.push(target);
             }
         }
-        "upgrade_controller" | "upgrade_controller_stopped" => {
+        Fault::UpgradeController { stopped } => {
             let target = *rng.pick(&w.controllers());
             let by = w.creator;
-            let stop = fault == "upgrade_controller_stopped" && !w.stopped.contains(&target);
+            let stop = stopped && !w.stopped.contains(&target);
             if stop {
                 let _ = env.stop(by, target);
             }
@@ -221,8 +263,7 @@ fn inject(env: &dyn TestEnv, w: &mut World, rng: &mut Rng) -> &'static str {
                 let _ = env.start(by, target);
             }
         }
-        "upgrade_creator" | "upgrade_creator_stopped" => {
-            let stop = fault == "upgrade_creator_stopped";
+        Fault::UpgradeCreator { stopped: stop } => {
             if stop {
                 let _ = env.stop(admin(), w.creator);
             }
@@ -231,8 +272,8 @@ fn inject(env: &dyn TestEnv, w: &mut World, rng: &mut Rng) -> &'static str {
                 let _ = env.start(admin(), w.creator);
             }
         }
-        "fleet_upgrade_controllers" | "fleet_upgrade_llms" => {
-            let method = if fault == "fleet_upgrade_llms" {
+        Fault::FleetUpgradeControllers | Fault::FleetUpgradeLlms => {
+            let method = if fault == Fault::FleetUpgradeLlms {
                 &creator_calls::UPGRADE_LLMS
             } else {
                 &creator_calls::UPGRADE_CONTROLLERS
@@ -244,13 +285,12 @@ fn inject(env: &dyn TestEnv, w: &mut World, rng: &mut Rng) -> &'static str {
                 w.fleet_jobs.push(job.id);
             }
         }
-        "pause_service" => {
+        Fault::PauseService => {
             let _ = env.call(owner(), w.service, &controller_calls::PAUSE, ());
             w.service_paused = true;
         }
-        _ => unreachable!("{fault}"),
     }
-    fault
+    fault.name()
 }
 
 /// Starts whatever the soak stopped, resumes the ShareService, clears LLM faults.

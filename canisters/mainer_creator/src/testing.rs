@@ -523,17 +523,22 @@ pub fn own_plan(controller_wasm: &str, llm_wasm: &str, model: &str, model_size: 
     }
 }
 
-/// Runs rounds (a second apart) until job `id` is no longer running.
-fn finish_job(fake: &Fake, id: u64) -> Job {
-    for _ in 0..200 {
+/// Runs at most `rounds` timer rounds, a second apart, until `done` gives a value.
+fn rounds_until<T>(fake: &Fake, rounds: u32, done: impl Fn() -> Option<T>) -> Option<T> {
+    for _ in 0..rounds {
         fake.w().now += 1_000_000_000;
         fake.round();
-        let job = read_state(|s| s.job(id)).unwrap();
-        if job.status != JobStatus::Running {
-            return job;
+        if let Some(v) = done() {
+            return Some(v);
         }
     }
-    panic!("job {id} still running");
+    None
+}
+
+/// Runs rounds until job `id` is no longer running.
+fn finish_job(fake: &Fake, id: u64) -> Job {
+    rounds_until(fake, 200, || read_state(|s| s.job(id)).filter(|j| j.status != JobStatus::Running))
+        .unwrap_or_else(|| panic!("job {id} still running"))
 }
 
 /// A made mAIner with one LLM; returns (job id, controller, LLM).
@@ -559,15 +564,8 @@ fn fleet(kind: FleetKind, wasm: &str, targets: Vec<Principal>, batch: u32) -> u6
 }
 
 fn fleet_rounds(fake: &Fake, id: u64) -> FleetJob {
-    for _ in 0..50 {
-        fake.w().now += 1_000_000_000;
-        fake.round();
-        let job = read_state(|s| s.fleet_job(id)).unwrap();
-        if job.status != JobStatus::Running {
-            return job;
-        }
-    }
-    panic!("fleet job {id} still running");
+    rounds_until(fake, 50, || read_state(|s| s.fleet_job(id)).filter(|j| j.status != JobStatus::Running))
+        .unwrap_or_else(|| panic!("fleet job {id} still running"))
 }
 
 // ----------------------------------------------------------------------
@@ -899,14 +897,8 @@ fn an_llm_drained_by_a_failed_upgrade_is_put_back_to_work_once_its_controller_an
     fake.w().fail_installs = true;
     let id = fleet(FleetKind::UpgradeLlms, &v2, vec![llm], 1);
     let step = || read_state(|s| s.fleet_job(id)).unwrap().targets[0].step;
-    for _ in 0..30 {
-        if step() == FleetStep::Restore {
-            break;
-        }
-        fake.w().now += 1_000_000_000;
-        fake.round();
-    }
-    assert_eq!(step(), FleetStep::Restore, "the upgrade gave up");
+    let restoring = rounds_until(&fake, 30, || (step() == FleetStep::Restore).then_some(()));
+    assert!(restoring.is_some(), "the upgrade gave up: {:?}", step());
     // Its controller is unreachable for longer than a step's 5 attempts.
     fake.w().canisters.get_mut(&controller).unwrap().running = false;
     for _ in 0..15 {

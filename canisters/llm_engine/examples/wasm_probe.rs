@@ -139,3 +139,42 @@ pub extern "C" fn step() -> i32 {
         Ok(token as i32)
     })
 }
+
+/// Checks the kernels as compiled here (simd128 or not) against the scalar
+/// reference arithmetic, bit for bit: every quantized type, a padded stripe,
+/// a batch of eight vectors and one alone. Returns the number of differing
+/// outputs (0 when all agree).
+#[unsafe(no_mangle)]
+pub extern "C" fn check_kernels() -> i32 {
+    use llm_engine::kernels::{MatmulScratch, PackedActivations, Weights, encode, packed};
+    let (rows, cols, n) = (37, 512, 9);
+    let mut state = 7u64;
+    let mut random = |len: usize| -> Vec<f32> {
+        (0..len)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    };
+    let mut differences = 0;
+    for id in [2, 3, 6, 7, 8, 12, 13, 14] {
+        let ty = TensorType::from_id(id).expect("a ggml type id");
+        let (w, xs) = (random(rows * cols), random(n * cols));
+        let Ok(m) = Weights::new("w", ty, rows, cols, &encode(ty, &w).expect("whole blocks")) else { return -1 };
+        let Weights::Packed { matrix, .. } = &m else { return -1 };
+        let acts: Vec<PackedActivations> = xs
+            .chunks_exact(cols)
+            .map(|x| {
+                let mut a = PackedActivations::default();
+                a.quantize_from(x, matrix.block());
+                a
+            })
+            .collect();
+        let (mut got, mut want) = (vec![0f32; n * rows], vec![0f32; n * rows]);
+        m.matmul(&xs, &mut got, &mut MatmulScratch::default());
+        packed::reference_matmul(matrix, &acts, &mut want);
+        differences += got.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits()).count() as i32;
+    }
+    differences
+}

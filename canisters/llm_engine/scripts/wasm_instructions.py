@@ -68,6 +68,8 @@ def main():
         print(f"{line}, {time.time() - t:.2f} s -> {result}")
         return result, used
 
+    # The kernels as compiled in this module against the scalar reference arithmetic.
+    print(f"kernel self-check: {ex['check_kernels'](store)} outputs differ from the reference")
     if args.model == "stories":
         path = os.path.join(os.path.dirname(__file__), "../../../../shared/models/stories260Ktok512.gguf")
         data = open(path, "rb").read()

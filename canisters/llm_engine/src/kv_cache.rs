@@ -22,6 +22,51 @@ fn dot16(a: &[f32], b: &[f32]) -> f32 {
     a0.add(a1).add(a2.add(a3)).sum()
 }
 
+/// `scores[p] = dot16(q, keys[first + p * stride..][..N])` for every p, the
+/// query held in registers (`L = N / 4` vectors) and one bounds check per
+/// position: the same operations in the same order as `dot16`.
+#[inline(always)]
+fn scores_f32<const N: usize, const L: usize>(q: &[f32], k: &[f32], first: usize, stride: usize, scores: &mut [f32]) {
+    debug_assert_eq!(4 * L, N);
+    let q: [F32x4; L] = std::array::from_fn(|j| F32x4::load(&q[4 * j..]));
+    let zero = F32x4::splat(0.0);
+    for (p, s) in scores.iter_mut().enumerate() {
+        let at = first + p * stride;
+        let row: &[f32; N] = k[at..at + N].try_into().expect("N values");
+        let mut a = [zero; 4];
+        for (j, q) in q.iter().enumerate() {
+            a[j % 4] = a[j % 4].add(q.mul(F32x4::load(&row[4 * j..])));
+        }
+        *s = a[0].add(a[1]).add(a[2].add(a[3])).sum();
+    }
+}
+
+/// `out += weights[p] * values[first + p * stride..][..N]` for every p in
+/// order, all `N` outputs held in registers: per output, the same
+/// operations in the same order as `dense::axpy` per position.
+#[inline(always)]
+fn weighted_f32<const N: usize, const L: usize>(
+    weights: &[f32],
+    v: &[f32],
+    first: usize,
+    stride: usize,
+    out: &mut [f32],
+) {
+    debug_assert_eq!(4 * L, N);
+    let mut acc: [F32x4; L] = std::array::from_fn(|j| F32x4::load(&out[4 * j..]));
+    for (p, &w) in weights.iter().enumerate() {
+        let at = first + p * stride;
+        let row: &[f32; N] = v[at..at + N].try_into().expect("N values");
+        let w = F32x4::splat(w);
+        for (j, a) in acc.iter_mut().enumerate() {
+            *a = a.add(w.mul(F32x4::load(&row[4 * j..])));
+        }
+    }
+    for (j, a) in acc.iter().enumerate() {
+        a.store(&mut out[4 * j..]);
+    }
+}
+
 /// How the cache stores keys and values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CacheType {
@@ -150,43 +195,35 @@ impl KvCache {
     /// `scores[p] = q · keys[first + p * stride..][..q.len()]` for every p,
     /// `q` from `prepare_query`; bit-identical to `key_dot` per position.
     pub fn scores(&self, q: &[f32], first: usize, stride: usize, scores: &mut [f32]) {
-        let n = q.len();
         match &self.keys {
-            Store::F32(k) if n.is_multiple_of(16) => {
-                for (p, s) in scores.iter_mut().enumerate() {
-                    let row = &k[first + p * stride..][..n];
-                    *s = dot16(q, row);
+            Store::F32(k) => match q.len() {
+                32 => scores_f32::<32, 8>(q, k, first, stride, scores),
+                64 => scores_f32::<64, 16>(q, k, first, stride, scores),
+                128 => scores_f32::<128, 32>(q, k, first, stride, scores),
+                n if n.is_multiple_of(16) => {
+                    for (p, s) in scores.iter_mut().enumerate() {
+                        *s = dot16(q, &k[first + p * stride..][..n]);
+                    }
                 }
-            }
-            _ => {
-                for (p, s) in scores.iter_mut().enumerate() {
-                    *s = self.key_dot(first + p * stride, q);
-                }
-            }
+                _ => self.scores_one_by_one(q, first, stride, scores),
+            },
+            Store::F16(_) => self.scores_one_by_one(q, first, stride, scores),
+        }
+    }
+
+    fn scores_one_by_one(&self, q: &[f32], first: usize, stride: usize, scores: &mut [f32]) {
+        for (p, s) in scores.iter_mut().enumerate() {
+            *s = self.key_dot(first + p * stride, q);
         }
     }
 
     /// `out += weights[p] * values[first + p * stride..][..out.len()]` for
     /// every p in order; bit-identical to `add_value` per position.
     pub fn weighted_values(&self, weights: &[f32], first: usize, stride: usize, out: &mut [f32]) {
-        let n = out.len();
-        match &self.values {
-            Store::F32(v) if n.is_multiple_of(16) => {
-                // Sixteen outputs at a time stay in registers over all positions.
-                for (c, chunk) in out.chunks_exact_mut(16).enumerate() {
-                    let mut acc = [0, 4, 8, 12].map(|i| F32x4::load(&chunk[i..]));
-                    for (p, &w) in weights.iter().enumerate() {
-                        let row = &v[first + p * stride + 16 * c..][..16];
-                        let w = F32x4::splat(w);
-                        for (j, a) in acc.iter_mut().enumerate() {
-                            *a = a.add(w.mul(F32x4::load(&row[4 * j..])));
-                        }
-                    }
-                    for (j, a) in acc.iter().enumerate() {
-                        a.store(&mut chunk[4 * j..]);
-                    }
-                }
-            }
+        match (&self.values, out.len()) {
+            (Store::F32(v), 32) => weighted_f32::<32, 8>(weights, v, first, stride, out),
+            (Store::F32(v), 64) => weighted_f32::<64, 16>(weights, v, first, stride, out),
+            (Store::F32(v), 128) => weighted_f32::<128, 32>(weights, v, first, stride, out),
             _ => {
                 for (p, &w) in weights.iter().enumerate() {
                     self.add_value(out, w, first + p * stride);

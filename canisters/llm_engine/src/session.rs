@@ -4,7 +4,7 @@
 //! are bit-identical to feeding everything at once.
 
 use crate::error::{Error, Result};
-use crate::kernels::{MatmulScratch, dense};
+use crate::kernels::{MatmulScratch, dense, matmul_shared};
 use crate::kv_cache::{CacheType, KvCache};
 use crate::model::ops::RopeAngles;
 use crate::model::{Layer, Model, ModelConfig};
@@ -135,9 +135,14 @@ impl Session {
             (first..first + n).map(|p| RopeAngles::new(p, c.rope_dimensions, c.rope_freq_base)).collect();
 
         let mut buffers = Buffers::new(c, n, first + n);
+        let layers = model.layers.len();
         for (index, layer) in model.layers.iter().enumerate() {
-            self.attention_block(model, index, layer, first, &angles, &mut x, &mut buffers);
-            self.feed_forward_block(model, layer, &mut x, &mut buffers);
+            // Only the last token's output is kept: in the last layer the
+            // others need just their keys and values (as llama.cpp skips
+            // unused outputs). Per token nothing else changes.
+            let from = if index + 1 == layers { n - 1 } else { 0 };
+            self.attention_block(model, index, layer, first, from, &angles, &mut x, &mut buffers);
+            self.feed_forward_block(model, layer, from, &mut x, &mut buffers);
         }
 
         self.tokens.extend_from_slice(tokens);
@@ -190,6 +195,9 @@ impl Session {
         self.cache.bytes()
     }
 
+    /// One attention block for the tokens at `first..first + angles.len()`:
+    /// every token's keys and values go into the cache; queries, attention
+    /// and the output projection only for the tokens from `from` on.
     #[allow(clippy::too_many_arguments)]
     fn attention_block(
         &mut self,
@@ -197,6 +205,7 @@ impl Session {
         layer_index: usize,
         layer: &Layer,
         first: usize,
+        from: usize,
         angles: &[RopeAngles],
         x: &mut [f32],
         b: &mut Buffers,
@@ -207,17 +216,23 @@ impl Session {
         for (xt, out) in x.chunks_exact(emb).zip(b.normed.chunks_exact_mut(emb)) {
             dense::rms_norm(xt, &layer.attn_norm, c.rms_epsilon, out);
         }
-        layer.wq.matmul(&b.normed, &mut b.q, &mut self.scratch);
-        layer.wk.matmul(&b.normed, &mut b.k, &mut self.scratch);
-        layer.wv.matmul(&b.normed, &mut b.v, &mut self.scratch);
-        add_bias(&mut b.q, layer.bq.as_deref());
+        if from == 0 {
+            let products = &mut [(&layer.wq, &mut b.q[..]), (&layer.wk, &mut b.k[..]), (&layer.wv, &mut b.v[..])];
+            matmul_shared(&b.normed, products, &mut self.scratch);
+        } else {
+            matmul_shared(&b.normed, &mut [(&layer.wk, &mut b.k[..]), (&layer.wv, &mut b.v[..])], &mut self.scratch);
+            layer.wq.matmul(&b.normed[from * emb..], &mut b.q[from * q_dim..], &mut self.scratch);
+        }
+        add_bias(&mut b.q[from * q_dim..], layer.bq.as_deref());
         add_bias(&mut b.k, layer.bk.as_deref());
         add_bias(&mut b.v, layer.bv.as_deref());
 
         let style = c.architecture.rope_style();
         let stride = self.shape.layers * kv_dim;
         for (t, angles) in angles.iter().enumerate() {
-            angles.apply(&mut b.q[t * q_dim..(t + 1) * q_dim], hd, style);
+            if t >= from {
+                angles.apply(&mut b.q[t * q_dim..(t + 1) * q_dim], hd, style);
+            }
             angles.apply(&mut b.k[t * kv_dim..(t + 1) * kv_dim], hd, style);
             let at = (first + t) * stride + layer_index * kv_dim;
             self.cache.write(at, &b.k[t * kv_dim..(t + 1) * kv_dim], &b.v[t * kv_dim..(t + 1) * kv_dim]);
@@ -227,7 +242,7 @@ impl Session {
         let scale = 1.0 / (hd as f32).sqrt();
         let group = c.head_count / c.head_count_kv;
         b.attended.fill(0.0);
-        for t in 0..n {
+        for t in from..n {
             let visible = first + t + 1;
             for h in 0..c.head_count {
                 self.cache.prepare_query(&b.q[t * q_dim + h * hd..][..hd], &mut b.query);
@@ -240,21 +255,24 @@ impl Session {
                 self.cache.weighted_values(scores, kv_offset, stride, out);
             }
         }
-        layer.wo.matmul(&b.attended, &mut b.projected, &mut self.scratch);
-        dense::add_in_place(x, &b.projected);
+        layer.wo.matmul(&b.attended[from * q_dim..], &mut b.projected[from * emb..], &mut self.scratch);
+        dense::add_in_place(&mut x[from * emb..], &b.projected[from * emb..]);
     }
 
-    fn feed_forward_block(&mut self, model: &Model, layer: &Layer, x: &mut [f32], b: &mut Buffers) {
+    /// One feed-forward block for the tokens from `from` on.
+    fn feed_forward_block(&mut self, model: &Model, layer: &Layer, from: usize, x: &mut [f32], b: &mut Buffers) {
         let c = model.config();
-        let emb = c.embedding_length;
-        for (xt, out) in x.chunks_exact(emb).zip(b.normed.chunks_exact_mut(emb)) {
+        let (emb, ff) = (c.embedding_length, c.feed_forward_length);
+        let x = &mut x[from * emb..];
+        let normed = &mut b.normed[from * emb..];
+        for (xt, out) in x.chunks_exact(emb).zip(normed.chunks_exact_mut(emb)) {
             dense::rms_norm(xt, &layer.ffn_norm, c.rms_epsilon, out);
         }
-        layer.w_gate.matmul(&b.normed, &mut b.gate, &mut self.scratch);
-        layer.w_up.matmul(&b.normed, &mut b.up, &mut self.scratch);
-        dense::swiglu_in_place(&mut b.gate, &b.up);
-        layer.w_down.matmul(&b.gate, &mut b.projected, &mut self.scratch);
-        dense::add_in_place(x, &b.projected);
+        let (gate, up) = (&mut b.gate[from * ff..], &mut b.up[from * ff..]);
+        matmul_shared(normed, &mut [(&layer.w_gate, &mut gate[..]), (&layer.w_up, &mut up[..])], &mut self.scratch);
+        dense::swiglu_in_place(gate, up);
+        layer.w_down.matmul(gate, &mut b.projected[from * emb..], &mut self.scratch);
+        dense::add_in_place(x, &b.projected[from * emb..]);
     }
 }
 

@@ -139,24 +139,32 @@ fn encoders_round_trip_within_the_type_precision() {
 
 #[test]
 fn packed_dot_products_follow_the_reference_arithmetic() {
-    // 7 rows: the last group of four is padded.
-    let (rows, cols) = (7, 512);
+    // 37 rows: one whole stripe of 32 and a padded one; 9 vectors: a batch
+    // of eight and one alone.
+    let (rows, cols, n) = (37, 512, 9);
     for ty in QUANTIZED {
         let w = random_f32s(31, rows * cols);
-        let x = random_f32s(32, cols);
+        let xs = random_f32s(32, n * cols);
         let m = Weights::new("w", ty, rows, cols, &encode(ty, &w).unwrap()).unwrap();
         let Weights::Packed { matrix, .. } = &m else { panic!("{ty} is packed") };
-        let mut acts = PackedActivations::default();
-        acts.quantize_from(&x, matrix.block());
-        let mut out = vec![0f32; rows];
-        m.matmul(&x, &mut out, &mut MatmulScratch::default());
-        for g in 0..2 {
-            let want = packed::reference_group_dot(matrix, g, &acts);
-            assert_eq!(packed::group_dot(matrix, g, &acts).map(f32::to_bits), want.map(f32::to_bits));
-            for r in 4 * g..(4 * g + 4).min(rows) {
-                assert_eq!(out[r].to_bits(), want[r - 4 * g].to_bits(), "{ty} row {r}");
-            }
-        }
+        let acts: Vec<PackedActivations> = xs
+            .chunks_exact(cols)
+            .map(|x| {
+                let mut a = PackedActivations::default();
+                a.quantize_from(x, matrix.block());
+                a
+            })
+            .collect();
+        let mut out = vec![0f32; n * rows];
+        m.matmul(&xs, &mut out, &mut MatmulScratch::default());
+        let mut want = vec![0f32; n * rows];
+        packed::reference_matmul(matrix, &acts, &mut want);
+        assert_eq!(
+            out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "{ty}"
+        );
+        let (acts, out, x) = (&acts[0], &out[..rows], &xs[..cols]);
         // The arithmetic is the dot of the dequantized row with the
         // dequantized activations, up to f32 rounding.
         let xq: Vec<f32> = (0..cols).map(|i| acts.value(i) as f32 * acts.scale(i / matrix.block())).collect();
@@ -166,8 +174,8 @@ fn packed_dot_products_follow_the_reference_arithmetic() {
             let exact = dot_f64(&row, &xq);
             let bound = 1e-5 * norm_product(&row, &xq);
             assert!((got as f64 - exact).abs() <= bound, "{ty} row {r}: {got} vs {exact}");
-            let unquantized = dot_f64(&row, &x);
-            assert!((got as f64 - unquantized).abs() <= 2e-2 * norm_product(&row, &x), "{ty} row {r}");
+            let unquantized = dot_f64(&row, x);
+            assert!((got as f64 - unquantized).abs() <= 2e-2 * norm_product(&row, x), "{ty} row {r}");
         }
     }
 }

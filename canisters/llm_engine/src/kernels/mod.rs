@@ -149,6 +149,27 @@ impl Weights {
     }
 }
 
+/// Products of several matrices with the same input vectors (the
+/// attention's Q, K and V, the feed-forward's gate and up): the input is
+/// quantized once for all the packed matrices of one block length, not
+/// once per matrix. Each result is what `Weights::matmul` gives.
+pub fn matmul_shared(xs: &[f32], products: &mut [(&Weights, &mut [f32])], scratch: &mut MatmulScratch) {
+    let mut quantized_for = None;
+    for (weights, out) in products.iter_mut() {
+        match weights {
+            Weights::Packed { matrix, .. } => {
+                let (cols, block) = (matrix.cols(), matrix.block());
+                if quantized_for != Some((cols, block)) {
+                    scratch.activations_for(xs, cols, block);
+                    quantized_for = Some((cols, block));
+                }
+                matrix.matmul(&scratch.acts[..xs.len() / cols], out);
+            }
+            Weights::Dense { .. } => weights.matmul(xs, out, scratch),
+        }
+    }
+}
+
 /// Buffers reused across matrix products (quantized activations).
 #[derive(Default, Debug, Clone)]
 pub struct MatmulScratch {

@@ -1,32 +1,46 @@
 //! The int8 kernel behind every quantized type: weights repacked at load
-//! time, four rows interleaved, as signed bytes with one f32 scale (and, for
-//! the types with a minimum, one f32 offset) per block of 16 or 32 elements:
+//! time as signed bytes with one f32 scale (and, for the types with a
+//! minimum, one f32 offset) per block of 16 or 32 elements:
 //! weight = scale * q (+ offset).
 //!
-//! Weight layout, per group of four rows and per block, one byte stream:
-//! for each pair `k` of elements (2k, 2k+1), the pair of each row in turn
-//! (r0 r0 r1 r1 r2 r2 r3 r3: 8 bytes); then the four rows' scales (f32),
-//! then their offsets if the type has them. Loaded sign-extended to i16
-//! (`v128.load8x8_s`) and multiplied by the activation pair splatted to all
-//! lanes (`v128.load32_splat` of two i16s), `i32x4.dot_i16x8_s` gives, in
-//! lane r, row r's two products summed: the lanes are the rows, so no
-//! horizontal reduction is ever needed. Activations are quantized once per
-//! matrix product like ggml's q8_0 (blocks of 32, scale `max|x| / 127`
-//! rounded to half precision, values in -127..=127), stored per block as
-//! the i16 values, then `dx` (the scale) and `dx * (sum of the values)`.
+//! Weight layout: rows in stripes of 32 (eight groups of four rows); per
+//! stripe and per block, the eight groups' bytes one after the other; per
+//! group and block: for each pair `k` of elements (2k, 2k+1), the pair of
+//! each row in turn (r0 r0 r1 r1 r2 r2 r3 r3: 8 bytes), then the four rows'
+//! scales (f32), then their offsets if the type has them. Loaded
+//! sign-extended to i16 (`v128.load8x8_s`) and multiplied by the activation
+//! pair splatted to all lanes (`v128.load32_splat` of two i16s),
+//! `i32x4.dot_i16x8_s` gives, in lane r, row r's two products summed: the
+//! lanes are the rows, so no horizontal reduction is ever needed.
+//! Activations are quantized once per matrix product like ggml's q8_0
+//! (blocks of 32, scale `max|x| / 127` rounded to half precision, values in
+//! -127..=127), stored per block as the i16 values, then `dx` (the scale)
+//! and `dx * (sum of the values)`.
 //!
-//! Arithmetic, per row (lane), identical in the scalar reference and the
-//! simd128 code: for each block, the exact integer sum `s` of the block's
-//! products, then `acc += (s as f32) * (scale * dx)` and, with offsets,
-//! `acc += offset * (dx * sum)`, blocks in order from a zero accumulator.
+//! Arithmetic, per row and activation vector, identical in the scalar
+//! reference and the simd128 code: for each block, the exact integer sum
+//! `s` of the block's products, then `acc += (s as f32) * (scale * dx)` and,
+//! with offsets, `acc += offset * (dx * sum)`, blocks in order from a zero
+//! accumulator. Batching, stripes and lanes only change which sums are
+//! computed together, never one sum's operations.
 //!
-//! On the IC every wasm operator costs about the same (SIMD ones included),
-//! so what counts is operators per weight: five per eight weights (two
-//! loads with their base addresses as load offsets, the dot, the add) plus
-//! about fifteen per block, two blocks per loop iteration.
+//! Cost on the IC, which charges wasm operators (locals included) rather than
+//! machine time: a dot costs its two operands, itself and the add. A
+//! block's sixteen activation splats are loaded once into locals and serve
+//! the stripe's eight groups (one operator instead of two per dot), and for
+//! a batch of prompt tokens the weights are loaded once into locals and
+//! serve four tokens: four operators per eight weights plus the loads'
+//! shares, against six when every dot loads both operands.
 
 use super::half::round_to_f16;
 use super::lanes::{self, F32x4};
+
+/// Groups of four rows per stripe.
+pub const GROUPS: usize = 8;
+/// Rows per stripe.
+pub const STRIPE_ROWS: usize = 4 * GROUPS;
+/// Activation vectors a batched product takes at once.
+pub const BATCH: usize = 8;
 
 /// A weight matrix in the packed form (see the module comment).
 #[derive(Clone, Debug)]
@@ -53,7 +67,7 @@ fn f32_at(b: &[u8], at: usize) -> f32 {
 
 impl PackedMatrix {
     /// Packs `rows` rows of `cols` elements (a multiple of 32), each written
-    /// by `decode(row, out)`. Rows are padded to a multiple of four with zeros.
+    /// by `decode(row, out)`. Rows are padded to whole stripes with zeros.
     pub fn from_rows(
         rows: usize,
         cols: usize,
@@ -64,15 +78,14 @@ impl PackedMatrix {
         assert!(block == 16 || block == 32, "block length {block}");
         assert!(cols.is_multiple_of(32), "{cols} columns");
         let mut m = PackedMatrix { rows, cols, block, has_offsets, data: Vec::new() };
-        let groups = rows.div_ceil(4);
-        m.data = vec![0u8; groups * m.group_bytes()];
-        let (blocks, block_bytes, group_bytes) = (cols / block, m.block_bytes(), m.group_bytes());
+        m.data = vec![0u8; m.stripes() * m.stripe_bytes()];
+        let (blocks, block_bytes) = (cols / block, m.block_bytes());
         let (mut q, mut s, mut o) = (vec![0i8; cols], vec![0f32; blocks], vec![0f32; blocks]);
         for r in 0..rows {
             decode(r, DecodedRow { quants: &mut q, scales: &mut s, offsets: &mut o });
             let lane = r % 4;
             for b in 0..blocks {
-                let at = (r / 4) * group_bytes + b * block_bytes;
+                let at = m.block_at(r, b);
                 let bytes = &mut m.data[at..at + block_bytes];
                 for k in 0..block / 2 {
                     bytes[8 * k + 2 * lane] = q[b * block + 2 * k] as u8;
@@ -110,23 +123,30 @@ impl PackedMatrix {
         self.cols / self.block
     }
 
+    fn stripes(&self) -> usize {
+        self.rows.div_ceil(STRIPE_ROWS)
+    }
+
     /// Bytes of one block of one group: quants, scales, offsets.
     fn block_bytes(&self) -> usize {
         4 * self.block + if self.has_offsets { 32 } else { 16 }
     }
 
-    fn group_bytes(&self) -> usize {
-        self.blocks() * self.block_bytes()
+    fn stripe_bytes(&self) -> usize {
+        self.blocks() * GROUPS * self.block_bytes()
     }
 
-    fn group(&self, g: usize) -> &[u8] {
-        &self.data[g * self.group_bytes()..][..self.group_bytes()]
+    /// Where block `b` of row `r`'s group starts.
+    fn block_at(&self, r: usize, b: usize) -> usize {
+        let (stripe, group) = (r / STRIPE_ROWS, (r % STRIPE_ROWS) / 4);
+        stripe * self.stripe_bytes() + (b * GROUPS + group) * self.block_bytes()
     }
 
     /// Row `r` as f32: `scale * q (+ offset)`, exactly the file type's dequantization.
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         let (lane, block) = (r % 4, self.block);
-        for (b, bytes) in self.group(r / 4).chunks_exact(self.block_bytes()).enumerate() {
+        for b in 0..self.blocks() {
+            let bytes = &self.data[self.block_at(r, b)..][..self.block_bytes()];
             let scale = f32_at(bytes, 4 * block + 4 * lane);
             let offset = self.has_offsets.then(|| f32_at(bytes, 4 * block + 16 + 4 * lane));
             for k in 0..block / 2 {
@@ -142,14 +162,43 @@ impl PackedMatrix {
     }
 
     /// For each of the `n` activation vectors, writes the product to
-    /// `out[t*rows..(t+1)*rows]`.
+    /// `out[t*rows..(t+1)*rows]`: stripe by stripe, the vectors in batches
+    /// of [`BATCH`], then of four, two and one.
     pub fn matmul(&self, acts: &[PackedActivations], out: &mut [f32]) {
-        for g in 0..self.rows.div_ceil(4) {
-            let rows = (self.rows - 4 * g).min(4);
-            for (t, a) in acts.iter().enumerate() {
-                let sums = group_dot(self, g, a);
-                out[t * self.rows + 4 * g..][..rows].copy_from_slice(&sums[..rows]);
+        for a in acts {
+            assert!(a.block == self.block && a.blocks == self.blocks(), "activations do not fit the matrix");
+        }
+        assert!(out.len() >= acts.len() * self.rows, "output too short");
+        for s in 0..self.stripes() {
+            let mut t = 0;
+            while acts.len() - t >= BATCH {
+                t = self.batch::<BATCH>(s, acts, t, out);
             }
+            if acts.len() - t >= 4 {
+                t = self.batch::<4>(s, acts, t, out);
+            }
+            if acts.len() - t >= 2 {
+                t = self.batch::<2>(s, acts, t, out);
+            }
+            if acts.len() > t {
+                self.batch::<1>(s, acts, t, out);
+            }
+        }
+    }
+
+    /// Stripe `s` times vectors `first..first + T`; returns `first + T`.
+    #[inline(always)]
+    fn batch<const T: usize>(&self, s: usize, acts: &[PackedActivations], first: usize, out: &mut [f32]) -> usize {
+        let sums = stripe_dot::<T>(self, s, std::array::from_fn(|t| &acts[first + t]));
+        self.store(s, first, &sums, out);
+        first + T
+    }
+
+    /// Writes stripe `s`'s sums for the vectors from `first` on into `out`.
+    fn store<const T: usize>(&self, s: usize, first: usize, sums: &[[f32; STRIPE_ROWS]; T], out: &mut [f32]) {
+        let (start, rows) = (s * STRIPE_ROWS, (self.rows - s * STRIPE_ROWS).min(STRIPE_ROWS));
+        for (t, sums) in sums.iter().enumerate() {
+            out[(first + t) * self.rows + start..][..rows].copy_from_slice(&sums[..rows]);
         }
     }
 }
@@ -228,99 +277,149 @@ impl PackedActivations {
     }
 }
 
-/// Four rows' (group `g`'s) dot products with one activation vector:
+/// Stripe `s`'s (32 rows') dot products with `T` activation vectors:
 /// simd128 when compiled with it, else the scalar reference.
 #[inline]
-pub fn group_dot(m: &PackedMatrix, g: usize, a: &PackedActivations) -> [f32; 4] {
-    assert!(a.block == m.block && a.blocks == m.blocks(), "activations do not fit the matrix");
+fn stripe_dot<const T: usize>(m: &PackedMatrix, s: usize, acts: [&PackedActivations; T]) -> [[f32; STRIPE_ROWS]; T] {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
-        let (w, x, blocks) = (m.group(g).as_ptr(), a.data.as_ptr(), a.blocks);
-        // SAFETY: the group holds `blocks` weight blocks, the activations as many blocks.
+        let w = m.data[s * m.stripe_bytes()..].as_ptr();
+        let x = acts.map(|a| a.data.as_ptr());
+        let blocks = m.blocks();
+        // SAFETY: the stripe holds `blocks` blocks of eight groups, every
+        // activation vector as many blocks (checked in `matmul`).
         unsafe {
             match (m.block, m.has_offsets) {
-                (32, false) => simd::group_dot::<16, false>(blocks, w, x),
-                (32, true) => simd::group_dot::<16, true>(blocks, w, x),
-                (_, false) => simd::group_dot::<8, false>(blocks, w, x),
-                (_, true) => simd::group_dot::<8, true>(blocks, w, x),
+                (32, false) => simd::stripe_dot::<16, false, T>(blocks, w, x),
+                (32, true) => simd::stripe_dot::<16, true, T>(blocks, w, x),
+                (_, false) => simd::stripe_dot::<8, false, T>(blocks, w, x),
+                (_, true) => simd::stripe_dot::<8, true, T>(blocks, w, x),
             }
         }
     }
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    reference_group_dot(m, g, a)
+    acts.map(|a| {
+        let mut out = [0f32; STRIPE_ROWS];
+        for (i, o) in out.iter_mut().enumerate() {
+            if s * STRIPE_ROWS + i < m.rows {
+                *o = reference_dot(m, s * STRIPE_ROWS + i, a);
+            }
+        }
+        out
+    })
 }
 
-/// The reference arithmetic (see the module comment), row by row.
-pub fn reference_group_dot(m: &PackedMatrix, g: usize, a: &PackedActivations) -> [f32; 4] {
-    let block = m.block;
-    let mut acc = [0f32; 4];
-    for (lane, acc) in acc.iter_mut().enumerate() {
-        for (b, w) in m.group(g).chunks_exact(m.block_bytes()).enumerate() {
-            let mut sum = 0i32;
-            for k in 0..block / 2 {
-                let e = b * block + 2 * k;
-                let (w0, w1) = (w[8 * k + 2 * lane] as i8, w[8 * k + 2 * lane + 1] as i8);
-                sum += w0 as i32 * a.value(e) as i32 + w1 as i32 * a.value(e + 1) as i32;
-            }
-            *acc += sum as f32 * (f32_at(w, 4 * block + 4 * lane) * a.scale(b));
-            if m.has_offsets {
-                *acc += f32_at(w, 4 * block + 16 + 4 * lane) * a.scaled_sum(b);
-            }
+/// The reference arithmetic (see the module comment) for row `r`.
+pub fn reference_dot(m: &PackedMatrix, r: usize, a: &PackedActivations) -> f32 {
+    let (block, lane) = (m.block, r % 4);
+    let mut acc = 0f32;
+    for b in 0..m.blocks() {
+        let w = &m.data[m.block_at(r, b)..][..m.block_bytes()];
+        let mut sum = 0i32;
+        for k in 0..block / 2 {
+            let e = b * block + 2 * k;
+            let (w0, w1) = (w[8 * k + 2 * lane] as i8, w[8 * k + 2 * lane + 1] as i8);
+            sum += w0 as i32 * a.value(e) as i32 + w1 as i32 * a.value(e + 1) as i32;
+        }
+        acc += sum as f32 * (f32_at(w, 4 * block + 4 * lane) * a.scale(b));
+        if m.has_offsets {
+            acc += f32_at(w, 4 * block + 16 + 4 * lane) * a.scaled_sum(b);
         }
     }
     acc
 }
 
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-mod simd {
-    use core::arch::wasm32::*;
-
-    /// One block: `PAIRS` pairs (8 or 16); `OFFSETS`: add the offset term.
-    #[inline(always)]
-    unsafe fn block<const PAIRS: usize, const OFFSETS: bool>(acc: v128, w: *const u8, x: *const u8) -> v128 {
-        unsafe {
-            // One chain on the operand stack: no locals between the terms,
-            // and every address is a base plus a constant load offset.
-            let mut sum = i32x4_dot_i16x8(i16x8_load_extend_i8x8(w.cast()), v128_load32_splat(x.cast()));
-            let mut k = 1;
-            while k < PAIRS {
-                let wk = i16x8_load_extend_i8x8(w.add(8 * k).cast());
-                sum = i32x4_add(sum, i32x4_dot_i16x8(wk, v128_load32_splat(x.add(4 * k).cast())));
-                k += 1;
-            }
-            let (w_scales, x_scale) = (w.add(8 * PAIRS), x.add(4 * PAIRS));
-            let d = f32x4_mul(v128_load(w_scales.cast()), v128_load32_splat(x_scale.cast()));
-            let mut acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(sum), d));
-            if OFFSETS {
-                let offsets = f32x4_mul(v128_load(w_scales.add(16).cast()), v128_load32_splat(x_scale.add(4).cast()));
-                acc = f32x4_add(acc, offsets);
-            }
-            acc
+/// `reference_dot` for every row and vector, laid out as `matmul` writes them.
+pub fn reference_matmul(m: &PackedMatrix, acts: &[PackedActivations], out: &mut [f32]) {
+    for (t, a) in acts.iter().enumerate() {
+        for r in 0..m.rows {
+            out[t * m.rows + r] = reference_dot(m, r, a);
         }
     }
+}
 
+/// Repeats `$body` with `$i` bound to each literal (the kernel's loops
+/// written out, so that its arrays live in wasm locals).
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+macro_rules! unroll {
+    ($i:ident in [$($n:literal),*] $body:block) => { $( { let $i: usize = $n; $body } )* };
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd {
+    use super::GROUPS;
+    use core::arch::wasm32::*;
+
+    /// One stripe's products with `T` vectors. `PAIRS` pairs per block (8 or
+    /// 16); `OFFSETS`: add the offset term.
     #[inline(always)]
-    pub unsafe fn group_dot<const PAIRS: usize, const OFFSETS: bool>(
+    pub unsafe fn stripe_dot<const PAIRS: usize, const OFFSETS: bool, const T: usize>(
         blocks: usize,
         mut w: *const u8,
-        mut x: *const u8,
-    ) -> [f32; 4] {
-        let w_step = 8 * PAIRS + if OFFSETS { 32 } else { 16 };
+        mut x: [*const u8; T],
+    ) -> [[f32; 32]; T] {
+        let w_block = 8 * PAIRS + if OFFSETS { 32 } else { 16 };
         let x_step = 4 * PAIRS + 8;
+        let zero = f32x4_splat(0.0);
+        let mut acc = [[zero; GROUPS]; T];
         unsafe {
-            let mut acc = f32x4_splat(0.0);
-            // Two blocks per iteration: half the loop overhead.
-            for _ in 0..blocks / 2 {
-                acc = block::<PAIRS, OFFSETS>(acc, w, x);
-                acc = block::<PAIRS, OFFSETS>(acc, w.add(w_step), x.add(x_step));
-                w = w.add(2 * w_step);
-                x = x.add(2 * x_step);
+            for _ in 0..blocks {
+                // The block's activation pairs (splatted), scales and sums, per vector.
+                let mut a = [[zero; PAIRS]; T];
+                let (mut dx, mut dsum) = ([zero; T], [zero; T]);
+                unroll!(t in [0, 1, 2, 3, 4, 5, 6, 7] {
+                    if t < T {
+                        unroll!(k in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15] {
+                            if k < PAIRS {
+                                a[t][k] = v128_load32_splat(x[t].add(4 * k).cast());
+                            }
+                        });
+                        dx[t] = v128_load32_splat(x[t].add(4 * PAIRS).cast());
+                        if OFFSETS {
+                            dsum[t] = v128_load32_splat(x[t].add(4 * PAIRS + 4).cast());
+                        }
+                    }
+                });
+                unroll!(g in [0, 1, 2, 3, 4, 5, 6, 7] {
+                    let wg = w.add(g * w_block);
+                    let mut q = [zero; PAIRS];
+                    unroll!(k in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15] {
+                        if k < PAIRS {
+                            q[k] = i16x8_load_extend_i8x8(wg.add(8 * k).cast());
+                        }
+                    });
+                    let scales = v128_load(wg.add(8 * PAIRS).cast());
+                    let offsets = if OFFSETS { v128_load(wg.add(8 * PAIRS + 16).cast()) } else { zero };
+                    unroll!(t in [0, 1, 2, 3, 4, 5, 6, 7] {
+                        if t < T {
+                            let mut sum = i32x4_dot_i16x8(q[0], a[t][0]);
+                            unroll!(k in [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15] {
+                                if k < PAIRS {
+                                    sum = i32x4_add(sum, i32x4_dot_i16x8(q[k], a[t][k]));
+                                }
+                            });
+                            let d = f32x4_mul(scales, dx[t]);
+                            let mut v = f32x4_add(acc[t][g], f32x4_mul(f32x4_convert_i32x4(sum), d));
+                            if OFFSETS {
+                                v = f32x4_add(v, f32x4_mul(offsets, dsum[t]));
+                            }
+                            acc[t][g] = v;
+                        }
+                    });
+                });
+                w = w.add(GROUPS * w_block);
+                unroll!(t in [0, 1, 2, 3, 4, 5, 6, 7] {
+                    if t < T {
+                        x[t] = x[t].add(x_step);
+                    }
+                });
             }
-            if blocks % 2 == 1 {
-                acc = block::<PAIRS, OFFSETS>(acc, w, x);
+            let mut out = [[0f32; 32]; T];
+            for (o, acc) in out.iter_mut().zip(&acc) {
+                for (g, v) in acc.iter().enumerate() {
+                    v128_store(o.as_mut_ptr().add(4 * g).cast(), *v);
+                }
             }
-            let mut out = [0f32; 4];
-            v128_store(out.as_mut_ptr().cast(), acc);
             out
         }
     }

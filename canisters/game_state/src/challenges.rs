@@ -2,6 +2,7 @@
 //! sweep that closes them at their deadline and expires stale hand-outs.
 
 use mainer_types::game::{Challenge, ChallengeId, ChallengeStatus, CloseReason, GameError, GameResult, NewChallenge};
+use mainer_types::game_play::ChallengeOrigin;
 use mainer_types::{Page, PageRequest};
 
 use crate::access::{Caller, require_admin, require_registered};
@@ -54,6 +55,21 @@ pub fn validate(new: &NewChallenge, now_ns: u64) -> GameResult<()> {
 pub fn add(state: &mut State, caller: &Caller, new: NewChallenge, now_ns: u64) -> GameResult<Challenge> {
     require_admin(state.config(), caller)?;
     validate(&new, now_ns)?;
+    let challenge = insert_new(state, new, now_ns);
+    let scored_to_close = state.play.settings().scored_to_close;
+    let origin = ChallengeOrigin {
+        challenge_id: challenge.id,
+        author: caller.principal,
+        topic_id: None,
+        evidence: None,
+        scored_to_close,
+    };
+    crate::finalize::track(state, origin);
+    Ok(challenge)
+}
+
+/// Stores a validated new challenge, open, under the next id.
+pub(crate) fn insert_new(state: &mut State, new: NewChallenge, now_ns: u64) -> Challenge {
     let id = state.next_challenge_id();
     let body = ChallengeBody { question: new.question, settings: new.settings, created_at_ns: now_ns };
     let meta = ChallengeMeta {
@@ -64,7 +80,7 @@ pub fn add(state: &mut State, caller: &Caller, new: NewChallenge, now_ns: u64) -
         deadline_ns: new.deadline_ns,
     };
     state.insert_challenge(id, body.clone(), meta.clone());
-    Ok(assemble(id, body, meta))
+    assemble(id, body, meta)
 }
 
 /// Closes an open challenge; closing a closed one changes nothing.

@@ -6,9 +6,14 @@
 //! caller and validates its argument. Inter-canister calls (mAIners are
 //! canisters) are never inspected.
 
-use crate::access::{Caller, is_admin};
+use candid::Principal;
+use mainer_types::game_play::GameAgentKind;
+
+use crate::access::{Caller, is_admin, require_admin_or_mainer};
 use crate::challenges::MAX_QUESTION_BYTES;
+use crate::judging::MAX_RAW_OUTPUT_BYTES;
 use crate::state::State;
+use crate::topics::MAX_TOPIC_BYTES;
 
 /// Room for everything of a request besides its one large field.
 const ENVELOPE_BYTES: usize = 4 * 1024;
@@ -18,7 +23,20 @@ const SMALL_BYTES: usize = 1024;
 /// Whether an ingress update to `method` from `caller` with an argument of
 /// `arg_bytes` bytes is worth running.
 pub fn accepts(state: &State, caller: &Caller, method: &str, arg_bytes: usize) -> bool {
+    accepts_about(state, caller, method, arg_bytes, || None)
+}
+
+/// [`accepts`], with `about` decoding the mAIner a small `set_payout_to`
+/// is about (its owner may call it).
+pub fn accepts_about(
+    state: &State,
+    caller: &Caller,
+    method: &str,
+    arg_bytes: usize,
+    about: impl FnOnce() -> Option<Principal>,
+) -> bool {
     let admin = is_admin(state.config(), caller);
+    let agent = |kind| state.play.agent_kind(&caller.principal) == Some(kind);
     let registered = || state.mainers.contains_key(&caller.principal);
     let (allowed, max_bytes) = match method {
         "register_mainer" | "unregister_mainer" => {
@@ -28,6 +46,22 @@ pub fn accepts(state: &State, caller: &Caller, method: &str, arg_bytes: usize) -
         "close_challenge" => (admin, SMALL_BYTES),
         "get_challenge" | "release_challenge" => (registered(), SMALL_BYTES),
         "submit" => (registered(), state.config().max_answer_bytes as usize + ENVELOPE_BYTES),
+        "add_topic" | "update_topic" | "remove_topic" | "set_game_settings" | "fund_reward_pool" => {
+            (admin, MAX_TOPIC_BYTES + ENVELOPE_BYTES)
+        }
+        "register_game_agent" | "unregister_game_agent" => {
+            (admin || state.config().registrars.contains(&caller.principal), SMALL_BYTES)
+        }
+        "next_topic" => (agent(GameAgentKind::Challenger), SMALL_BYTES),
+        "add_generated_challenge" => (agent(GameAgentKind::Challenger), MAX_QUESTION_BYTES + ENVELOPE_BYTES),
+        "next_to_judge" => (agent(GameAgentKind::Judge), SMALL_BYTES),
+        "submit_score" => (agent(GameAgentKind::Judge), MAX_RAW_OUTPUT_BYTES + ENVELOPE_BYTES),
+        "set_payout_to" => {
+            let allowed = admin
+                || (arg_bytes <= SMALL_BYTES
+                    && about().is_some_and(|m| require_admin_or_mainer(state, caller, &m).is_ok()));
+            (allowed, SMALL_BYTES)
+        }
         // Queries sent as updates, and anything else: admins only.
         _ => (admin, SMALL_BYTES),
     };
@@ -65,6 +99,41 @@ mod tests {
         ] {
             assert_eq!(accepts(&s, caller, method, 100), expected, "{} {method}", caller.principal);
         }
+    }
+
+    #[test]
+    fn the_game_s_updates_let_in_only_their_callers() {
+        let mut s = state();
+        register_mainer(&mut s, p(10));
+        make_judge(&mut s, p(20));
+        make_challenger(&mut s, p(30));
+        let (judge, challenger, stranger) = (Caller::user(p(20)), Caller::user(p(30)), Caller::user(p(50)));
+        for (caller, method, expected) in [
+            (&stranger, "add_topic", false),
+            (&challenger, "add_topic", false),
+            (&admin(), "add_topic", true),
+            (&stranger, "set_game_settings", false),
+            (&stranger, "fund_reward_pool", false),
+            (&stranger, "register_game_agent", false),
+            (&Caller::user(REGISTRAR), "register_game_agent", true),
+            (&stranger, "next_topic", false),
+            (&judge, "next_topic", false),
+            (&challenger, "next_topic", true),
+            (&challenger, "add_generated_challenge", true),
+            (&stranger, "next_to_judge", false),
+            (&challenger, "next_to_judge", false),
+            (&Caller::user(p(10)), "submit_score", false),
+            (&judge, "next_to_judge", true),
+            (&judge, "submit_score", true),
+        ] {
+            assert_eq!(accepts(&s, caller, method, 100), expected, "{} {method}", caller.principal);
+        }
+        let owner = Caller::user(owner_of(p(10)));
+        assert!(accepts_about(&s, &owner, "set_payout_to", 100, || Some(p(10))));
+        assert!(!accepts_about(&s, &stranger, "set_payout_to", 100, || Some(p(10))));
+        assert!(!accepts_about(&s, &owner, "set_payout_to", 100, || None));
+        assert!(!accepts_about(&s, &owner, "set_payout_to", 5_000, || Some(p(10))));
+        assert!(!accepts(&s, &judge, "submit_score", 2_000_000));
     }
 
     #[test]

@@ -1,19 +1,31 @@
 //! The game state canister: registers mAIners, hands out challenges and
-//! keeps submissions with their evidence.
+//! keeps submissions with their evidence; around them the game: topics,
+//! challengers and judges, the judging queue, results, rewards and payouts.
 //!
-//! This file holds only the endpoints: each one reads the caller and the
+//! This file (and `play_api.rs`, the game's) holds only the endpoints: each one reads the caller and the
 //! time, then calls the logic in the modules, which run natively in tests.
 //! Access rules are documented in `game_state.did`.
 
 pub mod access;
+pub mod agents;
 pub mod challenges;
+pub mod finalize;
 pub mod inspect;
+pub mod judging;
 pub mod mainers;
 mod paging;
+mod play_api;
+pub mod play_records;
+pub mod play_state;
+pub mod pool;
 pub mod records;
+pub mod results;
+pub mod rewards;
+pub mod rules;
 pub mod state;
 pub mod submissions;
 mod timers;
+pub mod topics;
 
 #[cfg(test)]
 mod testing;
@@ -110,7 +122,15 @@ fn post_upgrade() {
 #[ic_cdk::inspect_message]
 fn inspect_message() {
     let caller = caller();
-    canister_common::inspect::accept_if(|method, bytes| read_state(|s| inspect::accepts(s, &caller, method, bytes)));
+    canister_common::inspect::accept_if(|method, bytes| {
+        // Only `set_payout_to` names whom it is about (the mAIner) in its argument.
+        let about = || {
+            candid::decode_args::<(Principal, mainer_types::game_play::PayoutTo)>(&ic_cdk::api::msg_arg_data())
+                .ok()
+                .map(|a| a.0)
+        };
+        read_state(|s| inspect::accepts_about(s, &caller, method, bytes, about))
+    });
 }
 
 #[ic_cdk::update]
@@ -133,7 +153,12 @@ fn add_challenge(new: NewChallenge) -> Result<Challenge, GameError> {
 
 #[ic_cdk::update]
 fn close_challenge(id: ChallengeId) -> Result<Challenge, GameError> {
-    let result = mutate_state(|s| challenges::close(s, &caller(), id, now()));
+    let result = mutate_state(|s| {
+        let closed = challenges::close(s, &caller(), id, now())?;
+        // Fully judged already: its results need not wait for the sweep.
+        finalize::try_finalize(s, id, now());
+        Ok(closed)
+    });
     logged("close_challenge", result, |c| format!("closed challenge {}", c.id), loud)
 }
 
@@ -212,6 +237,9 @@ fn http_request(req: HttpRequest) -> HttpResponse {
         w.encode_gauge("game_challenges", c.challenges as f64, "Challenges, open and closed.")?;
         w.encode_gauge("game_open_challenges", c.open_challenges as f64, "Open challenges.")?;
         w.encode_gauge("game_submissions", c.submissions as f64, "Submissions kept.")?;
+        let (queued, leased) = read_state(judging::queue_counts);
+        w.encode_gauge("game_judging_queued", queued as f64, "Submissions waiting for a judge.")?;
+        w.encode_gauge("game_judging_leased", leased as f64, "Submissions leased to judges.")?;
         w.encode_counter(
             "game_refused_calls_total",
             REFUSED.with(|r| r.get()) as f64,
@@ -224,6 +252,12 @@ fn http_request(req: HttpRequest) -> HttpResponse {
 fn whoami() -> Principal {
     ic_cdk::api::msg_caller()
 }
+
+// The types of `play_api.rs`'s endpoints, which the export names unqualified.
+#[cfg(test)]
+use mainer_types::game::GameResult;
+#[cfg(test)]
+use mainer_types::game_play::*;
 
 // Must follow every endpoint: it collects the interface they declared.
 #[cfg(test)]

@@ -100,32 +100,32 @@ pub struct SubmissionRef {
 
 /// First byte of every fixed-layout record, so a later release can tell
 /// its own layout from this one.
-const LAYOUT_V1: u8 = 1;
+pub(crate) const LAYOUT_V1: u8 = 1;
 
-struct Writer(Vec<u8>);
+pub(crate) struct Writer(pub(crate) Vec<u8>);
 
 impl Writer {
-    fn new(size: u32) -> Writer {
+    pub(crate) fn new(size: u32) -> Writer {
         let mut w = Writer(Vec::with_capacity(size as usize));
         w.u8(LAYOUT_V1);
         w
     }
 
-    fn u8(&mut self, v: u8) {
+    pub(crate) fn u8(&mut self, v: u8) {
         self.0.push(v);
     }
 
-    fn u64(&mut self, v: u64) {
+    pub(crate) fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
 
-    fn opt_u64(&mut self, v: Option<u64>) {
+    pub(crate) fn opt_u64(&mut self, v: Option<u64>) {
         self.u8(v.is_some() as u8);
         self.u64(v.unwrap_or(0));
     }
 
     /// Length byte, then the bytes padded to the longest principal.
-    fn principal(&mut self, p: &Principal) {
+    pub(crate) fn principal(&mut self, p: &Principal) {
         let bytes = p.as_slice();
         self.u8(bytes.len() as u8);
         self.0.extend_from_slice(bytes);
@@ -133,37 +133,37 @@ impl Writer {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
+pub(crate) struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8], what: &str) -> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8], what: &str) -> Reader<'a> {
         let mut r = Reader(bytes);
         let layout = r.u8();
         assert_eq!(layout, LAYOUT_V1, "unknown layout of a stored {what}");
         r
     }
 
-    fn take(&mut self, n: usize) -> &'a [u8] {
+    pub(crate) fn take(&mut self, n: usize) -> &'a [u8] {
         let (head, rest) = self.0.split_at(n);
         self.0 = rest;
         head
     }
 
-    fn u8(&mut self) -> u8 {
+    pub(crate) fn u8(&mut self) -> u8 {
         self.take(1)[0]
     }
 
-    fn u64(&mut self) -> u64 {
+    pub(crate) fn u64(&mut self) -> u64 {
         u64::from_le_bytes(self.take(8).try_into().expect("8 bytes"))
     }
 
-    fn opt_u64(&mut self) -> Option<u64> {
+    pub(crate) fn opt_u64(&mut self) -> Option<u64> {
         let present = self.u8() != 0;
         let v = self.u64();
         present.then_some(v)
     }
 
-    fn principal(&mut self) -> Principal {
+    pub(crate) fn principal(&mut self) -> Principal {
         let len = self.u8() as usize;
         let padded = self.take(Principal::MAX_LENGTH_IN_BYTES);
         Principal::from_slice(&padded[..len])
@@ -184,6 +184,7 @@ impl Storable for ChallengeMeta {
             ChallengeStatus::Closed { reason: CloseReason::EnoughSubmissions, at_ns } => (1, at_ns),
             ChallengeStatus::Closed { reason: CloseReason::DeadlinePassed, at_ns } => (2, at_ns),
             ChallengeStatus::Closed { reason: CloseReason::ClosedByAdmin, at_ns } => (3, at_ns),
+            ChallengeStatus::Closed { reason: CloseReason::EnoughScores, at_ns } => (4, at_ns),
         };
         w.u8(tag);
         w.u64(at_ns);
@@ -204,6 +205,7 @@ impl Storable for ChallengeMeta {
             1 => closed(CloseReason::EnoughSubmissions),
             2 => closed(CloseReason::DeadlinePassed),
             3 => closed(CloseReason::ClosedByAdmin),
+            4 => closed(CloseReason::EnoughScores),
             other => panic!("unknown challenge status {other}"),
         };
         ChallengeMeta {
@@ -273,6 +275,7 @@ impl Storable for SubmissionRef {
             SubmissionStatus::Submitted => (0, 0),
             SubmissionStatus::Judging => (1, 0),
             SubmissionStatus::Judged { score } => (2, score),
+            SubmissionStatus::Unscorable => (3, 0),
         };
         w.u8(tag);
         w.0.extend_from_slice(&score.to_le_bytes());
@@ -288,6 +291,7 @@ impl Storable for SubmissionRef {
             0 => SubmissionStatus::Submitted,
             1 => SubmissionStatus::Judging,
             2 => SubmissionStatus::Judged { score },
+            3 => SubmissionStatus::Unscorable,
             other => panic!("unknown submission status {other}"),
         };
         SubmissionRef { seq, status }
@@ -316,7 +320,12 @@ mod tests {
             deadline_ns: Some(0),
         };
         round_trip(base.clone());
-        for reason in [CloseReason::EnoughSubmissions, CloseReason::DeadlinePassed, CloseReason::ClosedByAdmin] {
+        for reason in [
+            CloseReason::EnoughSubmissions,
+            CloseReason::DeadlinePassed,
+            CloseReason::ClosedByAdmin,
+            CloseReason::EnoughScores,
+        ] {
             round_trip(ChallengeMeta {
                 status: ChallengeStatus::Closed { reason, at_ns: 77 },
                 max_submissions: Some(9),
@@ -347,9 +356,12 @@ mod tests {
 
     #[test]
     fn submission_refs_round_trip_in_every_status() {
-        for status in
-            [SubmissionStatus::Submitted, SubmissionStatus::Judging, SubmissionStatus::Judged { score: u32::MAX }]
-        {
+        for status in [
+            SubmissionStatus::Submitted,
+            SubmissionStatus::Judging,
+            SubmissionStatus::Judged { score: u32::MAX },
+            SubmissionStatus::Unscorable,
+        ] {
             round_trip(SubmissionRef { seq: 1 << 40, status });
         }
     }

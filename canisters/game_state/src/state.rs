@@ -122,6 +122,8 @@ pub struct State {
     pub(crate) handouts: StableBTreeMap<Principal, (ChallengeId, u64), Memory>,
     pub(crate) handout_expiry: StableBTreeSet<(u64, Principal), Memory>,
     pub(crate) released: StableBTreeSet<(Principal, ChallengeId), Memory>,
+    /// The game around the challenges: topics, judging, results, rewards, payouts.
+    pub(crate) play: crate::play_state::PlayState,
 }
 
 impl State {
@@ -142,6 +144,7 @@ impl State {
             handouts: StableBTreeMap::init(mm.get(HANDOUTS)),
             handout_expiry: StableBTreeSet::init(mm.get(HANDOUT_EXPIRY)),
             released: StableBTreeSet::init(mm.get(RELEASED)),
+            play: crate::play_state::PlayState::init(mm),
         };
         let by_load = state
             .open_challenges

@@ -95,6 +95,8 @@ pub fn submit(state: &mut State, caller: &Caller, req: SubmitRequest, now_ns: u6
     }
     state.save_meta(id, Some(&meta), new);
 
+    // Judged in arrival order (see judging.rs).
+    crate::judging::enqueue(state, id, me, mainer.owner, now_ns);
     mainer.submissions += 1;
     mainer.last_submission_ns = Some(now_ns);
     state.mainers.insert(me, mainer);

@@ -68,3 +68,41 @@ pub fn submit_answer(
     let req = SubmitRequest { challenge_id, answer: format!("answer of {mainer}"), evidence: evidence() };
     crate::submissions::submit(s, &Caller::user(mainer), req, now_ns)
 }
+
+pub fn topic(text: &str, weight: u32) -> mainer_types::game_play::NewTopic {
+    mainer_types::game_play::NewTopic {
+        text: text.into(),
+        weight,
+        settings: GenerationSettings::default(),
+        max_submissions: None,
+        scored_to_close: None,
+        open_seconds: None,
+    }
+}
+
+pub fn llm_evidence() -> mainer_types::game_play::LlmEvidence {
+    mainer_types::game_play::LlmEvidence {
+        prompt_sha256: "ab".repeat(32),
+        llm_canister: Principal::from_slice(&[8; 10]),
+        model_sha256: Some("cd".repeat(32)),
+        llm_calls: 2,
+        prompt_tokens: Some(40),
+        generated_tokens: Some(3),
+    }
+}
+
+pub fn generated(topic_id: u64, question: &str) -> mainer_types::game_play::GeneratedChallenge {
+    mainer_types::game_play::GeneratedChallenge { topic_id, question: question.into(), evidence: llm_evidence() }
+}
+
+pub fn make_challenger(s: &mut State, who: Principal) {
+    crate::agents::register(s, &admin(), who, mainer_types::game_play::GameAgentKind::Challenger, 1).unwrap();
+}
+
+pub fn make_judge(s: &mut State, who: Principal) {
+    crate::agents::register(s, &admin(), who, mainer_types::game_play::GameAgentKind::Judge, 1).unwrap();
+}
+
+pub fn set_settings(s: &mut State, settings: mainer_types::game_play::GameSettings) {
+    crate::rules::set(s, &admin(), settings).unwrap();
+}

@@ -1,5 +1,6 @@
-//! The periodic sweep: closes challenges at their deadline and expires stale
-//! hand-outs even when no call comes by to do it lazily.
+//! The periodic sweep: closes challenges at their deadline, expires stale
+//! hand-outs and judges' leases, and finalizes the challenges that are
+//! ready, even when no call comes by to do it lazily.
 
 use std::cell::Cell;
 use std::time::Duration;
@@ -23,6 +24,10 @@ pub fn arm() {
     }
     // The task never awaits, so two runs cannot overlap.
     ic_cdk_timers::set_timer_interval(SWEEP_INTERVAL, || async {
-        mutate_state(|s| sweep(s, ic_cdk::api::time(), SWEEP_LIMIT));
+        mutate_state(|s| {
+            let now = ic_cdk::api::time();
+            sweep(s, now, SWEEP_LIMIT);
+            crate::finalize::sweep(s, now, SWEEP_LIMIT);
+        });
     });
 }

@@ -91,6 +91,7 @@ macro_rules! endpoints {
 pub mod game_state {
     use super::Method;
     use crate::game::*;
+    use crate::game_play::*;
     use crate::{Page, PageRequest, Principal};
 
     endpoints! {
@@ -112,6 +113,36 @@ pub mod game_state {
         COUNTS: query("counts") => (), GameCounts;
         HEALTH: query("health") => (), bool;
         WHOAMI: query("whoami") => (), Principal;
+        // The game (see `crate::game_play`).
+        ADD_TOPIC: update("add_topic") => (NewTopic,), GameResult<Topic>;
+        UPDATE_TOPIC: idempotent_update("update_topic") => (TopicId, NewTopic), GameResult<Topic>;
+        REMOVE_TOPIC: update("remove_topic") => (TopicId,), GameResult<()>;
+        LIST_TOPICS: query("list_topics") => (PageRequest,), GameResult<Page<Topic>>;
+        REGISTER_GAME_AGENT: idempotent_update("register_game_agent") => (Principal, GameAgentKind), GameResult<GameAgent>;
+        UNREGISTER_GAME_AGENT: update("unregister_game_agent") => (Principal,), GameResult<()>;
+        LIST_GAME_AGENTS: query("list_game_agents") => (PageRequest,), GameResult<Page<GameAgent>>;
+        SET_GAME_SETTINGS: idempotent_update("set_game_settings") => (GameSettings,), GameResult<GameSettings>;
+        GAME_SETTINGS: query("game_settings") => (), GameSettings;
+        /// Called with the cycles attached.
+        FUND_REWARD_POOL: update("fund_reward_pool") => (), GameResult<RewardPool>;
+        REWARD_POOL: query("reward_pool") => (), GameResult<RewardPool>;
+        SET_PAYOUT_TO: idempotent_update("set_payout_to") => (Principal, PayoutTo), GameResult<()>;
+        LIST_PAYOUTS: query("list_payouts") => (PageRequest,), GameResult<Page<Payout>>;
+        NEXT_TOPIC: update("next_topic") => (), GameResult<TopicTicket>;
+        ADD_GENERATED_CHALLENGE: update("add_generated_challenge") => (GeneratedChallenge,), GameResult<Challenge>;
+        CHALLENGE_ORIGIN: query("challenge_origin") => (ChallengeId,), GameResult<ChallengeOrigin>;
+        /// The caller's live lease again, or a new one: safe to repeat.
+        NEXT_TO_JUDGE: idempotent_update("next_to_judge") => (), GameResult<JudgeTask>;
+        /// The same report again returns what the first did.
+        SUBMIT_SCORE: idempotent_update("submit_score") => (ScoreReport,), GameResult<ScoreAccepted>;
+        JUDGEMENTS_BY_CHALLENGE: query("judgements_by_challenge") => (ChallengeId, PageRequest), GameResult<Page<Judgement>>;
+        CHALLENGE_RESULT: query("challenge_result") => (ChallengeId,), GameResult<ChallengeResult>;
+        CHALLENGE_RANKING: query("challenge_ranking") => (ChallengeId, PageRequest), GameResult<Page<RankedAnswer>>;
+        MAINER_RESULTS: query("mainer_results") => (Principal, PageRequest), GameResult<Page<RankedAnswer>>;
+        MAINER_EARNINGS: query("mainer_earnings") => (Principal,), GameResult<Earnings>;
+        OWNER_RESULTS: query("owner_results") => (Principal, PageRequest), GameResult<Page<RankedAnswer>>;
+        OWNER_EARNINGS: query("owner_earnings") => (Principal,), GameResult<Earnings>;
+        LEADERBOARD: query("leaderboard") => (LeaderboardRequest,), GameResult<Page<LeaderboardEntry>>;
     }
 }
 

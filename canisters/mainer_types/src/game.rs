@@ -42,6 +42,8 @@ pub enum CloseReason {
     EnoughSubmissions,
     DeadlinePassed,
     ClosedByAdmin,
+    /// It has as many scored answers as its closing rule asks.
+    EnoughScores,
 }
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -101,7 +103,11 @@ pub struct Evidence {
 pub enum SubmissionStatus {
     Submitted,
     Judging,
-    Judged { score: u32 },
+    Judged {
+        score: u32,
+    },
+    /// No judge gave it a score within the bounded attempts.
+    Unscorable,
 }
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -183,6 +189,30 @@ pub enum GameError {
         max: u64,
     },
     InvalidInput(String),
+    /// The caller is not a registered challenger.
+    NotAChallenger(Principal),
+    /// The caller is not a registered judge.
+    NotAJudge(Principal),
+    TopicNotFound(u64),
+    /// No topic has a weight above zero.
+    NoTopic,
+    /// Challengers wait: as many challenges are open as the game allows.
+    TooManyOpenChallenges {
+        open: u64,
+        max: u64,
+    },
+    /// No submission is waiting for a judge.
+    NothingToJudge,
+    /// No live lease of the caller's has this id (unknown, expired or another judge's).
+    LeaseNotFound(u64),
+    ScoreOutOfRange {
+        score: u32,
+        min: u32,
+        max: u32,
+    },
+    /// The challenge has not been finalized yet.
+    NotFinalized(ChallengeId),
+    PayoutNotFound(u64),
 }
 
 impl std::fmt::Display for GameError {
@@ -197,6 +227,18 @@ impl std::fmt::Display for GameError {
             GameError::AlreadySubmitted(id) => write!(f, "already submitted an answer to challenge {id}"),
             GameError::AnswerTooLarge { bytes, max } => write!(f, "answer of {bytes} bytes exceeds {max} bytes"),
             GameError::InvalidInput(why) => write!(f, "invalid input: {why}"),
+            GameError::NotAChallenger(p) => write!(f, "{p} is not a registered challenger"),
+            GameError::NotAJudge(p) => write!(f, "{p} is not a registered judge"),
+            GameError::TopicNotFound(id) => write!(f, "topic {id} does not exist"),
+            GameError::NoTopic => write!(f, "no topic has a weight above zero"),
+            GameError::TooManyOpenChallenges { open, max } => {
+                write!(f, "{open} challenges are open, the game allows {max}")
+            }
+            GameError::NothingToJudge => write!(f, "no submission is waiting for a judge"),
+            GameError::LeaseNotFound(id) => write!(f, "no live lease {id} of the caller's"),
+            GameError::ScoreOutOfRange { score, min, max } => write!(f, "score {score} is not in {min}..={max}"),
+            GameError::NotFinalized(id) => write!(f, "challenge {id} is not finalized yet"),
+            GameError::PayoutNotFound(id) => write!(f, "payout {id} does not exist"),
         }
     }
 }

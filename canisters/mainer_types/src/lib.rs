@@ -9,6 +9,7 @@ pub mod creator;
 pub mod cycles_ledger;
 pub mod economy;
 pub mod game;
+pub mod game_play;
 pub mod http;
 pub mod llama_args;
 pub mod llama_cpp;

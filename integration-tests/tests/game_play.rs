@@ -339,6 +339,8 @@ fn every_game_endpoint_refuses_strangers() {
         ("reward_pool", Encode!().unwrap(), true, Box::new(unauthorized)),
         ("set_payout_to", Encode!(&mainer(0), &PayoutTo::Mainer).unwrap(), false, Box::new(unauthorized)),
         ("list_payouts", Encode!(&page).unwrap(), true, Box::new(unauthorized)),
+        ("run_payouts", Encode!().unwrap(), false, Box::new(unauthorized)),
+        ("resolve_payout", Encode!(&1u64, &true).unwrap(), false, Box::new(unauthorized)),
         ("next_topic", Encode!().unwrap(), false, Box::new(not_challenger)),
         ("add_generated_challenge", Encode!(&generated).unwrap(), false, Box::new(not_challenger)),
         ("challenge_origin", Encode!(&1u64).unwrap(), true, Box::new(not_judge)),
@@ -410,4 +412,224 @@ fn the_game_survives_an_upgrade() {
     );
     assert_eq!(before, after);
     assert_eq!(after.1, 3);
+}
+
+/// Stores the game state's module in its chunk store; returns the
+/// `install_chunked_code` argument that upgrades it with it.
+fn stored_upgrade(env: &dyn TestEnv, game: Principal) -> Vec<u8> {
+    use ic_sim::mgmt;
+    use sha2::{Digest, Sha256};
+    let module = wasm("game_state");
+    let mut hashes = vec![];
+    for chunk in module.chunks(1_000_000) {
+        let args = mgmt::UploadChunkArgs { canister_id: game, chunk: chunk.to_vec() };
+        let reply = env.update(controller(), Principal::management_canister(), "upload_chunk", Encode!(&args).unwrap());
+        hashes.push(candid::decode_one::<mgmt::ChunkHash>(&reply.unwrap()).unwrap());
+    }
+    let args = mgmt::InstallChunkedCodeArgs {
+        mode: mgmt::CanisterInstallMode::Upgrade(None),
+        target_canister: game,
+        store_canister: None,
+        chunk_hashes_list: hashes,
+        wasm_module_hash: Sha256::digest(&module).to_vec(),
+        arg: vec![],
+        sender_canister_version: None,
+    };
+    Encode!(&args).unwrap()
+}
+
+/// What a payout's receiver holds: a probe mAIner's cycles, or an owner's ledger balance.
+fn received(env: &dyn TestEnv, ledger: Principal, p: &mainer_types::game_play::Payout) -> u128 {
+    match p.to {
+        PayoutTo::Mainer => env.cycle_balance(p.mainer),
+        PayoutTo::OwnerLedger { .. } => integration_tests::ledger::balance(env, ledger, p.owner),
+    }
+}
+
+fn payouts(game: &Game) -> Vec<mainer_types::game_play::Payout> {
+    game.call(admin(), &g::LIST_PAYOUTS, (PageRequest::first(100),)).unwrap().items
+}
+
+#[test]
+fn every_payout_arrives_exactly_once_across_a_stopped_ledger_and_an_upgrade_mid_payout() {
+    let env = new_env();
+    if env.simulator().is_none() {
+        return; // needs one-message steps
+    }
+    let ledger_wasm = match integration_tests::ledger::cycles_ledger_wasm() {
+        Ok(w) => w,
+        Err(skip) => return println!("{skip}"),
+    };
+    let ledger = integration_tests::ledger::deploy_cycles_ledger(&*env, &ledger_wasm, &[]);
+    let ledger_admin = integration_tests::deploy::admin();
+    let game = Game::install(&*env);
+    let reward: u128 = 4_000_000_000_000;
+    let settings = GameSettings {
+        scored_to_close: 4,
+        reward_per_challenge: reward,
+        cycles_ledger: Some(ledger),
+        ..game.call(stranger(), &g::GAME_SETTINGS, ())
+    };
+    game.call(admin(), &g::SET_GAME_SETTINGS, (settings,)).unwrap();
+    game.fund(reward);
+    game.call(admin(), &g::REGISTER_GAME_AGENT, (judge(0), GameAgentKind::Judge)).unwrap();
+    let c = game
+        .call(
+            admin(),
+            &g::ADD_CHALLENGE,
+            (NewChallenge {
+                question: "q".into(),
+                settings: GenerationSettings::default(),
+                max_submissions: None,
+                deadline_ns: None,
+            },),
+        )
+        .unwrap();
+    // Two mAIners are canisters paid by top-ups; two have their owners paid on the ledger.
+    let canisters: Vec<Principal> = (0..2).map(|i| probe::install_probe(&*env, &format!("mainer {i}"))).collect();
+    for (i, m) in canisters.iter().enumerate() {
+        let req = RegisterMainerRequest { mainer: *m, role: MainerRole::Own, owner: owner_of(i as u8) };
+        game.call(registrar(), &g::REGISTER_MAINER, (req,)).unwrap();
+        let req = SubmitRequest { challenge_id: c.id, answer: format!("answer {i}"), evidence: claimed() };
+        let arg = g::SUBMIT.encode((req,)).unwrap();
+        assert!(matches!(probe::forward(&*env, *m, game.id, "submit", arg, 0, None), probe::Forwarded::Reply(_)));
+    }
+    for n in 2..4 {
+        game.register_mainer(n);
+        let to = PayoutTo::OwnerLedger { subaccount: None };
+        game.call(owner_of(n), &g::SET_PAYOUT_TO, (mainer(n), to)).unwrap();
+        game.submit(n, c.id);
+    }
+    let before: Vec<u128> = canisters.iter().map(|m| env.cycle_balance(*m)).collect();
+    env.stop(ledger_admin, ledger).unwrap();
+    for score in [3, 4, 5, 2] {
+        let t = game.lease(judge(0)).unwrap();
+        game.score(judge(0), t.lease_id, score).unwrap();
+    }
+    let all = payouts(&game);
+    assert_eq!((all.len(), all.iter().map(|p| p.amount).sum::<u128>()), (4, reward));
+
+    // The ledger is stopped: its payouts are refused and wait; the top-ups arrive.
+    let settled = |ps: &[mainer_types::game_play::Payout]| {
+        ps.iter().all(|p| match p.to {
+            PayoutTo::Mainer => matches!(p.state, PayoutState::Paid { .. }),
+            PayoutTo::OwnerLedger { .. } => p.attempts >= 1 && p.state == PayoutState::Pending,
+        })
+    };
+    for _ in 0..300 {
+        if settled(&payouts(&game)) {
+            break;
+        }
+        env.advance_time(Duration::from_millis(500));
+        env.tick();
+    }
+    for p in payouts(&game) {
+        match p.to {
+            PayoutTo::Mainer => assert!(matches!(p.state, PayoutState::Paid { .. }), "{p:?}"),
+            PayoutTo::OwnerLedger { .. } => {
+                assert_eq!(p.state, PayoutState::Pending, "{p:?}");
+                assert!(p.attempts >= 1 && p.last_error.is_some(), "{p:?}");
+            }
+        }
+    }
+
+    // The ledger is back; the game state is upgraded (without a stop) while
+    // a ledger payout is in flight.
+    let upgrade = stored_upgrade(&*env, game.id);
+    env.start(ledger_admin, ledger).unwrap();
+    let mut steps = 0;
+    let in_flight = loop {
+        env.advance_time(Duration::from_millis(500));
+        env.tick();
+        if let Some(p) = payouts(&game).into_iter().find(|p| matches!(p.state, PayoutState::InFlight { .. })) {
+            break p;
+        }
+        steps += 1;
+        assert!(steps < 600, "no payout was ever in flight");
+    };
+    // The upgrade goes in as a message of its own, queued behind the
+    // transfer and ahead of its reply (its chunks were stored before).
+    let call = env.submit(controller(), Principal::management_canister(), "install_chunked_code", upgrade).unwrap();
+    env.await_call(call).expect("game_state upgrades");
+    env.advance_and_tick(Duration::from_secs(5 * 60), 40);
+    // What was in flight is Unknown, never sent again by itself; the rest is paid.
+    let after = payouts(&game);
+    assert!(after.iter().any(|p| p.id == in_flight.id && p.state == PayoutState::Unknown), "{after:?}");
+    for p in &after {
+        assert!(matches!(p.state, PayoutState::Paid { .. } | PayoutState::Unknown), "{p:?}");
+    }
+    // The admin checks each receiver and resolves; nothing is sent twice.
+    let got = |p: &mainer_types::game_play::Payout| match p.to {
+        PayoutTo::Mainer => {
+            let i = canisters.iter().position(|m| *m == p.mainer).unwrap();
+            env.cycle_balance(p.mainer).saturating_sub(before[i])
+        }
+        PayoutTo::OwnerLedger { .. } => received(&*env, ledger, p),
+    };
+    // A top-up lands on a balance that also pays for the canister's idling.
+    let arrived_once = |p: &mainer_types::game_play::Payout| {
+        let got = got(p);
+        got <= p.amount && got + 1_000_000_000 > p.amount
+    };
+    for p in after.iter().filter(|p| p.state == PayoutState::Unknown) {
+        let arrived = arrived_once(p);
+        game.call(admin(), &g::RESOLVE_PAYOUT, (p.id, arrived)).unwrap();
+    }
+    env.advance_and_tick(Duration::from_secs(60), 10);
+    let done = payouts(&game);
+    assert!(done.iter().all(|p| matches!(p.state, PayoutState::Paid { .. })), "{done:?}");
+    for p in &done {
+        assert!(arrived_once(p), "payout {} once: {} of {}", p.id, got(p), p.amount);
+    }
+    let pool = game.call(admin(), &g::REWARD_POOL, ()).unwrap();
+    assert_eq!((pool.owed, pool.paid, pool.available, pool.funded), (0, reward, 0, reward));
+}
+
+#[test]
+fn a_stop_before_an_upgrade_lets_the_payouts_in_flight_arrive() {
+    let env = new_env();
+    if env.simulator().is_none() {
+        return; // needs one-message steps
+    }
+    let game = Game::install(&*env);
+    let settings = GameSettings { scored_to_close: 1, ..game.call(stranger(), &g::GAME_SETTINGS, ()) };
+    game.call(admin(), &g::SET_GAME_SETTINGS, (settings,)).unwrap();
+    game.fund(REWARD);
+    game.call(admin(), &g::REGISTER_GAME_AGENT, (judge(0), GameAgentKind::Judge)).unwrap();
+    let c = game
+        .call(
+            admin(),
+            &g::ADD_CHALLENGE,
+            (NewChallenge {
+                question: "q".into(),
+                settings: GenerationSettings::default(),
+                max_submissions: None,
+                deadline_ns: None,
+            },),
+        )
+        .unwrap();
+    let m = probe::install_probe(&*env, "mainer");
+    let req = RegisterMainerRequest { mainer: m, role: MainerRole::Own, owner: owner_of(0) };
+    game.call(registrar(), &g::REGISTER_MAINER, (req,)).unwrap();
+    let req = SubmitRequest { challenge_id: c.id, answer: "a".into(), evidence: claimed() };
+    let arg = g::SUBMIT.encode((req,)).unwrap();
+    assert!(matches!(probe::forward(&*env, m, game.id, "submit", arg, 0, None), probe::Forwarded::Reply(_)));
+    let before = env.cycle_balance(m);
+    let t = game.lease(judge(0)).unwrap();
+    game.score(judge(0), t.lease_id, 4).unwrap();
+    let mut steps = 0;
+    while !payouts(&game).iter().any(|p| matches!(p.state, PayoutState::InFlight { .. })) {
+        env.advance_time(Duration::from_millis(500));
+        env.tick();
+        steps += 1;
+        assert!(steps < 600, "the payout was never in flight");
+    }
+    env.stop(controller(), game.id).unwrap();
+    game.upgrade();
+    env.start(controller(), game.id).unwrap();
+    env.advance_and_tick(Duration::from_secs(60), 10);
+    let p = payouts(&game).remove(0);
+    assert!(matches!(p.state, PayoutState::Paid { .. }), "{p:?}");
+    let got = env.cycle_balance(m) - before;
+    assert!(got <= REWARD && got + 1_000_000_000 > REWARD, "paid once: {got}");
 }

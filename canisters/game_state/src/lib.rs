@@ -14,6 +14,8 @@ pub mod inspect;
 pub mod judging;
 pub mod mainers;
 mod paging;
+pub mod payout_ic;
+pub mod payouts;
 mod play_api;
 pub mod play_records;
 pub mod play_state;
@@ -113,6 +115,11 @@ fn post_upgrade() {
     // Open the state (and rebuild its cache) now: if that fails, the upgrade
     // fails and is rolled back, instead of every later message.
     read_state(|_| ());
+    // Replies to payouts sent before the upgrade can no longer arrive.
+    let unknown = mutate_state(payouts::in_flight_unknown);
+    if unknown > 0 {
+        canister_common::warn!("{unknown} payouts were in flight during the upgrade: now Unknown, resolve them");
+    }
     timers::arm();
     canister_common::info!("upgraded: {:?}", read_state(|s| s.counts()));
 }

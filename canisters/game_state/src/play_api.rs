@@ -6,7 +6,7 @@ use candid::Principal;
 use mainer_types::game::{Challenge, ChallengeId, GameResult};
 use mainer_types::game_play::{
     ChallengeOrigin, ChallengeResult, Earnings, GameAgent, GameAgentKind, GameSettings, GeneratedChallenge, JudgeTask,
-    Judgement, LeaderboardEntry, LeaderboardRequest, NewTopic, Payout, PayoutTo, RankedAnswer, RewardPool,
+    Judgement, LeaderboardEntry, LeaderboardRequest, NewTopic, Payout, PayoutId, PayoutTo, RankedAnswer, RewardPool,
     ScoreAccepted, ScoreReport, Topic, TopicId, TopicTicket,
 };
 use mainer_types::{Page, PageRequest};
@@ -91,6 +91,19 @@ fn set_payout_to(mainer: Principal, to: PayoutTo) -> GameResult<()> {
 #[ic_cdk::query]
 fn list_payouts(page: PageRequest) -> GameResult<Page<Payout>> {
     read_state(|s| pool::list_payouts(s, &caller(), page))
+}
+
+/// Admins: sends the due payouts now (the timer does every 10 s).
+#[ic_cdk::update]
+fn run_payouts() -> GameResult<u64> {
+    read_state(|s| crate::access::require_admin(s.config(), &caller()))?;
+    Ok(crate::payouts::run_round(&crate::payout_ic::IcPayouts) as u64)
+}
+
+#[ic_cdk::update]
+fn resolve_payout(id: PayoutId, arrived: bool) -> GameResult<Payout> {
+    let result = mutate_state(|s| crate::payouts::resolve(s, &caller(), id, arrived, now()));
+    logged("resolve_payout", result, |p| format!("payout {} is {:?}", p.id, p.state), loud)
 }
 
 #[ic_cdk::update]

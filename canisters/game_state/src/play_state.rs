@@ -70,6 +70,8 @@ pub mod memory_ids {
     pub const PAYOUTS: MemoryId = MemoryId::new(43);
     /// (next attempt at ns, payout id) of the payouts still to send.
     pub const PAYOUT_QUEUE: MemoryId = MemoryId::new(44);
+    /// The payouts in flight (their transfer sent, no answer yet).
+    pub const PAYOUTS_IN_FLIGHT: MemoryId = MemoryId::new(45);
 }
 
 pub struct PlayState {
@@ -99,6 +101,7 @@ pub struct PlayState {
     pub(crate) payout_prefs: StableBTreeMap<Principal, Candid<PayoutTo>, Memory>,
     pub(crate) payouts: StableBTreeMap<PayoutId, Candid<Payout>, Memory>,
     pub(crate) payout_queue: StableBTreeSet<(u64, PayoutId), Memory>,
+    pub(crate) payouts_in_flight: StableBTreeSet<PayoutId, Memory>,
 }
 
 impl PlayState {
@@ -131,6 +134,7 @@ impl PlayState {
             payout_prefs: StableBTreeMap::init(mm.get(PAYOUT_PREFS)),
             payouts: StableBTreeMap::init(mm.get(PAYOUTS)),
             payout_queue: StableBTreeSet::init(mm.get(PAYOUT_QUEUE)),
+            payouts_in_flight: StableBTreeSet::init(mm.get(PAYOUTS_IN_FLIGHT)),
         }
     }
 

@@ -44,7 +44,6 @@ pub(crate) fn take(state: &mut State, wanted: u128) -> u128 {
 }
 
 /// A payout of `amount` arrived.
-#[cfg_attr(not(test), allow(dead_code))] // the payout sender comes next
 pub(crate) fn paid(state: &mut State, amount: u128) {
     let mut pool = state.play.pool();
     pool.owed -= amount;

@@ -325,6 +325,12 @@ pub fn mutate_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
     STATE.with(|s| f(&mut s.borrow_mut()))
 }
 
+/// Puts `state` behind the door, for unit tests of code that uses it.
+#[cfg(test)]
+pub fn replace_state_for_tests(state: State) {
+    STATE.with(|s| *s.borrow_mut() = state);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

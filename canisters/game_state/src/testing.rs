@@ -106,3 +106,14 @@ pub fn make_judge(s: &mut State, who: Principal) {
 pub fn set_settings(s: &mut State, settings: mainer_types::game_play::GameSettings) {
     crate::rules::set(s, &admin(), settings).unwrap();
 }
+
+/// Runs a future that never waits on anything outside the test's fakes.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}

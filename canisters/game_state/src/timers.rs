@@ -9,6 +9,8 @@ use crate::challenges::sweep;
 use crate::state::mutate_state;
 
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// How often due payouts are sent.
+pub const PAYOUT_INTERVAL: Duration = Duration::from_secs(10);
 /// Items per kind one sweep handles; a larger backlog waits for the next.
 const SWEEP_LIMIT: usize = 1_000;
 
@@ -29,5 +31,10 @@ pub fn arm() {
             sweep(s, now, SWEEP_LIMIT);
             crate::finalize::sweep(s, now, SWEEP_LIMIT);
         });
+    });
+    // Rounds may overlap (a round awaits its transfers); a payout in flight
+    // is off the queue, so none is sent twice.
+    ic_cdk_timers::set_timer_interval(PAYOUT_INTERVAL, || async {
+        crate::payouts::run_round(&crate::payout_ic::IcPayouts);
     });
 }

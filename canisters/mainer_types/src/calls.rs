@@ -128,6 +128,8 @@ pub mod game_state {
         REWARD_POOL: query("reward_pool") => (), GameResult<RewardPool>;
         SET_PAYOUT_TO: idempotent_update("set_payout_to") => (Principal, PayoutTo), GameResult<()>;
         LIST_PAYOUTS: query("list_payouts") => (PageRequest,), GameResult<Page<Payout>>;
+        RUN_PAYOUTS: update("run_payouts") => (), GameResult<u64>;
+        RESOLVE_PAYOUT: update("resolve_payout") => (PayoutId, bool), GameResult<Payout>;
         NEXT_TOPIC: update("next_topic") => (), GameResult<TopicTicket>;
         ADD_GENERATED_CHALLENGE: update("add_generated_challenge") => (GeneratedChallenge,), GameResult<Challenge>;
         CHALLENGE_ORIGIN: query("challenge_origin") => (ChallengeId,), GameResult<ChallengeOrigin>;

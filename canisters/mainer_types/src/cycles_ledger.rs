@@ -110,6 +110,16 @@ pub struct DepositArgs {
     pub memo: Option<serde_bytes::ByteBuf>,
 }
 
+impl DepositArgs {
+    /// A deposit to `owner`'s `subaccount` with `memo` (for callers without serde_bytes).
+    pub fn new(owner: Principal, subaccount: Option<Vec<u8>>, memo: Vec<u8>) -> DepositArgs {
+        DepositArgs {
+            to: Account { owner, subaccount: subaccount.map(serde_bytes::ByteBuf::from) },
+            memo: Some(serde_bytes::ByteBuf::from(memo)),
+        }
+    }
+}
+
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct DepositResult {
     pub balance: Nat,

@@ -192,6 +192,8 @@ pub struct GameSettings {
     /// The reward of one challenge, in cycles, taken from the pool when it is finalized.
     pub reward_per_challenge: u128,
     pub split: RewardSplit,
+    /// The cycles ledger that payouts to owners' accounts go through (none: they wait).
+    pub cycles_ledger: Option<Principal>,
 }
 
 impl Default for GameSettings {
@@ -205,6 +207,7 @@ impl Default for GameSettings {
             score_max: 5,
             reward_per_challenge: 1_000_000_000_000,
             split: RewardSplit::default(),
+            cycles_ledger: None,
         }
     }
 }

@@ -6,6 +6,12 @@
 //! values), uploaded through the canister in 2,000,000-byte chunks as the
 //! creator does. The synthetic file is cached in `target/bench-models/`.
 //!
+//! For the Qwen-shaped models also by context position (16, 256, 1,000,
+//! 4,000; `BENCH_LLM_POSITIONS=16,256` for fewer): a conversation whose
+//! prompt is the first P tokens of a long text, re-sent with growing P so
+//! that the canister's prompt cache ingests each part once; per position the
+//! cost of the last ingestion call and of 8 generated tokens.
+//!
 //! Run with `scripts/bench.sh` (or `cargo run -p integration-tests --example
 //! bench_llm`); prints a Markdown report to stdout, progress to stderr.
 //! Instructions are the simulator's, which counts what the IC charges (see the README).
@@ -17,6 +23,7 @@ use candid::{Decode, Encode, Principal};
 use ic_sim::Simulator;
 use integration_tests::{user, wasm, wasm_dir};
 use llm_engine::synthetic::{SyntheticSpec, build};
+use llm_engine::{GgufFile, Tokenizer};
 use mainer_types::llama_cpp::{
     FileUploadInputRecord, FileUploadRecordResult, InputRecord, MaxTokensRecord, OutputRecordResult, RunOutputRecord,
 };
@@ -41,6 +48,16 @@ struct Figures {
     full_call_tokens: u64,
     full_call_instructions: u64,
     full_call_note: String,
+    positions: Vec<AtPosition>,
+}
+
+/// Costs with a conversation at about one of the positions.
+struct AtPosition {
+    /// The ingestion call with the most tokens on the way to the position: tokens, instructions.
+    ingested_tokens: u64,
+    ingested_instructions: u64,
+    generated_tokens: u64,
+    generated_instructions: u64,
 }
 
 fn admin() -> Principal {
@@ -72,7 +89,14 @@ fn set_max_tokens(sim: &mut Simulator, llm: Principal, max_tokens_update: u64) {
 
 /// Uploads, loads and measures one model; `prompt` must have more than
 /// `prompt_batch` tokens.
-fn measure(name: &str, gguf: &[u8], prompt: &str, prompt_batch: u64, generate_batch: u64) -> Figures {
+fn measure(
+    name: &str,
+    gguf: &[u8],
+    prompt: &str,
+    prompt_batch: u64,
+    generate_batch: u64,
+    positions: &[u64],
+) -> Figures {
     let mut sim = Simulator::new();
     let llm = sim.create_canister(admin());
     sim.install_canister(admin(), llm, &wasm("llm"), Encode!().unwrap()).expect("llm installs");
@@ -136,6 +160,8 @@ fn measure(name: &str, gguf: &[u8], prompt: &str, prompt_batch: u64, generate_ba
         t.elapsed().as_secs_f64()
     );
 
+    let positions = at_positions(&mut sim, llm, name, gguf, positions);
+
     Figures {
         name: name.to_string(),
         file_bytes: gguf.len() as u64,
@@ -149,7 +175,63 @@ fn measure(name: &str, gguf: &[u8], prompt: &str, prompt_batch: u64, generate_ba
         full_call_tokens,
         full_call_instructions,
         full_call_note,
+        positions,
     }
+}
+
+/// A text of more than `tokens` tokens for the model's tokenizer, cut
+/// into prefixes of about each of `positions` tokens.
+fn prompt_prefixes(gguf: &[u8], positions: &[u64]) -> Vec<String> {
+    let file = GgufFile::parse(gguf).expect("a GGUF file");
+    let tokenizer = Tokenizer::from_gguf(&file).expect("a tokenizer");
+    let sentence = "Lily went to the park with her mother, and under the big old tree she found a small red box \
+        with a note that said: open me when the sun goes down. She waited all day. ";
+    let longest = positions.iter().copied().max().unwrap_or(0) as usize;
+    let mut text = String::new();
+    let tokens = loop {
+        text.push_str(sentence);
+        let tokens = tokenizer.encode(&text, true, false);
+        if tokens.len() > longest {
+            break tokens;
+        }
+    };
+    positions.iter().map(|&p| tokenizer.decode(&tokens[..p as usize])).collect()
+}
+
+fn at_positions(sim: &mut Simulator, llm: Principal, name: &str, gguf: &[u8], positions: &[u64]) -> Vec<AtPosition> {
+    let prefixes = prompt_prefixes(gguf, positions);
+    let args = |n: u64, p: &str| -> Vec<String> {
+        let n = n.to_string();
+        ["--prompt-cache", "positions", "--temp", "0", "-n", n.as_str(), "-p", p].map(String::from).to_vec()
+    };
+    run(sim, llm, "new_chat", &["--prompt-cache", "positions"]);
+    let mut out = Vec::new();
+    for (&position, prefix) in positions.iter().zip(&prefixes) {
+        // Ingest (the cache keeps the common prefix of the previous prompt).
+        set_max_tokens(sim, llm, 0);
+        let (mut ingested_tokens, mut ingested_instructions) = (0, 0);
+        loop {
+            let (r, instructions) = run(sim, llm, "run_update", &strs(&args(1, prefix)));
+            let decoded = r.n_prompt_tokens_decoded.unwrap_or(0);
+            if decoded >= ingested_tokens {
+                (ingested_tokens, ingested_instructions) = (decoded, instructions);
+            }
+            if r.prompt_remaining.is_empty() {
+                break;
+            }
+        }
+        // A warm-up call (its first step feeds nothing), then the measured one.
+        set_max_tokens(sim, llm, 8);
+        run(sim, llm, "run_update", &strs(&args(9, "")));
+        let (r, generated_instructions) = run(sim, llm, "run_update", &strs(&args(9, "")));
+        let generated_tokens = r.n_tokens_generated.unwrap_or(0);
+        eprintln!(
+            "{name}: at position {position}: ingested {ingested_tokens} tokens with {ingested_instructions} \
+             instructions, generated {generated_tokens} with {generated_instructions}"
+        );
+        out.push(AtPosition { ingested_tokens, ingested_instructions, generated_tokens, generated_instructions });
+    }
+    out
 }
 
 /// The Qwen2.5-0.5B-shaped file in `q8_0` or `q4_k_m` (llama.cpp's mix),
@@ -180,10 +262,13 @@ fn main() {
     let qwen_prompt = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n\
         Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her \
         friends. Tell me a story about what she saw under a big tree.<|im_end|>\n<|im_start|>assistant\n";
+    let positions: Vec<u64> = std::env::var("BENCH_LLM_POSITIONS")
+        .map(|v| v.split(',').map(|p| p.trim().parse().expect("a position")).collect())
+        .unwrap_or_else(|_| vec![16, 256, 1000, 4000]);
     let figures = [
-        measure("stories260K (F32)", &stories, STORIES_PROMPT, 16, 8),
-        measure("Qwen2.5-0.5B shape, q8_0 (synthetic)", &qwen_shape("q8_0"), qwen_prompt, 32, 8),
-        measure("Qwen2.5-0.5B shape, q4_k_m layout (synthetic)", &qwen_shape("q4_k_m"), qwen_prompt, 32, 8),
+        measure("stories260K (F32)", &stories, STORIES_PROMPT, 16, 8, &[]),
+        measure("Qwen2.5-0.5B shape, q8_0 (synthetic)", &qwen_shape("q8_0"), qwen_prompt, 32, 8, &positions),
+        measure("Qwen2.5-0.5B shape, q4_k_m layout (synthetic)", &qwen_shape("q4_k_m"), qwen_prompt, 32, 8, &positions),
     ];
 
     println!("## LLM canister benchmark\n");
@@ -236,4 +321,37 @@ fn main() {
             f.full_call_note
         )
     });
+    // By context position, for the models measured there.
+    let measured: Vec<&Figures> = figures.iter().filter(|f| !f.positions.is_empty()).collect();
+    println!("\n### By context position\n");
+    println!(
+        "A conversation whose prompt is the first P tokens of a long text, re-sent with growing P (the prompt \
+         cache keeps the common prefix, so each part is ingested once). Prompt: the ingesting call with the \
+         most tokens on the way to P (the canister ingests in growing batches and stops at its guard); \
+         generated: 8 tokens in one call right after P. Per 40B call is computed from the per-token cost.\n"
+    );
+    let heads: Vec<String> =
+        measured.iter().flat_map(|f| [format!("{}: prompt", f.name), format!("{}: generated", f.name)]).collect();
+    println!("| position | {} |", heads.join(" | "));
+    println!("|---:|{}", "---:|".repeat(heads.len()));
+    for (i, &position) in positions.iter().enumerate() {
+        let cells: Vec<String> = measured
+            .iter()
+            .flat_map(|f| {
+                let p = &f.positions[i];
+                let prompt = p.ingested_instructions as f64 / p.ingested_tokens.max(1) as f64;
+                let generated = p.generated_instructions as f64 / p.generated_tokens.max(1) as f64;
+                [
+                    format!(
+                        "**{:.0}** per call ({}/token, {} tokens in the call)",
+                        LIMIT / prompt,
+                        millions(prompt as u64),
+                        p.ingested_tokens
+                    ),
+                    format!("**{:.0}** per call ({}/token)", LIMIT / generated, millions(generated as u64)),
+                ]
+            })
+            .collect();
+        println!("| {position} | {} |", cells.join(" | "));
+    }
 }

@@ -88,6 +88,11 @@ pub enum ChatError {
         max: usize,
     },
     Engine(llm_engine::Error),
+    /// A sampling flag's value is not a number it can take.
+    BadArgument {
+        flag: String,
+        value: String,
+    },
 }
 
 impl From<llm_engine::Error> for ChatError {
@@ -106,19 +111,44 @@ impl std::fmt::Display for ChatError {
                 write!(f, "prompt is too long ({tokens} tokens, max {max}); start a new chat or shorten it")
             }
             ChatError::Engine(e) => write!(f, "inference failed: {e}"),
+            ChatError::BadArgument { flag, value } => write!(f, "invalid value for {flag}: {value}"),
         }
     }
 }
 
-/// The sampling flags of a call, with llama.cpp's defaults.
-pub fn sampling(args: &LlamaArgs) -> SamplerConfig {
-    SamplerConfig {
+/// The sampling flags of a call, with llama.cpp's defaults: `--temp`,
+/// `--top-k`, `--top-p`, `--seed`, and `--min-p`, `--repeat-penalty`,
+/// `--repeat-last-n` (-1: the whole context, 0: off), `--frequency-penalty`,
+/// `--presence-penalty`. A malformed value is an error (as llama.cpp's
+/// argument parser refuses it).
+pub fn sampling(args: &LlamaArgs) -> Result<SamplerConfig, ChatError> {
+    let bad = |flag: &str, value: &str| ChatError::BadArgument { flag: flag.to_string(), value: value.to_string() };
+    let float = |flag: &str, default: f32| -> Result<f32, ChatError> {
+        match args.other_value(flag) {
+            None => Ok(default),
+            Some(v) => v.trim_start().parse::<f32>().ok().filter(|x| x.is_finite()).ok_or_else(|| bad(flag, v)),
+        }
+    };
+    let defaults = SamplerConfig::default();
+    let repeat_last_n = match args.other_value("--repeat-last-n") {
+        None => defaults.repeat_last_n,
+        Some(v) => match v.trim_start().parse::<i32>() {
+            Ok(-1) => None,
+            Ok(n) if n >= 0 => Some(n as usize),
+            _ => return Err(bad("--repeat-last-n", v)),
+        },
+    };
+    Ok(SamplerConfig {
         temperature: args.temperature.unwrap_or(DEFAULT_TEMPERATURE),
         top_k: args.top_k.unwrap_or(DEFAULT_TOP_K).max(0) as usize,
         top_p: args.top_p.unwrap_or(DEFAULT_TOP_P),
+        min_p: float("--min-p", defaults.min_p)?,
+        repeat_penalty: float("--repeat-penalty", defaults.repeat_penalty)?,
+        repeat_last_n,
+        frequency_penalty: float("--frequency-penalty", defaults.frequency_penalty)?,
+        presence_penalty: float("--presence-penalty", defaults.presence_penalty)?,
         seed: args.seed.unwrap_or(DEFAULT_SEED) as u64,
-        ..SamplerConfig::default()
-    }
+    })
 }
 
 pub struct Conversation {
@@ -285,7 +315,7 @@ impl Conversation {
             return Ok(step);
         }
 
-        let sampling = sampling(args);
+        let sampling = sampling(args)?;
         let mut to_sample = (n_predict > 0).then_some(n_predict as u64);
         loop {
             if to_sample == Some(0) {

@@ -89,7 +89,7 @@ fn status_ok() -> StatusCodeRecordResult {
 impl ChatError {
     pub fn status_code(&self) -> u16 {
         match self {
-            ChatError::EmptyInput => BAD_REQUEST,
+            ChatError::EmptyInput | ChatError::BadArgument { .. } => BAD_REQUEST,
             ChatError::PromptTooLong { .. } => TOO_LARGE,
             ChatError::Engine(_) => INTERNAL,
         }
@@ -356,6 +356,8 @@ impl<M: Memory> Service<M> {
             return Err(Refusal::new(UNAUTHORIZED, ACCESS_DENIED));
         }
         let args = llama_args::parse(&input.args).map_err(|e| Refusal::new(BAD_REQUEST, e.to_string()))?;
+        // Sampling flags are checked before anything changes.
+        crate::chat::sampling(&args).map_err(|e| Refusal::new(BAD_REQUEST, e.to_string()))?;
         if let Some(message) = self.not_loaded_message() {
             return Err(Refusal::new(UNAVAILABLE, message));
         }

@@ -303,6 +303,56 @@ fn seeded_sampling_is_reproducible_across_splits() {
 }
 
 #[test]
+fn penalty_and_min_p_flags_reach_the_sampler_and_bad_values_are_refused() {
+    let (tokenizer, _) = native();
+    let prompt = "The little dog";
+    let tokens = tokenizer.encode(prompt, true, false);
+    let plain = tokenizer.decode(&native_generate(&tokens, 31, SamplerConfig::greedy()));
+    let flags =
+        ["--repeat-penalty", "1.5", "--repeat-last-n", "16", "--frequency-penalty", "0.2", "--presence-penalty", "0.1"];
+    let penalized = SamplerConfig {
+        repeat_penalty: 1.5,
+        repeat_last_n: Some(16),
+        frequency_penalty: 0.2,
+        presence_penalty: 0.1,
+        ..SamplerConfig::greedy()
+    };
+    let expected = tokenizer.decode(&native_generate(&tokens, 31, penalized));
+    assert_ne!(expected, plain, "the penalties change the greedy text");
+    let (_, mut s) = loaded(0, &[]);
+    let args = [&["--prompt-cache", "c", "--temp", "0"][..], &flags, &["-n", "31", "-p", prompt]].concat();
+    assert_eq!(run(&mut s, &args).output, expected);
+
+    // Sampled with min-p 0.3 as the engine does it, and another min-p gives another text.
+    let sampled = |min_p: f32| {
+        let config = SamplerConfig { temperature: 1.0, top_k: 0, top_p: 1.0, min_p, seed: 7, ..Default::default() };
+        tokenizer.decode(&native_generate(&tokens, 31, config))
+    };
+    let (_, mut s) = loaded(0, &[]);
+    let args = ["--prompt-cache", "c", "--temp", "1", "--top-k", "0", "--top-p", "1", "--seed", "7"];
+    let r = run(&mut s, &[&args[..], &["--min-p", "0.3", "-n", "31", "-p", prompt]].concat());
+    assert_eq!(r.output, sampled(0.3));
+    assert_ne!(sampled(0.3), sampled(0.0), "min-p changes the sampled text");
+
+    // Malformed values are refused before anything changes.
+    let (_, mut s) = loaded(0, &[]);
+    for (flag, value) in
+        [("--min-p", "abc"), ("--repeat-penalty", "nan"), ("--repeat-last-n", "-2"), ("--presence-penalty", "")]
+    {
+        let r = err(s.run_update(
+            admin(),
+            &input(&["--prompt-cache", "c", flag, value, "-p", prompt]),
+            1,
+            &FakeMeter::free(),
+        ));
+        assert_eq!(r.status_code, 400, "{flag} {value}");
+        assert!(r.error.contains(flag), "{flag}: {}", r.error);
+    }
+    let r = run(&mut s, &["--prompt-cache", "c", "--temp", "0", "-n", "31", "-p", prompt]);
+    assert_eq!((r.output.as_str(), r.n_prompt_tokens_cached), (plain.as_str(), Some(0)), "nothing was ingested before");
+}
+
+#[test]
 fn the_instruction_guard_stops_calls_early_without_changing_the_text() {
     let (_, mut s) = loaded(0, &[]);
     // Every read of the counter costs 1,000: a call may read it a few dozen times.

@@ -91,8 +91,19 @@ def main():
         _, used = metered("feed_dummy", args.prompt)
         print(f"  = {used / args.prompt / 1e6:,.2f} M per prompt token")
     if args.positions:
+        # At each position: a batch of 32 prompt tokens ending just before
+        # it (when there is room), then one generated token at it.
         fed = args.prompt
         for target in [int(p) for p in args.positions.split(",")]:
+            batch_at = target - 1 - 32
+            while fed < batch_at:
+                batch = min(64, batch_at - fed)
+                ex["feed_dummy"](store, batch)
+                fed += batch
+            if fed == batch_at:
+                _, used = metered("feed_dummy", 32)
+                fed += 32
+                print(f"  position {target}: {used / 32 / 1e6:,.2f} M per prompt token (batch of 32)")
             while fed < target - 1:
                 batch = min(64, target - 1 - fed)
                 ex["feed_dummy"](store, batch)

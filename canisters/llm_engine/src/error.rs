@@ -97,6 +97,8 @@ pub enum Error {
     /// Logits were asked for before any token was fed.
     NothingFed,
     InvalidArgument(String),
+    /// Saved session bytes that cannot be restored (corrupt, or for another model).
+    BadSnapshot(String),
 }
 
 impl fmt::Display for Error {
@@ -154,6 +156,7 @@ impl fmt::Display for Error {
             SessionModelMismatch => write!(f, "session was created for a different model"),
             NothingFed => write!(f, "no token has been fed yet"),
             InvalidArgument(msg) => write!(f, "invalid argument: {msg}"),
+            BadSnapshot(msg) => write!(f, "cannot restore the saved session: {msg}"),
         }
     }
 }

@@ -142,6 +142,30 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The stored values as little-endian bytes (f32: 4 per value, f16: 2).
+    fn to_bytes(&self, out: &mut Vec<u8>) {
+        match self {
+            Store::F32(v) => out.extend(v.iter().flat_map(|x| x.to_le_bytes())),
+            Store::F16(v) => out.extend_from_slice(v),
+        }
+    }
+
+    /// Replaces the values by those in `bytes` (as `to_bytes` wrote them).
+    fn set_bytes(&mut self, bytes: &[u8]) {
+        match self {
+            Store::F32(v) => {
+                v.clear();
+                v.extend(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+            }
+            Store::F16(v) => {
+                v.clear();
+                v.extend_from_slice(bytes);
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct KvCache {
     ty: CacheType,
@@ -176,6 +200,24 @@ impl KvCache {
     pub fn resize(&mut self, values: usize, limit: usize) {
         self.keys.resize(values, limit);
         self.values.resize(values, limit);
+    }
+
+    /// Keys then values as little-endian bytes (`bytes()` of them).
+    pub fn to_bytes(&self, out: &mut Vec<u8>) {
+        self.keys.to_bytes(out);
+        self.values.to_bytes(out);
+    }
+
+    /// Replaces keys and values by `bytes` as `to_bytes` wrote them for
+    /// `values` values each; `None` (and nothing changed) if the length is not that.
+    pub fn set_bytes(&mut self, values: usize, bytes: &[u8]) -> Option<()> {
+        let half = values.checked_mul(self.ty.bytes_per_value())?;
+        if bytes.len() != half.checked_mul(2)? {
+            return None;
+        }
+        self.keys.set_bytes(&bytes[..half]);
+        self.values.set_bytes(&bytes[half..]);
+        Some(())
     }
 
     pub fn write(&mut self, at: usize, keys: &[f32], values: &[f32]) {

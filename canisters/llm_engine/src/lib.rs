@@ -30,6 +30,7 @@ pub mod kv_cache;
 pub mod model;
 pub mod sampling;
 pub mod session;
+pub mod snapshot;
 pub mod source;
 pub mod synthetic;
 pub mod tokenizer;

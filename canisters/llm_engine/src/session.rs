@@ -9,6 +9,7 @@ use crate::kv_cache::{CacheType, KvCache};
 use crate::model::ops::RopeAngles;
 use crate::model::{Layer, Model, ModelConfig};
 use crate::sampling::Sampler;
+use crate::snapshot;
 
 /// The parts of a model's shape a session's cache depends on.
 #[derive(Clone, Debug, PartialEq)]
@@ -184,6 +185,39 @@ impl Session {
     fn grow_cache(&mut self, positions: usize) {
         let stride = self.shape.layers * self.shape.kv_dim;
         self.cache.resize(positions * stride, self.capacity * stride);
+    }
+
+    /// The session as bytes (tokens, keys and values, the last hidden
+    /// state), tagged with `model_id` (for example the model file's SHA-256):
+    /// what a prompt cache stores. See [`crate::snapshot`].
+    pub fn snapshot(&self, model_id: &[u8; 32]) -> Vec<u8> {
+        let mut kv = Vec::with_capacity(self.cache.bytes());
+        self.cache.to_bytes(&mut kv);
+        let shape = [self.shape.layers, self.shape.kv_dim, self.shape.embedding, self.shape.vocab];
+        snapshot::encode(model_id, shape, self.cache.cache_type(), &self.tokens, self.last_hidden.as_deref(), &kv)
+    }
+
+    /// A session of `capacity` positions holding what `snapshot` saved, for
+    /// `model` (whose id must be the one saved). Feeding and sampling then
+    /// give exactly what they give in the saved session.
+    pub fn restore(model: &Model, model_id: &[u8; 32], capacity: usize, bytes: &[u8]) -> Result<Self> {
+        let saved = snapshot::decode(bytes)?;
+        let shape = CacheShape::of(model.config());
+        if saved.model_id != *model_id || saved.shape != [shape.layers, shape.kv_dim, shape.embedding, shape.vocab] {
+            return Err(Error::BadSnapshot("it was saved for another model".into()));
+        }
+        if let Some(&token) = saved.tokens.iter().find(|&&t| t as usize >= shape.vocab) {
+            return Err(Error::InvalidToken { token, vocab_size: shape.vocab });
+        }
+        let mut session = Self::with_cache_type(model, capacity, saved.cache_type)?;
+        if saved.tokens.len() > capacity {
+            return Err(Error::ContextFull { capacity, used: 0, requested: saved.tokens.len() });
+        }
+        let values = saved.tokens.len() * shape.layers * shape.kv_dim;
+        session.cache.set_bytes(values, saved.kv).ok_or_else(|| Error::BadSnapshot("wrong cache size".into()))?;
+        session.tokens = saved.tokens;
+        session.last_hidden = saved.last_hidden;
+        Ok(session)
     }
 
     pub fn cache_type(&self) -> CacheType {

@@ -10,6 +10,7 @@ pub mod cycles_ledger;
 pub mod economy;
 pub mod game;
 pub mod game_play;
+pub mod game_prompts;
 pub mod http;
 pub mod llama_args;
 pub mod llama_cpp;

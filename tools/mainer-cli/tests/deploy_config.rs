@@ -355,6 +355,31 @@ fn the_readme_candid_examples_fit_the_interfaces() {
             ("$MAINER", Some("set_cycles_floor")) => {
                 candid::decode_one::<u128>(&bytes).unwrap();
             }
+            ("game_state", Some("set_game_settings")) => {
+                let g: mainer_types::game_play::GameSettings = candid::decode_one(&bytes).unwrap();
+                assert_eq!(g.split, mainer_types::game_play::RewardSplit::default(), "{text}");
+            }
+            ("game_state", Some("add_topic")) => {
+                candid::decode_one::<mainer_types::game_play::NewTopic>(&bytes).unwrap();
+            }
+            ("game_state", Some("list_topics" | "list_payouts")) => {
+                candid::decode_one::<PageRequest>(&bytes).unwrap();
+            }
+            ("game_state", Some("register_game_agent")) => {
+                candid::decode_args::<(candid::Principal, mainer_types::game_play::GameAgentKind)>(&bytes).unwrap();
+            }
+            ("game_state", Some("challenge_ranking")) => {
+                candid::decode_args::<(u64, PageRequest)>(&bytes).unwrap();
+            }
+            ("game_state", Some("leaderboard")) => {
+                candid::decode_one::<mainer_types::game_play::LeaderboardRequest>(&bytes).unwrap();
+            }
+            ("game_state", Some("resolve_payout")) => {
+                candid::decode_args::<(u64, bool)>(&bytes).unwrap();
+            }
+            ("game_state", Some("set_payout_to")) => {
+                candid::decode_args::<(candid::Principal, mainer_types::game_play::PayoutTo)>(&bytes).unwrap();
+            }
             other => panic!("add a Rust type check for {other:?}"),
         }
         checked += 1;

@@ -57,3 +57,14 @@ pub struct MemoryStatus {
     pub kv_cache_bytes: u64,
     pub kv_cache_budget_bytes: u64,
 }
+
+/// A shared prompt prefix (`list_prompt_prefixes`).
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PromptPrefixInfo {
+    pub name: String,
+    pub tokens: u64,
+    /// Bytes of its saved session in stable memory.
+    pub bytes: u64,
+    /// The model file it was computed with (only used with that model).
+    pub model_sha256: String,
+}

@@ -197,6 +197,11 @@ impl Conversation {
         Conversation { session, rng_state: None, utf8: Utf8Stream::new(), last_used_ns: now_ns }
     }
 
+    /// The conversation's session state as bytes (see `llm_engine::snapshot`).
+    pub fn snapshot(&self, model_id: &[u8; 32]) -> Vec<u8> {
+        self.session.snapshot(model_id)
+    }
+
     /// Positions held in the KV cache.
     pub fn positions(&self) -> usize {
         self.session.len()
@@ -207,13 +212,16 @@ impl Conversation {
         self.session.tokens()
     }
 
-    /// One `run_update` call.
+    /// One `run_update` call. `prefix(model, input)` may give a saved
+    /// session to start from when the conversation is still empty (a shared
+    /// prompt prefix, see `prefixes`).
     pub fn run(
         &mut self,
         engine: &mut Engine,
         args: &LlamaArgs,
         limits: &CallLimits,
         meter: &dyn Meter,
+        prefix: &dyn Fn(&llm_engine::Model, &[u32]) -> Option<Session>,
     ) -> Result<RunOutputRecord, ChatError> {
         let prompt = args.prompt_text();
         let input = self.input(&engine.tokenizer, &prompt)?;
@@ -234,6 +242,11 @@ impl Conversation {
                 n_prompt_tokens_remaining: Some(input.len() as u64),
                 ..Default::default()
             });
+        }
+        if self.session.is_empty()
+            && let Some(session) = prefix(&engine.model, &input)
+        {
+            self.session = session;
         }
         if !prompt.is_empty() {
             self.rng_state = None;

@@ -26,7 +26,7 @@ pub fn accepts(settings: &Settings, caller: Caller, method: &str, arg_bytes: usi
         "new_chat" | "run_update" | "remove_prompt_cache" => (settings.may_infer(caller), PROMPT_BYTES),
         "file_upload_chunk" => (caller.controller, MAX_FILE_UPLOAD_CHUNK_BYTES + MAX_FILENAME_BYTES + ENVELOPE_BYTES),
         // load_model, set_max_tokens, the access endpoints, return_cycles,
-        // and queries sent as updates: controllers only.
+        // the prompt prefixes, and queries sent as updates: controllers only.
         _ => (caller.controller, SMALL_BYTES),
     };
     allowed && arg_bytes <= max_bytes
@@ -64,6 +64,10 @@ mod tests {
             (controller, "file_upload_chunk", 2_000_000 + 200, true),
             (controller, "file_upload_chunk", 3_000_000, false),
             (controller, "load_model", 100, true),
+            (stranger, "save_prompt_prefix", 100, false),
+            (granted, "save_prompt_prefix", 100, false),
+            (granted, "remove_prompt_prefix", 100, false),
+            (controller, "save_prompt_prefix", 100, true),
             (controller, "set_access", SMALL_BYTES + 1, false),
         ] {
             assert_eq!(accepts(&settings, caller, method, bytes), expected, "{method} from {caller:?} ({bytes} bytes)");

@@ -14,7 +14,9 @@
 //!   path are kept in stable memory ([`settings`]): after an upgrade the
 //!   canister reloads the model by itself, in a timer right after
 //!   `post_upgrade`; until then `ready` and the inference calls say so
-//!   (status 503). Conversations are heap state and end with an upgrade.
+//!   (status 503). Conversations are heap state and end with an upgrade;
+//!   shared prompt prefixes (saved sessions new conversations start from)
+//!   are in stable memory ([`prefixes`]).
 //! - The endpoints below are thin: the logic is in [`service`], which tests
 //!   drive natively.
 
@@ -25,6 +27,7 @@ pub mod engine;
 pub mod files;
 pub mod inspect;
 pub mod metrics;
+pub mod prefixes;
 pub mod service;
 pub mod settings;
 pub mod sha;
@@ -53,6 +56,8 @@ type Memory = VirtualMemory<DefaultMemoryImpl>;
 /// Stable memory ids; never reuse one.
 const DIRECTORY_MEMORY: u8 = 0;
 const SETTINGS_MEMORY: u8 = 1;
+const PREFIX_DIRECTORY_MEMORY: u8 = 2;
+const PREFIX_DATA_MEMORY: u8 = 3;
 /// Ids `FIRST_FILE_MEMORY .. FIRST_FILE_MEMORY + files::MAX_FILES`: one per file.
 const FIRST_FILE_MEMORY: u8 = 16;
 
@@ -63,6 +68,8 @@ thread_local! {
         Service::init(Memories {
             directory: memory(DIRECTORY_MEMORY),
             settings: memory(SETTINGS_MEMORY),
+            prefix_directory: memory(PREFIX_DIRECTORY_MEMORY),
+            prefix_data: memory(PREFIX_DATA_MEMORY),
             file_slots: (0..files::MAX_FILES as u8).map(|i| memory(FIRST_FILE_MEMORY + i)).collect(),
         })
     });
@@ -166,6 +173,24 @@ fn remove_prompt_cache(input: InputRecord) -> OutputRecordResult {
     let result = mutate(|s| s.remove_prompt_cache(caller, &input));
     metrics::record_output("remove_prompt_cache", caller.principal, &result, IcMeter.instructions());
     result
+}
+
+#[update]
+fn save_prompt_prefix(input: InputRecord) -> OutputRecordResult {
+    let caller = caller();
+    mutate(|s| s.save_prompt_prefix(caller, &input))
+}
+
+#[update]
+fn remove_prompt_prefix(input: InputRecord) -> OutputRecordResult {
+    let caller = caller();
+    mutate(|s| s.remove_prompt_prefix(caller, &input))
+}
+
+#[query]
+fn list_prompt_prefixes() -> Result<Vec<api::PromptPrefixInfo>, mainer_types::llama_cpp::ApiError> {
+    let caller = caller();
+    read(|s| s.list_prompt_prefixes(caller))
 }
 
 #[update]

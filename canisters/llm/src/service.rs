@@ -17,11 +17,14 @@ use mainer_types::llama_cpp::{
     InputRecord, MaxTokensRecord, OutputRecordResult, RunOutputRecord, StatusCodeRecord, StatusCodeRecordResult,
 };
 
-use crate::api::{AccessListResult, FileDetailsInputRecord, LoadedModelInfo, MemoryStatus, ModelState};
+use crate::api::{
+    AccessListResult, FileDetailsInputRecord, LoadedModelInfo, MemoryStatus, ModelState, PromptPrefixInfo,
+};
 use crate::chat::{CallLimits, ChatError, Conversation, INSTRUCTION_LIMIT, Meter};
 use crate::conversations::{ConversationLimits, Conversations, Key};
 use crate::engine::Engine;
 use crate::files::{FileStore, StableFile};
+use crate::prefixes::{PrefixEntry, Prefixes};
 use crate::settings::{Caller, ModelArgs, Settings, explanation};
 
 pub const BAD_REQUEST: u16 = 400;
@@ -37,6 +40,9 @@ const ACCESS_DENIED: &str = "Access Denied";
 pub struct Memories<M> {
     pub directory: M,
     pub settings: M,
+    /// The shared prompt prefixes' directory and bytes.
+    pub prefix_directory: M,
+    pub prefix_data: M,
     /// `files::MAX_FILES` of them.
     pub file_slots: Vec<M>,
 }
@@ -53,6 +59,7 @@ pub struct Service<M: Memory> {
     settings: StableCell<Settings, M>,
     model: ModelSlot,
     chats: Conversations,
+    prefixes: Prefixes<M>,
     /// Where a call stops early (tests lower it).
     pub instruction_limit: u64,
 }
@@ -107,6 +114,7 @@ impl<M: Memory> Service<M> {
             settings: StableCell::init(memories.settings, Settings::default()),
             model: ModelSlot::NotLoaded,
             chats: Conversations::new(limits),
+            prefixes: Prefixes::init(memories.prefix_directory, memories.prefix_data),
             instruction_limit: INSTRUCTION_LIMIT,
         }
     }
@@ -282,6 +290,9 @@ impl<M: Memory> Service<M> {
         match self.load(&model_args, meter) {
             Ok(message) => {
                 self.change_settings(|s| s.model = Some(model_args));
+                // Prefixes of other model files can never be used again.
+                let sha = self.model_sha256().unwrap_or_default();
+                self.prefixes.keep_only(&sha);
                 success(message)
             }
             Err((status, message)) => {
@@ -407,6 +418,8 @@ impl<M: Memory> Service<M> {
             max_tokens: self.settings().max_tokens.max_tokens_update,
             instruction_limit: self.instruction_limit,
         };
+        let model_sha256 = self.model_sha256().unwrap_or_default();
+        let model_id = sha256_bytes(&model_sha256);
         let ModelSlot::Loaded { engine, .. } = &mut self.model else { return failure(UNAVAILABLE, "model not loaded") };
         // Without --prompt-cache a call stands alone, as in llama.cpp.
         let mut alone;
@@ -429,10 +442,87 @@ impl<M: Memory> Service<M> {
             }
         };
         conversation.last_used_ns = now_ns;
-        match conversation.run(engine, &args, &limits, meter) {
+        let (prefixes, capacity) = (&self.prefixes, engine.session_capacity());
+        let prefix = |model: &llm_engine::Model, input: &[u32]| {
+            let bytes = prefixes.longest_match(&model_sha256, input)?;
+            Session::restore(model, &model_id, capacity, &bytes).ok()
+        };
+        match conversation.run(engine, &args, &limits, meter, &prefix) {
             Ok(record) => OutputRecordResult::Ok(record),
             Err(e) => failure(e.status_code(), e.to_string()),
         }
+    }
+
+    /// SHA-256 (hex) of the model file in use.
+    fn model_sha256(&self) -> Option<String> {
+        let path = &self.settings().model.as_ref()?.path;
+        Some(self.files.info(path)?.filesha256)
+    }
+
+    /// Controllers: saves the caller's conversation `--prompt-cache NAME`
+    /// as the shared prefix NAME (replacing one of that name): new
+    /// conversations whose prompt starts with its tokens start from it.
+    pub fn save_prompt_prefix(&mut self, caller: Caller, input: &InputRecord) -> OutputRecordResult {
+        if !caller.controller {
+            return failure(UNAUTHORIZED, format!("{ACCESS_DENIED}: only a controller may save a prompt prefix"));
+        }
+        let args = match llama_args::parse(&input.args) {
+            Ok(args) => args,
+            Err(e) => return failure(BAD_REQUEST, e.to_string()),
+        };
+        let Some(name) = args.prompt_cache else { return failure(BAD_REQUEST, NO_CACHE_NAME) };
+        let Some(model_sha256) = self.model_sha256().filter(|_| matches!(self.model, ModelSlot::Loaded { .. })) else {
+            return failure(UNAVAILABLE, "model not loaded");
+        };
+        let key: Key = (caller.principal, name.clone());
+        let Some(conversation) = self.chats.get_mut(&key) else {
+            return failure(NOT_FOUND, format!("no conversation {name:?} of the caller to save"));
+        };
+        if conversation.positions() == 0 {
+            return failure(BAD_REQUEST, format!("conversation {name:?} holds no tokens yet"));
+        }
+        let tokens = conversation.tokens().to_vec();
+        let snapshot = conversation.snapshot(&sha256_bytes(&model_sha256));
+        let entry = PrefixEntry { model_sha256, tokens: tokens.clone(), bytes: snapshot.len() as u64 };
+        match self.prefixes.save(&name, entry, snapshot) {
+            Ok(()) => OutputRecordResult::Ok(RunOutputRecord {
+                status_code: 200,
+                output: format!("Prompt prefix {name} saved ({} tokens)", tokens.len()),
+                n_prompt_tokens: Some(tokens.len() as u64),
+                ..Default::default()
+            }),
+            Err(e) => failure(BAD_REQUEST, e.to_string()),
+        }
+    }
+
+    /// Controllers: removes the shared prefix `--prompt-cache NAME` (Ok either way; the output says which).
+    pub fn remove_prompt_prefix(&mut self, caller: Caller, input: &InputRecord) -> OutputRecordResult {
+        if !caller.controller {
+            return failure(UNAUTHORIZED, format!("{ACCESS_DENIED}: only a controller may remove a prompt prefix"));
+        }
+        let args = match llama_args::parse(&input.args) {
+            Ok(args) => args,
+            Err(e) => return failure(BAD_REQUEST, e.to_string()),
+        };
+        let Some(name) = args.prompt_cache else { return failure(BAD_REQUEST, NO_CACHE_NAME) };
+        match self.prefixes.remove(&name) {
+            true => success(format!("Prompt prefix {name} removed")),
+            false => success(format!("Prompt prefix {name} not found. Nothing to remove.")),
+        }
+    }
+
+    /// Controllers: the shared prefixes.
+    pub fn list_prompt_prefixes(&self, caller: Caller) -> Result<Vec<PromptPrefixInfo>, ApiError> {
+        if !caller.controller {
+            return Err(ApiError::Other(ACCESS_DENIED.into()));
+        }
+        let list = self.prefixes.list().into_iter().map(|(name, e)| PromptPrefixInfo {
+            name,
+            tokens: e.tokens.len() as u64,
+            bytes: e.bytes,
+            model_sha256: e.model_sha256,
+        });
+        Ok(list.collect())
     }
 
     /// Ok whether or not the conversation existed (the output says which).
@@ -451,6 +541,17 @@ impl<M: Memory> Service<M> {
             false => success(format!("Cache file {path} not found. Nothing to delete.")),
         }
     }
+}
+
+/// The 32 bytes of a hex SHA-256 (zeros if it is not one: never a real file's).
+fn sha256_bytes(hex: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    if hex.len() == 64 {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0);
+        }
+    }
+    out
 }
 
 const NO_CACHE_NAME: &str = "--prompt-cache NAME is missing: it names the conversation";

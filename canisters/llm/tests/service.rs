@@ -59,6 +59,7 @@ fn user(n: u8) -> Caller {
 struct Stable {
     directory: VectorMemory,
     settings: VectorMemory,
+    prefixes: [VectorMemory; 2],
     slots: Vec<VectorMemory>,
 }
 
@@ -67,6 +68,7 @@ impl Stable {
         Stable {
             directory: VectorMemory::default(),
             settings: VectorMemory::default(),
+            prefixes: Default::default(),
             slots: (0..MAX_FILES).map(|_| VectorMemory::default()).collect(),
         }
     }
@@ -76,6 +78,8 @@ impl Stable {
         let memories = Memories {
             directory: self.directory.clone(),
             settings: self.settings.clone(),
+            prefix_directory: self.prefixes[0].clone(),
+            prefix_data: self.prefixes[1].clone(),
             file_slots: self.slots.clone(),
         };
         Service::with_limits(memories, limits)
@@ -521,4 +525,84 @@ fn without_a_model_calls_say_so_and_an_upgrade_reloads_it() {
     let mut fresh = Stable::new().service(ConversationLimits::default());
     assert!(!fresh.begin_reload());
     assert!(matches!(fresh.memory_status(0, 0).model, ModelState::NotLoaded));
+}
+
+const SYSTEM: &str = "Once upon a time, there was a little girl";
+
+#[test]
+fn a_saved_prompt_prefix_spares_new_conversations_its_ingestion_and_outlives_upgrades() {
+    let question = format!("{SYSTEM} named Lily. She");
+    // Without a prefix: the reference answer.
+    let (_, mut plain) = loaded(0, &[]);
+    let want = run(&mut plain, &["--prompt-cache", "c", "--temp", "0", "-n", "12", "-p", &question]);
+
+    let (stable, mut s) = loaded(0, &[]);
+    let ingested = run(&mut s, &["--prompt-cache", "sys", "--temp", "0", "-n", "1", "-p", SYSTEM]);
+    let prefix_tokens = ingested.n_prompt_tokens.unwrap();
+    let saved = ok(s.save_prompt_prefix(admin(), &input(&["--prompt-cache", "sys"])));
+    assert_eq!(saved.n_prompt_tokens, Some(prefix_tokens));
+    let listed = s.list_prompt_prefixes(admin()).unwrap();
+    assert_eq!((listed.len(), listed[0].name.as_str(), listed[0].tokens), (1, "sys", prefix_tokens));
+
+    // Another caller's new conversation starts from it: the same answer,
+    // the prefix's tokens cached rather than evaluated.
+    assert!(matches!(s.grant_access(admin(), user(1).principal), AccessListResult::Ok(_)));
+    let args = ["--prompt-cache", "c", "--temp", "0", "-n", "12", "-p", &question];
+    let got = ok(s.run_update(user(1), &input(&args), 1, &FakeMeter::free()));
+    assert_eq!(got.output, want.output);
+    assert_eq!(got.n_prompt_tokens_cached, Some(prefix_tokens));
+    assert_eq!(got.n_prompt_tokens_decoded.unwrap() + prefix_tokens, want.n_prompt_tokens_decoded.unwrap());
+    // A prompt that does not start with it is evaluated whole.
+    let other =
+        ok(s.run_update(user(1), &input(&["--prompt-cache", "d", "-n", "1", "-p", "The dog"]), 1, &FakeMeter::free()));
+    assert_eq!(other.n_prompt_tokens_cached, Some(0));
+
+    // After an upgrade (stable memory kept, conversations gone) it is still used.
+    let mut upgraded = stable.service(ConversationLimits::default());
+    assert!(upgraded.begin_reload());
+    upgraded.reload_after_upgrade(&FakeMeter::free());
+    let again = ok(upgraded.run_update(admin(), &input(&args), 1, &FakeMeter::free()));
+    assert_eq!((again.output.as_str(), again.n_prompt_tokens_cached), (want.output.as_str(), Some(prefix_tokens)));
+
+    // Removed: conversations start from nothing again.
+    ok(upgraded.remove_prompt_prefix(admin(), &input(&["--prompt-cache", "sys"])));
+    assert!(upgraded.list_prompt_prefixes(admin()).unwrap().is_empty());
+    let args = ["--prompt-cache", "e", "--temp", "0", "-n", "12", "-p", &question];
+    assert_eq!(ok(upgraded.run_update(admin(), &input(&args), 1, &FakeMeter::free())).n_prompt_tokens_cached, Some(0));
+}
+
+#[test]
+fn prompt_prefixes_are_for_controllers_and_one_model_file() {
+    let (_, mut s) = loaded(0, &[]);
+    run(&mut s, &["--prompt-cache", "sys", "--temp", "0", "-n", "1", "-p", SYSTEM]);
+    assert!(matches!(s.grant_access(admin(), user(1).principal), AccessListResult::Ok(_)));
+    ok(s.run_update(user(1), &input(&["--prompt-cache", "sys", "-n", "1", "-p", SYSTEM]), 1, &FakeMeter::free()));
+    // Strangers and granted users may not save, remove or list.
+    for caller in [user(1), user(9)] {
+        assert_eq!(err(s.save_prompt_prefix(caller, &input(&["--prompt-cache", "sys"]))).status_code, 401);
+        assert_eq!(err(s.remove_prompt_prefix(caller, &input(&["--prompt-cache", "sys"]))).status_code, 401);
+        assert!(s.list_prompt_prefixes(caller).is_err());
+    }
+    assert!(s.list_prompt_prefixes(admin()).unwrap().is_empty(), "nothing was saved");
+    // Typed errors: no such conversation, no name.
+    assert_eq!(err(s.save_prompt_prefix(admin(), &input(&["--prompt-cache", "none"]))).status_code, 404);
+    assert_eq!(err(s.save_prompt_prefix(admin(), &input(&[]))).status_code, 400);
+    ok(s.save_prompt_prefix(admin(), &input(&["--prompt-cache", "sys"])));
+
+    // Reloading the same file keeps it; loading another file drops it.
+    ok(s.load_model(admin(), &input(&["--model", MODEL]), &FakeMeter::free()));
+    assert_eq!(s.list_prompt_prefixes(admin()).unwrap().len(), 1);
+    let mut other = stories();
+    other.extend_from_slice(&[0u8; 32]); // another file (padding after the tensor data)
+    for (i, part) in other.chunks(300_000).enumerate() {
+        let chunk = FileUploadInputRecord {
+            filename: "models/other.gguf".into(),
+            chunk: part.to_vec(),
+            chunksize: part.len() as u64,
+            offset: (i * 300_000) as u64,
+        };
+        assert!(matches!(s.file_upload_chunk(admin(), &chunk), FileUploadRecordResult::Ok(_)));
+    }
+    ok(s.load_model(admin(), &input(&["--model", "models/other.gguf"]), &FakeMeter::free()));
+    assert!(s.list_prompt_prefixes(admin()).unwrap().is_empty(), "computed with another file");
 }

@@ -233,6 +233,8 @@ impl Storable for MainerRecord {
             MainerRole::Own => 0,
             MainerRole::ShareService => 1,
             MainerRole::ShareAgent => 2,
+            MainerRole::Challenger => 3,
+            MainerRole::Judge => 4,
         });
         w.principal(&self.owner);
         w.u64(self.registered_at_ns);
@@ -247,6 +249,8 @@ impl Storable for MainerRecord {
             0 => MainerRole::Own,
             1 => MainerRole::ShareService,
             2 => MainerRole::ShareAgent,
+            3 => MainerRole::Challenger,
+            4 => MainerRole::Judge,
             other => panic!("unknown mAIner role {other}"),
         };
         MainerRecord {

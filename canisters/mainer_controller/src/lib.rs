@@ -13,6 +13,7 @@ mod access;
 mod budget;
 mod budget_api;
 mod calls;
+mod game_roles;
 mod ic;
 mod inspect;
 mod llm_funding;
@@ -43,6 +44,10 @@ use mainer_types::{MainerRole, Page, PageRequest};
 use crate::ic::IcRuntime;
 use crate::state::{Config, mutate_state, read_state};
 
+/// The roles with LLMs of their own.
+const LLM_ROLES: [MainerRole; 4] =
+    [MainerRole::Own, MainerRole::ShareService, MainerRole::Challenger, MainerRole::Judge];
+
 fn now() -> u64 {
     ic_cdk::api::time()
 }
@@ -60,7 +65,9 @@ fn init(args: ControllerArgs) {
     }
     match (init.role, init.share_service) {
         (MainerRole::ShareAgent, None) => ic_cdk::trap("a ShareAgent needs its share_service"),
-        (MainerRole::Own | MainerRole::ShareService, Some(_)) => ic_cdk::trap("only a ShareAgent has a share_service"),
+        (MainerRole::Own | MainerRole::ShareService | MainerRole::Challenger | MainerRole::Judge, Some(_)) => {
+            ic_cdk::trap("only a ShareAgent has a share_service")
+        }
         _ => {}
     }
     let config = Config {
@@ -111,7 +118,7 @@ fn inspect_message() {
 #[update]
 fn add_llm(req: AddLlmRequest) -> ControllerResult<LlmStatus> {
     access::require_manager(&msg_caller())?;
-    access::require_role(&[MainerRole::Own, MainerRole::ShareService], "LLMs of its own")?;
+    access::require_role(&LLM_ROLES, "LLMs of its own")?;
     mutate_state(|s| s.add_llm(req.canister, req.model_sha256))
 }
 
@@ -228,7 +235,7 @@ async fn trigger_forward() -> ControllerResult<StepReport> {
 #[update]
 async fn trigger_process() -> ControllerResult<StepReport> {
     access::require_admin(&msg_caller())?;
-    access::require_role(&[MainerRole::Own, MainerRole::ShareService], "LLMs of its own")?;
+    access::require_role(&LLM_ROLES, "LLMs of its own")?;
     Ok(tasks::process(&IcRuntime).await)
 }
 
@@ -296,7 +303,7 @@ fn note_top_up(amount: u128) -> ControllerResult<()> {
 #[update]
 fn set_llm_funding(funding: LlmFunding) -> ControllerResult<()> {
     access::require_admin(&msg_caller())?;
-    access::require_role(&[MainerRole::Own, MainerRole::ShareService], "LLMs of its own")?;
+    access::require_role(&LLM_ROLES, "LLMs of its own")?;
     budget_api::set_llm_funding(funding)
 }
 

@@ -25,3 +25,5 @@ pub const WORK_INDEX: MemoryId = MemoryId::new(6);
 pub const SCHEMA: MemoryId = MemoryId::new(7);
 /// The cycles budget (`budget.rs`).
 pub const BUDGET: MemoryId = MemoryId::new(20);
+/// A Challenger's or Judge's current task (`game_roles.rs`; cell).
+pub const GAME_TASK: MemoryId = MemoryId::new(21);

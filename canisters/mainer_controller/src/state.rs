@@ -25,7 +25,7 @@ use serde::Deserialize;
 
 use crate::budget::Budget;
 pub use crate::memory::Memory;
-use crate::memory::{AGENTS, BUDGET, CONFIG, COUNTERS, HISTORY, LLMS, QUEUE, SCHEMA, WORK_INDEX};
+use crate::memory::{AGENTS, BUDGET, CONFIG, COUNTERS, GAME_TASK, HISTORY, LLMS, QUEUE, SCHEMA, WORK_INDEX};
 use crate::pool::{LlmSlot, Pool};
 use crate::work::{Fault, WorkQueue};
 
@@ -65,6 +65,7 @@ pub struct State {
     budget: StableCell<Stored<Budget>, Memory>,
     pool: Pool,
     work: WorkQueue,
+    game_task: StableCell<Stored<Option<crate::game_roles::GameTask>>, Memory>,
 }
 
 impl State {
@@ -78,6 +79,7 @@ impl State {
             budget: StableCell::init(mm.get(BUDGET), Stored(Budget::default())),
             pool: Pool::init(mm.get(LLMS)),
             work: WorkQueue::init(mm.get(QUEUE), mm.get(HISTORY), mm.get(WORK_INDEX)),
+            game_task: StableCell::init(mm.get(GAME_TASK), Stored(None)),
         }
     }
 
@@ -347,6 +349,42 @@ impl State {
         let item = self.work.enqueue(id, challenge, origin, now_ns, capacity)?;
         self.next_item_id();
         Ok(item)
+    }
+
+    // ------------------------------------------------------------------
+    // The game roles' task (Challenger, Judge)
+    // ------------------------------------------------------------------
+
+    pub fn game_task(&self) -> Option<crate::game_roles::GameTask> {
+        self.game_task.get().0.clone()
+    }
+
+    pub fn set_game_task(&mut self, task: Option<crate::game_roles::GameTask>) {
+        self.game_task.set(Stored(task));
+    }
+
+    /// The next usable LLM, occupied for the game task before any call.
+    pub fn take_llm_for_game(&mut self, now_ns: u64) -> Option<Principal> {
+        let llm = self.pool.pick(now_ns)?;
+        self.pool.occupy(llm, crate::game_roles::GAME_ITEM);
+        Some(llm)
+    }
+
+    /// The game task's generation with `llm` ended (`error`: how it failed).
+    pub fn game_generation_done(&mut self, llm: Principal, error: Option<&LlmError>, calls: u32, now_ns: u64) {
+        self.pool.release(llm, crate::game_roles::GAME_ITEM);
+        self.count(|c| c.llm_calls += calls as u64);
+        match error {
+            None => {
+                self.pool.answered(llm);
+                self.count(|c| c.answers_generated += 1);
+            }
+            Some(e) => {
+                let rest_until = e.blames_llm().then(|| now_ns + self.settings().llm_rest_seconds * NANOS);
+                self.pool.failed(llm, e.to_string(), rest_until);
+                self.count(|c| c.generation_failures += 1);
+            }
+        }
     }
 
     /// The oldest item due and the next usable LLM, if there are both.

@@ -21,6 +21,8 @@ use crate::tasks;
 pub enum Round {
     Pull,
     Process,
+    /// A Challenger's or Judge's round (`game_roles.rs`).
+    Game,
 }
 
 thread_local! {
@@ -46,7 +48,22 @@ pub fn arm() {
             process_round(&IcRuntime).await;
         }));
     }
+    if role.is_game_role() {
+        let every = Duration::from_secs(settings.process_interval_seconds);
+        ids.push(ic_cdk_timers::set_timer_interval(every, || async {
+            game_round(&IcRuntime).await;
+        }));
+    }
     TIMERS.with(|t| *t.borrow_mut() = ids);
+}
+
+/// Challenger and Judge: one task's step. False if a game round runs already.
+pub async fn game_round<RT: Runtime + Clone + 'static>(rt: &RT) -> bool {
+    let Some(_guard) = Guard::take(&RUNNING, Round::Game) else { return false };
+    crate::budget_api::observe(rt.cycle_balance());
+    crate::llm_funding::maybe_fund(rt).await;
+    crate::game_roles::game_round(rt).await;
+    true
 }
 
 fn disarm() {

@@ -37,11 +37,13 @@ pub(crate) fn plan(req: CreateMainerRequest) -> CreatorResult<(MainerPlan, u32)>
     match (req.role, req.share_service, req.llm_count) {
         (MainerRole::ShareAgent, _, n) if n > 0 => return Err(CreatorError::ShareAgentHasNoLlms),
         (MainerRole::ShareAgent, None, _) => return Err(CreatorError::MissingShareService),
-        (MainerRole::Own | MainerRole::ShareService, Some(_), _) => {
+        (MainerRole::Own | MainerRole::ShareService | MainerRole::Challenger | MainerRole::Judge, Some(_), _) => {
             return Err(CreatorError::InvalidInput("only a ShareAgent has a share_service".into()));
         }
-        (MainerRole::Own | MainerRole::ShareService, None, 0) => {
-            return Err(CreatorError::InvalidInput("an Own or ShareService mAIner needs at least one LLM".into()));
+        (MainerRole::Own | MainerRole::ShareService | MainerRole::Challenger | MainerRole::Judge, None, 0) => {
+            return Err(CreatorError::InvalidInput(
+                "an Own, ShareService, Challenger or Judge controller needs at least one LLM".into(),
+            ));
         }
         (_, _, n) if n > 20 => return Err(CreatorError::InvalidInput("at most 20 LLMs per mAIner".into())),
         _ => {}
@@ -85,6 +87,10 @@ fn cycles_needed(plan: &MainerPlan, llm_count: u32, fee: u128) -> Option<u128> {
 #[update]
 fn create_mainer(req: CreateMainerRequest) -> CreatorResult<JobView> {
     access::require_creator(&msg_caller())?;
+    // The game's roles are the game's operators' (allow-listed callers make mAIners only).
+    if req.role.is_game_role() && !access::is_admin(&msg_caller()) {
+        return Err(CreatorError::Unauthorized("only admins create Challengers and Judges".into()));
+    }
     let (plan, llm_count) = plan(req)?;
     let rt = IcRuntime;
     let needed = cycles_needed(&plan, llm_count, rt.create_canister_fee())

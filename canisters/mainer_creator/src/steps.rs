@@ -357,6 +357,19 @@ async fn add_to_controller<RT: Runtime>(rt: &RT, job: &Job, i: usize) -> Result<
 async fn register<RT: Runtime>(rt: &RT, job: &Job) -> Result<Step, StepError> {
     let mainer = controller(job)?;
     let game = read_state(|s| s.config().game_state);
+    // A Challenger or Judge is registered for its game role; the others as mAIners.
+    let kind = match job.plan.role {
+        MainerRole::Challenger => Some(mainer_types::game_play::GameAgentKind::Challenger),
+        MainerRole::Judge => Some(mainer_types::game_play::GameAgentKind::Judge),
+        _ => None,
+    };
+    if let Some(kind) = kind {
+        // Registering again with the same kind is accepted, so a retried step is harmless.
+        if let Err(e) = call(rt, game, &game_calls::REGISTER_GAME_AGENT, (mainer, kind)).await? {
+            return Err(retry(format!("register_game_agent: {e}")));
+        }
+        return Ok(Step::Done);
+    }
     let req = mainer_types::game::RegisterMainerRequest { mainer, role: job.plan.role, owner: job.plan.owner };
     match call(rt, game, &game_calls::REGISTER_MAINER, (req,)).await? {
         Ok(_) | Err(GameError::AlreadyRegistered(_)) => {}

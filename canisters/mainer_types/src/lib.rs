@@ -31,12 +31,21 @@ pub enum MainerRole {
     ShareService,
     /// Has no LLM: forwards its challenges to a ShareService and submits the answers.
     ShareAgent,
+    /// Turns the game state's topics into challenges with its LLMs (a game role, made by admins).
+    Challenger,
+    /// Scores the game state's submissions with its LLMs (a game role, made by admins).
+    Judge,
 }
 
 impl MainerRole {
     /// Whether this role has LLM canisters of its own.
     pub fn has_llms(self) -> bool {
-        matches!(self, MainerRole::Own | MainerRole::ShareService)
+        !matches!(self, MainerRole::ShareAgent)
+    }
+
+    /// A role of the game (challenger, judge) rather than a mAIner that answers challenges.
+    pub fn is_game_role(self) -> bool {
+        matches!(self, MainerRole::Challenger | MainerRole::Judge)
     }
 }
 

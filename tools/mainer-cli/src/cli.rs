@@ -199,6 +199,10 @@ pub enum RoleArg {
     Own,
     ShareService,
     ShareAgent,
+    /// Generates the game's challenges from its topics (admins).
+    Challenger,
+    /// Scores the game's submissions (admins).
+    Judge,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

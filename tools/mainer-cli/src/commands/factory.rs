@@ -24,6 +24,8 @@ pub fn role(r: RoleArg) -> MainerRole {
         RoleArg::Own => MainerRole::Own,
         RoleArg::ShareService => MainerRole::ShareService,
         RoleArg::ShareAgent => MainerRole::ShareAgent,
+        RoleArg::Challenger => MainerRole::Challenger,
+        RoleArg::Judge => MainerRole::Judge,
     }
 }
 

@@ -67,4 +67,31 @@ pub struct PromptPrefixInfo {
     pub bytes: u64,
     /// The model file it was computed with (only used with that model).
     pub model_sha256: String,
+    /// SHA-256 of its saved bytes (what `export_prompt_prefix` gives).
+    pub sha256: String,
+}
+
+/// Argument of `export_prompt_prefix`: `length` bytes from `offset`.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PrefixChunkRequest {
+    pub name: String,
+    pub offset: u64,
+    pub length: u64,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PrefixChunk {
+    pub chunk: Vec<u8>,
+    /// Bytes of the whole prefix, and their SHA-256.
+    pub total: u64,
+    pub sha256: String,
+}
+
+/// Argument of `import_prompt_prefix`: the uploaded file `filename` holds
+/// an exported prefix whose SHA-256 is `sha256`; it is saved as `name`.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PrefixImport {
+    pub name: String,
+    pub filename: String,
+    pub sha256: String,
 }

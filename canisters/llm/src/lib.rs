@@ -188,6 +188,20 @@ fn remove_prompt_prefix(input: InputRecord) -> OutputRecordResult {
 }
 
 #[query]
+fn export_prompt_prefix(
+    request: api::PrefixChunkRequest,
+) -> Result<api::PrefixChunk, mainer_types::llama_cpp::ApiError> {
+    let caller = caller();
+    read(|s| s.export_prompt_prefix(caller, &request))
+}
+
+#[update]
+fn import_prompt_prefix(import: api::PrefixImport) -> OutputRecordResult {
+    let caller = caller();
+    mutate(|s| s.import_prompt_prefix(caller, &import))
+}
+
+#[query]
 fn list_prompt_prefixes() -> Result<Vec<api::PromptPrefixInfo>, mainer_types::llama_cpp::ApiError> {
     let caller = caller();
     read(|s| s.list_prompt_prefixes(caller))

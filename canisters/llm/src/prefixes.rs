@@ -9,7 +9,10 @@
 //! with and is only used with that model; loading another file drops the
 //! others' prefixes. The directory (name → model, tokens, size) and the
 //! bytes are two stable maps, so finding a match reads only the directory,
-//! and prefixes survive upgrades.
+//! and prefixes survive upgrades. A prefix is exported in chunks with the
+//! SHA-256 of its bytes and imported from an uploaded file whose SHA-256
+//! must match (a Challenger computes prefixes once, its mAIners' LLMs take
+//! them over).
 
 use std::borrow::Cow;
 
@@ -27,6 +30,8 @@ pub struct PrefixEntry {
     pub model_sha256: String,
     pub tokens: Vec<u32>,
     pub bytes: u64,
+    /// SHA-256 (hex) of the saved session bytes, as exported.
+    pub sha256: String,
 }
 
 fn put_u32(out: &mut Vec<u8>, v: u32) {
@@ -39,9 +44,11 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 
 impl Storable for PrefixEntry {
     fn to_bytes(&self) -> Cow<'_, [u8]> {
-        let mut out = Vec::with_capacity(16 + self.model_sha256.len() + 4 * self.tokens.len());
-        put_u32(&mut out, self.model_sha256.len() as u32);
-        out.extend_from_slice(self.model_sha256.as_bytes());
+        let mut out = Vec::with_capacity(24 + self.model_sha256.len() + self.sha256.len() + 4 * self.tokens.len());
+        for text in [&self.model_sha256, &self.sha256] {
+            put_u32(&mut out, text.len() as u32);
+            out.extend_from_slice(text.as_bytes());
+        }
         out.extend_from_slice(&self.bytes.to_le_bytes());
         put_u32(&mut out, self.tokens.len() as u32);
         for &t in &self.tokens {
@@ -57,14 +64,19 @@ impl Storable for PrefixEntry {
     fn from_bytes(bytes: Cow<'_, [u8]>) -> Self {
         // Written by `to_bytes` only.
         let b = bytes.as_ref();
-        let sha_len = u32_at(b, 0) as usize;
-        let model_sha256 = String::from_utf8_lossy(&b[4..4 + sha_len]).into_owned();
-        let at = 4 + sha_len;
+        let mut at = 0;
+        let mut text = || {
+            let len = u32_at(b, at) as usize;
+            let t = String::from_utf8_lossy(&b[at + 4..at + 4 + len]).into_owned();
+            at += 4 + len;
+            t
+        };
+        let (model_sha256, sha256) = (text(), text());
         let mut size = [0u8; 8];
         size.copy_from_slice(&b[at..at + 8]);
         let n = u32_at(b, at + 8) as usize;
         let tokens = (0..n).map(|i| u32_at(b, at + 12 + 4 * i)).collect();
-        PrefixEntry { model_sha256, tokens, bytes: u64::from_le_bytes(size) }
+        PrefixEntry { model_sha256, tokens, bytes: u64::from_le_bytes(size), sha256 }
     }
 
     const BOUND: Bound = Bound::Unbounded;
@@ -124,8 +136,17 @@ impl<M: Memory> Prefixes<M> {
             return Err(PrefixError::Full);
         }
         self.data.insert(name.clone(), Blob(snapshot));
-        self.directory.insert(name, PrefixEntry { bytes: entry.bytes, ..entry });
+        self.directory.insert(name, entry);
         Ok(())
+    }
+
+    pub fn entry(&self, name: &str) -> Option<PrefixEntry> {
+        self.directory.get(&name.to_string())
+    }
+
+    /// The saved session bytes of prefix `name`.
+    pub fn bytes(&self, name: &str) -> Option<Vec<u8>> {
+        self.data.get(&name.to_string()).map(|b| b.0)
     }
 
     pub fn remove(&mut self, name: &str) -> bool {

@@ -18,7 +18,8 @@ use mainer_types::llama_cpp::{
 };
 
 use crate::api::{
-    AccessListResult, FileDetailsInputRecord, LoadedModelInfo, MemoryStatus, ModelState, PromptPrefixInfo,
+    AccessListResult, FileDetailsInputRecord, LoadedModelInfo, MemoryStatus, ModelState, PrefixChunk,
+    PrefixChunkRequest, PrefixImport, PromptPrefixInfo,
 };
 use crate::chat::{CallLimits, ChatError, Conversation, INSTRUCTION_LIMIT, Meter};
 use crate::conversations::{ConversationLimits, Conversations, Key};
@@ -26,6 +27,8 @@ use crate::engine::Engine;
 use crate::files::{FileStore, StableFile};
 use crate::prefixes::{PrefixEntry, Prefixes};
 use crate::settings::{Caller, ModelArgs, Settings, explanation};
+use crate::sha::Sha256State;
+use llm_engine::ByteSource;
 
 pub const BAD_REQUEST: u16 = 400;
 pub const UNAUTHORIZED: u16 = 401;
@@ -483,7 +486,8 @@ impl<M: Memory> Service<M> {
         }
         let tokens = conversation.tokens().to_vec();
         let snapshot = conversation.snapshot(&sha256_bytes(&model_sha256));
-        let entry = PrefixEntry { model_sha256, tokens: tokens.clone(), bytes: snapshot.len() as u64 };
+        let sha256 = sha_hex(&snapshot);
+        let entry = PrefixEntry { model_sha256, tokens: tokens.clone(), bytes: snapshot.len() as u64, sha256 };
         match self.prefixes.save(&name, entry, snapshot) {
             Ok(()) => OutputRecordResult::Ok(RunOutputRecord {
                 status_code: 200,
@@ -521,8 +525,61 @@ impl<M: Memory> Service<M> {
             tokens: e.tokens.len() as u64,
             bytes: e.bytes,
             model_sha256: e.model_sha256,
+            sha256: e.sha256,
         });
         Ok(list.collect())
+    }
+
+    /// Controllers: `length` bytes (at most 2,000,000) of prefix `name` from `offset`.
+    pub fn export_prompt_prefix(&self, caller: Caller, request: &PrefixChunkRequest) -> Result<PrefixChunk, ApiError> {
+        if !caller.controller {
+            return Err(ApiError::Other(ACCESS_DENIED.into()));
+        }
+        let (Some(entry), Some(bytes)) = (self.prefixes.entry(&request.name), self.prefixes.bytes(&request.name))
+        else {
+            return Err(ApiError::Other(format!("no prompt prefix {:?}", request.name)));
+        };
+        let start = request.offset.min(bytes.len() as u64) as usize;
+        let length = request.length.min(MAX_EXPORT_CHUNK) as usize;
+        let chunk = bytes[start..].iter().take(length).copied().collect();
+        Ok(PrefixChunk { chunk, total: entry.bytes, sha256: entry.sha256 })
+    }
+
+    /// Controllers: saves the exported prefix in the uploaded file
+    /// `filename` as prefix `name`, if the file's SHA-256 is `sha256` and
+    /// the prefix was computed with the loaded model file.
+    pub fn import_prompt_prefix(&mut self, caller: Caller, import: &PrefixImport) -> OutputRecordResult {
+        if !caller.controller {
+            return failure(UNAUTHORIZED, format!("{ACCESS_DENIED}: only a controller may import a prompt prefix"));
+        }
+        let ModelSlot::Loaded { engine, .. } = &self.model else { return failure(UNAVAILABLE, "model not loaded") };
+        let Some(model_sha256) = self.model_sha256() else { return failure(UNAVAILABLE, "model not loaded") };
+        let (Some(info), Some(file)) = (self.files.info(&import.filename), self.files.open(&import.filename)) else {
+            return failure(NOT_FOUND, format!("no file {:?}", import.filename));
+        };
+        if info.filesha256 != import.sha256 {
+            return failure(BAD_REQUEST, format!("SHA-256 mismatch: the file has {}", info.filesha256));
+        }
+        let mut bytes = vec![0u8; info.filesize as usize];
+        if let Err(e) = file.read_at(0, &mut bytes) {
+            return failure(INTERNAL, e.to_string());
+        }
+        let model_id = sha256_bytes(&model_sha256);
+        let tokens = match Session::restore(&engine.model, &model_id, engine.session_capacity(), &bytes) {
+            Ok(session) => session.tokens().to_vec(),
+            Err(e) => return failure(BAD_REQUEST, e.to_string()),
+        };
+        let entry =
+            PrefixEntry { model_sha256, tokens: tokens.clone(), bytes: bytes.len() as u64, sha256: info.filesha256 };
+        match self.prefixes.save(&import.name, entry, bytes) {
+            Ok(()) => OutputRecordResult::Ok(RunOutputRecord {
+                status_code: 200,
+                output: format!("Prompt prefix {} imported ({} tokens)", import.name, tokens.len()),
+                n_prompt_tokens: Some(tokens.len() as u64),
+                ..Default::default()
+            }),
+            Err(e) => failure(BAD_REQUEST, e.to_string()),
+        }
     }
 
     /// Ok whether or not the conversation existed (the output says which).
@@ -541,6 +598,15 @@ impl<M: Memory> Service<M> {
             false => success(format!("Cache file {path} not found. Nothing to delete.")),
         }
     }
+}
+
+/// Bytes one `export_prompt_prefix` call returns at most.
+pub const MAX_EXPORT_CHUNK: u64 = 2_000_000;
+
+fn sha_hex(bytes: &[u8]) -> String {
+    let mut state = Sha256State::new();
+    state.update(bytes);
+    state.hex()
 }
 
 /// The 32 bytes of a hex SHA-256 (zeros if it is not one: never a real file's).

@@ -606,3 +606,59 @@ fn prompt_prefixes_are_for_controllers_and_one_model_file() {
     ok(s.load_model(admin(), &input(&["--model", "models/other.gguf"]), &FakeMeter::free()));
     assert!(s.list_prompt_prefixes(admin()).unwrap().is_empty(), "computed with another file");
 }
+
+#[test]
+fn a_prompt_prefix_exported_in_chunks_imports_into_another_llm_checked_by_sha256() {
+    use llm::api::{PrefixChunkRequest, PrefixImport};
+    let (_, mut a) = loaded(0, &[]);
+    run(&mut a, &["--prompt-cache", "sys", "--temp", "0", "-n", "1", "-p", SYSTEM]);
+    ok(a.save_prompt_prefix(admin(), &input(&["--prompt-cache", "sys"])));
+    let info = a.list_prompt_prefixes(admin()).unwrap().remove(0);
+    let mut bytes = Vec::new();
+    while (bytes.len() as u64) < info.bytes {
+        let request = PrefixChunkRequest { name: "sys".into(), offset: bytes.len() as u64, length: 50_000 };
+        let chunk = a.export_prompt_prefix(admin(), &request).unwrap();
+        assert_eq!((chunk.total, chunk.sha256.as_str()), (info.bytes, info.sha256.as_str()));
+        assert!(!chunk.chunk.is_empty() && chunk.chunk.len() <= 50_000);
+        bytes.extend_from_slice(&chunk.chunk);
+    }
+    let request = PrefixChunkRequest { name: "sys".into(), offset: 0, length: 10 };
+    assert!(a.export_prompt_prefix(user(9), &request).is_err(), "strangers cannot export");
+
+    // Another LLM with the same model: upload, import, use.
+    let (_, mut b) = loaded(0, &[]);
+    let upload_as = |s: &mut Service<VectorMemory>, filename: &str, bytes: &[u8]| {
+        let chunk = FileUploadInputRecord {
+            filename: filename.into(),
+            chunk: bytes.to_vec(),
+            chunksize: bytes.len() as u64,
+            offset: 0,
+        };
+        match s.file_upload_chunk(admin(), &chunk) {
+            FileUploadRecordResult::Ok(r) => r.filesha256,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(upload_as(&mut b, "prefixes/sys", &bytes), info.sha256, "the file's SHA-256 is the exported one");
+    let import = |name: &str, filename: &str, sha256: &str| PrefixImport {
+        name: name.into(),
+        filename: filename.into(),
+        sha256: sha256.into(),
+    };
+    let wrong = "0".repeat(64);
+    assert_eq!(err(b.import_prompt_prefix(admin(), &import("sys", "prefixes/sys", &wrong))).status_code, 400);
+    assert_eq!(err(b.import_prompt_prefix(user(9), &import("sys", "prefixes/sys", &info.sha256))).status_code, 401);
+    assert_eq!(err(b.import_prompt_prefix(admin(), &import("sys", "missing", &info.sha256))).status_code, 404);
+    // Bytes that are not a saved session of this model are refused too.
+    let corrupt_sha = upload_as(&mut b, "prefixes/corrupt", &bytes[..bytes.len() - 1]);
+    assert_eq!(err(b.import_prompt_prefix(admin(), &import("sys", "prefixes/corrupt", &corrupt_sha))).status_code, 400);
+    assert!(b.list_prompt_prefixes(admin()).unwrap().is_empty(), "nothing saved by the refused imports");
+
+    let imported = ok(b.import_prompt_prefix(admin(), &import("sys", "prefixes/sys", &info.sha256)));
+    assert_eq!(imported.n_prompt_tokens, Some(info.tokens));
+    assert_eq!(b.list_prompt_prefixes(admin()).unwrap(), vec![info.clone()]);
+    let question = format!("{SYSTEM} named Lily. She");
+    let args = ["--prompt-cache", "c", "--temp", "0", "-n", "12", "-p", &question];
+    let (want, got) = (run(&mut a, &args), run(&mut b, &args));
+    assert_eq!((got.output, got.n_prompt_tokens_cached), (want.output, Some(info.tokens)));
+}

@@ -60,6 +60,10 @@ fn settings(env: &dyn TestEnv, game: Principal, f: impl FnOnce(&mut GameSettings
 
 /// A challenge with `n` answers from plain-principal mAIners.
 fn answered_challenge(env: &dyn TestEnv, game: Principal, n: u8) -> u64 {
+    answered_with(env, game, n, "Rivers bring salt")
+}
+
+fn answered_with(env: &dyn TestEnv, game: Principal, n: u8, answer: &str) -> u64 {
     let new = NewChallenge {
         question: "Why is the sea salty?".into(),
         settings: GenerationSettings::default(),
@@ -79,7 +83,7 @@ fn answered_challenge(env: &dyn TestEnv, game: Principal, n: u8) -> u64 {
             prompt_tokens: None,
             generated_tokens: None,
         };
-        let req = SubmitRequest { challenge_id: c.id, answer: format!("Rivers bring salt, says {i}."), evidence };
+        let req = SubmitRequest { challenge_id: c.id, answer: format!("{answer}, says {i}."), evidence };
         env.call(m, game, &g::SUBMIT, (req,)).unwrap().unwrap();
     }
     c.id
@@ -154,6 +158,31 @@ fn a_judge_whose_llm_says_no_number_reports_the_answer_unscorable_with_its_outpu
     let subs: Page<mainer_types::game::Submission> =
         env.call(admin(), game, &g::SUBMISSIONS_BY_CHALLENGE, (id, PageRequest::first(10))).unwrap().unwrap();
     assert_eq!(subs.items[0].status, SubmissionStatus::Unscorable);
+}
+
+#[test]
+fn a_judge_whose_llm_refuses_the_prompt_reports_the_answer_unscorable_with_the_refusal() {
+    let env = new_env();
+    let game = deploy_game_state(&*env);
+    settings(&*env, game, |s| s.max_judging_attempts = 1);
+    // The tiny model's context (128 tokens) cannot take the judge prompt.
+    let gguf = integration_tests::factory::stories_model();
+    let llm = deploy_llm_with_model(&*env, &gguf, 8);
+    let judge = game_role(&*env, game, MainerRole::Judge, llm);
+    env.update(admin(), llm, "grant_access", Encode!(&judge).unwrap()).expect("access granted");
+    let long = "Rivers bring salt to the sea, and the sun takes the water away again ".repeat(4);
+    let id = answered_with(&*env, game, 1, &long);
+    for _ in 0..120 {
+        run_for(&*env, 1);
+        if !judgements(&*env, game, id).is_empty() {
+            break;
+        }
+    }
+    let all = judgements(&*env, game, id);
+    assert_eq!(all.len(), 1, "not stuck retrying: {all:?}");
+    let ScoreOutcome::Unscorable { raw_output } = &all[0].outcome else { panic!("{all:?}") };
+    assert!(raw_output.contains("the LLM refused") && raw_output.contains("413"), "{raw_output}");
+    assert_eq!(all[0].judge, judge);
 }
 
 #[test]

@@ -11,9 +11,11 @@
 //! Each role holds one task at a time, in stable memory (`State::game_task`)
 //! before any call is made for it, so an upgrade in the middle picks it up
 //! again: a judge asks nothing new until its task is reported, and the game
-//! state's lease makes a second report of the same task harmless. An LLM
-//! failure is someone else's outage: the task waits [`OUTAGE_WAIT_NS`] and
-//! is tried again, without counting towards [`MAX_TRIES`]. The LLMs come
+//! state's lease makes a second report of the same task harmless. As in the
+//! work queue, a call that got no answer from the LLM is someone else's
+//! outage: the task waits [`OUTAGE_WAIT_NS`] and is tried again without
+//! counting; the LLM's refusal of the prompt (too long for its context, say)
+//! counts as a try like unreadable output. The LLMs come
 //! from the controller's pool (round robin, one generation each), the calls
 //! from `llm_client`, the timer from `timers.rs`.
 
@@ -26,7 +28,7 @@ use mainer_types::game_play::{GeneratedChallenge, JudgeTask, LlmEvidence, ScoreO
 use mainer_types::game_prompts::{
     CHALLENGER_TEMPLATE, JUDGE_TEMPLATE, challenger_prompt, clean_question, judge_prompt, parse_score,
 };
-use mainer_types::llm_client::{Generation, LlmSession};
+use mainer_types::llm_client::{Generation, LlmError, LlmSession};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -173,8 +175,9 @@ async fn fetch<RT: Runtime>(rt: &RT, role: MainerRole, game: Principal, notes: &
     Some(task)
 }
 
-/// Generates with `llm`; the pool's slot is freed and counted here.
-async fn generate<RT: Runtime>(rt: &RT, llm: Principal, task: &GameTask) -> Result<(Generation, String), String> {
+/// Generates with `llm` (the pool's slot is freed and counted here); the
+/// outcome and the prompt as sent.
+async fn generate<RT: Runtime>(rt: &RT, llm: Principal, task: &GameTask) -> (Result<Generation, LlmError>, String) {
     let (format, limits) = read_state(|s| (s.settings().prompt_format, s.settings().llm_limits));
     let (prompt, settings) = task.prompt();
     let prompt = format.render(&prompt);
@@ -186,7 +189,7 @@ async fn generate<RT: Runtime>(rt: &RT, llm: Principal, task: &GameTask) -> Resu
     let outcome = session.outcome().cloned().expect("the session is over");
     let calls = session.calls();
     mutate_state(|s| s.game_generation_done(llm, outcome.as_ref().err(), calls, rt.time()));
-    outcome.map(|g| (g, prompt)).map_err(|e| e.to_string())
+    (outcome, prompt)
 }
 
 /// One round of the role: fetch a task if there is none, generate, report.
@@ -216,22 +219,50 @@ pub async fn game_round<RT: Runtime + Clone + 'static>(rt: &RT) -> StepReport {
         notes.push("no free LLM".into());
         return done(notes, 0, 0);
     };
-    let (generation, prompt) = match generate(rt, llm, &task).await {
-        Ok(g) => g,
-        Err(e) => {
-            let wait = GameTask { not_before_ns: rt.time() + OUTAGE_WAIT_NS, ..task };
-            mutate_state(|s| s.set_game_task(Some(wait)));
-            notes.push(format!("LLM {llm} failed: {e}"));
-            return done(notes, 1, 0);
-        }
-    };
-    let evidence = LlmEvidence {
+    let (outcome, prompt) = generate(rt, llm, &task).await;
+    let evidence = |calls, prompt_tokens, generated_tokens| LlmEvidence {
         prompt_sha256: hex::encode(Sha256::digest(prompt.as_bytes())),
         llm_canister: llm,
         model_sha256: read_state(|s| s.llm(llm).and_then(|l| l.model_sha256)),
-        llm_calls: generation.calls,
-        prompt_tokens: generation.prompt_tokens,
-        generated_tokens: generation.generated_tokens,
+        llm_calls: calls,
+        prompt_tokens,
+        generated_tokens,
+    };
+    let (generation, evidence) = match outcome {
+        Ok(g) => {
+            let e = evidence(g.calls, g.prompt_tokens, g.generated_tokens);
+            (g, e)
+        }
+        // No answer at all (the LLM stopped, trapped, upgrading): someone else's outage.
+        Err(e @ LlmError::CallFailed { .. }) => {
+            let wait = GameTask { not_before_ns: rt.time() + OUTAGE_WAIT_NS, ..task };
+            mutate_state(|s| s.set_game_task(Some(wait)));
+            notes.push(format!("LLM {llm} unreachable: {e}"));
+            return done(notes, 1, 0);
+        }
+        // The LLM refused this prompt (too long for its context, say): a try
+        // that counts, its refusal kept as the output.
+        Err(e) => {
+            let refusal = format!("(the LLM refused: {e})");
+            let tries = task.tries + 1;
+            if tries < MAX_TRIES {
+                notes.push(format!("{refusal} (try {tries} of {MAX_TRIES})"));
+                mutate_state(|s| s.set_game_task(Some(GameTask { tries, last_output: Some(refusal), ..task })));
+                return done(notes, 1, 0);
+            }
+            let GameWork::Judge(t) = &task.work else {
+                notes.push(format!("no question after {MAX_TRIES} tries: {refusal}"));
+                mutate_state(|s| s.set_game_task(None));
+                return done(notes, 1, 1);
+            };
+            let report = ScoreReport {
+                lease_id: t.lease_id,
+                outcome: ScoreOutcome::Unscorable { raw_output: refusal },
+                evidence: evidence(0, None, None),
+            };
+            let sent = calls::call(rt, game, &g::SUBMIT_SCORE, (report,)).await.map(|r| r.map(|_| ()));
+            return finish(sent, task, rt.time(), notes, done);
+        }
     };
     let sent = match verdict(&task, &generation.text, evidence) {
         Verdict::Retry => {
@@ -248,6 +279,17 @@ pub async fn game_round<RT: Runtime + Clone + 'static>(rt: &RT) -> StepReport {
         Verdict::Score(report) => calls::call(rt, game, &g::SUBMIT_SCORE, (report,)).await.map(|r| r.map(|_| ())),
         Verdict::Question(q) => calls::call(rt, game, &g::ADD_GENERATED_CHALLENGE, (q,)).await.map(|r| r.map(|_| ())),
     };
+    finish(sent, task, rt.time(), notes, done)
+}
+
+/// After a report: the task is over, unless the game state was unreachable.
+fn finish(
+    sent: Result<Result<(), GameError>, crate::ic::CallError>,
+    task: GameTask,
+    now_ns: u64,
+    mut notes: Vec<String>,
+    done: impl FnOnce(Vec<String>, u64, u64) -> StepReport,
+) -> StepReport {
     match sent {
         Ok(Ok(())) => {
             notes.push("reported".into());
@@ -262,7 +304,7 @@ pub async fn game_round<RT: Runtime + Clone + 'static>(rt: &RT) -> StepReport {
         }
         // Unreachable: the same task again later (a repeated report is harmless).
         Err(e) => {
-            let wait = GameTask { not_before_ns: rt.time() + OUTAGE_WAIT_NS, ..task };
+            let wait = GameTask { not_before_ns: now_ns + OUTAGE_WAIT_NS, ..task };
             mutate_state(|s| s.set_game_task(Some(wait)));
             notes.push(format!("game state unreachable: {e}"));
             done(notes, 1, 0)

@@ -28,6 +28,10 @@ struct Options {
     model: Option<PathBuf>,
     /// Users order (and pay for) the Own mAIners and ShareAgents on the cycles ledger.
     pay_ledger: bool,
+    /// The game: topics, a Challenger, two Judges, results, rewards and payouts.
+    game: bool,
+    /// The Judges' LLMs are the test fixture scripted to answer with a score.
+    scripted_judges: bool,
 }
 
 // Also printed by `scripts/demo.sh --help` without building anything.
@@ -46,6 +50,8 @@ fn parse() -> Options {
         llm_wasm: "llm".into(),
         model: None,
         pay_ledger: false,
+        game: false,
+        scripted_judges: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -53,6 +59,11 @@ fn parse() -> Options {
         if flag == "--help" || flag == "-h" {
             print!("{HELP}");
             std::process::exit(0);
+        }
+        if flag == "--game" || flag == "--scripted-judges" {
+            o.game = true;
+            o.scripted_judges |= flag == "--scripted-judges";
+            continue;
         }
         let value = it.next().unwrap_or_else(|| fail(&format!("{flag} needs a value")));
         let number = || value.parse::<u64>().unwrap_or_else(|_| fail(&format!("{flag} needs a number, got {value}")));
@@ -152,13 +163,18 @@ fn main() {
         fail(&format!("job {} did not finish: {:?}", failed.id, failed.status));
     }
 
+    let miners: Vec<&JobView> =
+        done.iter().filter(|j| j.kind != JobKind::CreateMainer(MainerRole::ShareService)).collect();
+    if o.game {
+        let mainers: Vec<Principal> = miners.iter().map(|j| controller_of(j)).collect();
+        game::play(&env, &f, &o, &mainers);
+        return;
+    }
     // Challenges, then time passes until every answering mAIner submitted to each.
     let challenges: Vec<_> = (0..o.challenges)
         .map(|i| add_challenge(&env, f.game, QUESTIONS[i as usize % QUESTIONS.len()], o.tokens))
         .collect();
     println!("* added {} challenges; running the mAIners", challenges.len());
-    let miners: Vec<&JobView> =
-        done.iter().filter(|j| j.kind != JobKind::CreateMainer(MainerRole::ShareService)).collect();
     let want = miners.len() * challenges.len();
     let start = env.time_ns();
     let mut last = usize::MAX;
@@ -393,4 +409,247 @@ fn report(env: &SimEnv, f: &Factory, jobs: &[JobView], challenges: &[mainer_type
     println!("| mAIner controllers (all roles) | {} | {} |", per(c_instr as u128), per(c_cycles));
     println!("| LLM canisters | {} | {} |", per(l_instr as u128), per(l_cycles));
     println!("\nAll figures come from this run; instructions are counted as the simulator does (see README).");
+}
+
+/// `--game`: the loop of the game. Admins set the rules, topics and the
+/// reward pool; the creator makes a Challenger and two Judges; the
+/// Challenger turns topics into challenges, the mAIners answer them, the
+/// Judges score the answers, the game state ranks them, splits the reward
+/// and pays it out.
+mod game {
+    use candid::{CandidType, Encode, Principal};
+    use integration_tests::deploy::{add_llm, admin, deploy_test_llm, run_for, test_settings};
+    use integration_tests::factory::*;
+    use integration_tests::{SimEnv, TestEnv, TestEnvExt, user, wasm};
+    use mainer_types::calls::game_state as g;
+    use mainer_types::controller::{ControllerArgs, ControllerInit};
+    use mainer_types::creator::JobStatus;
+    use mainer_types::game::{GameStateArgs, GameStateUpgrade, GenerationSettings};
+    use mainer_types::game_play::{GameAgentKind, GameSettings, NewTopic, PayoutState, ScoreOutcome};
+    use mainer_types::{MainerRole, PageRequest};
+
+    use super::{Options, fail, follow, short};
+
+    const REWARD: u128 = 1_000_000_000_000;
+
+    #[derive(CandidType)]
+    struct ForwardArg {
+        target: Principal,
+        method: String,
+        arg: Vec<u8>,
+        cycles: u128,
+        timeout_seconds: Option<u32>,
+    }
+
+    #[derive(CandidType)]
+    struct FixtureConfigArg {
+        answer_tokens: Option<u32>,
+        word_prefix: Option<String>,
+    }
+
+    /// The operator's wallet: a canister that attaches cycles to a call (the
+    /// simulator's probe fixture stands in for a cycles wallet).
+    fn fund_pool(env: &SimEnv, game: Principal, cycles: u128) {
+        let wallet = env.create_canister(admin());
+        env.install(admin(), wallet, &wasm("sim_probe"), candid::encode_one(None::<()>).unwrap()).expect("wallet");
+        env.add_cycles(wallet, cycles);
+        let up = GameStateUpgrade { admins: Some(vec![admin(), wallet]), ..GameStateUpgrade::default() };
+        env.upgrade(admin(), game, &wasm("game_state"), Encode!(&Some(GameStateArgs::Upgrade(up))).unwrap())
+            .expect("the game state takes the wallet as an admin");
+        let arg = ForwardArg {
+            target: game,
+            method: "fund_reward_pool".into(),
+            arg: Encode!().unwrap(),
+            cycles,
+            timeout_seconds: None,
+        };
+        env.update(user(1), wallet, "forward", Encode!(&arg).unwrap()).expect("the wallet forwards");
+    }
+
+    /// A Judge whose LLM is the test fixture saying words that start with `prefix`.
+    fn scripted_judge(env: &SimEnv, game: Principal, prefix: &str) -> Principal {
+        let llm = deploy_test_llm(env, 4);
+        let cfg = FixtureConfigArg { answer_tokens: Some(3), word_prefix: Some(prefix.into()) };
+        env.update(admin(), llm, "fixture_configure", Encode!(&cfg).unwrap()).expect("configured");
+        let id = env.create_canister(admin());
+        let init = ControllerInit {
+            role: MainerRole::Judge,
+            game_state: game,
+            creator: admin(),
+            owner: admin(),
+            share_service: None,
+            settings: Some(test_settings()),
+        };
+        env.install(admin(), id, &wasm("mainer_controller"), Encode!(&ControllerArgs::Init(init)).unwrap())
+            .expect("judge");
+        add_llm(env, id, llm);
+        env.call(admin(), game, &g::REGISTER_GAME_AGENT, (id, GameAgentKind::Judge)).unwrap().expect("registered");
+        id
+    }
+
+    pub fn play(env: &SimEnv, f: &Factory, o: &Options, mainers: &[Principal]) {
+        let rules = GameSettings {
+            max_open_challenges: 2,
+            scored_to_close: mainers.len() as u64,
+            lease_seconds: 120,
+            reward_per_challenge: REWARD,
+            ..GameSettings::default()
+        };
+        env.call(admin(), f.game, &g::SET_GAME_SETTINGS, (rules.clone(),)).unwrap().expect("rules");
+        fund_pool(env, f.game, 10 * REWARD);
+        println!(
+            "* rules: {} scored answers close a challenge, {} cycles reward, split {:?}",
+            rules.scored_to_close, REWARD, rules.split
+        );
+        for (text, weight) in [("a little cat", 2), ("the sea", 1)] {
+            let t = NewTopic {
+                text: text.into(),
+                weight,
+                settings: GenerationSettings { max_tokens: o.tokens, ..GenerationSettings::default() },
+                max_submissions: None,
+                scored_to_close: None,
+                // Closed by its deadline if its answers cannot all be scored.
+                open_seconds: Some(300),
+            };
+            let t = env.call(admin(), f.game, &g::ADD_TOPIC, (t,)).unwrap().expect("topic");
+            println!("* topic {} \"{}\", weight {}", t.id, t.text, t.weight);
+        }
+        let made = |role| {
+            let j = create_mainer(env, f.creator, mainer_request(role, 1, None, o.tokens_per_call))
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            let j = follow(env, f, j.id);
+            if j.status != JobStatus::Done {
+                fail(&format!("the {role:?} job did not finish: {:?}", j.status));
+            }
+            controller_of(&j)
+        };
+        let challenger = made(MainerRole::Challenger);
+        let judges: Vec<Principal> = if o.scripted_judges {
+            vec![scripted_judge(env, f.game, "4"), scripted_judge(env, f.game, "2")]
+        } else {
+            vec![made(MainerRole::Judge), made(MainerRole::Judge)]
+        };
+        println!(
+            "* Challenger {challenger}; Judges {} and {}{}",
+            judges[0],
+            judges[1],
+            if o.scripted_judges { " (their LLMs: the test fixture, scripted to say 4 and 2)" } else { "" }
+        );
+        let before: Vec<u128> = mainers.iter().map(|m| env.cycle_balance(*m)).collect();
+        let start = env.time_ns();
+        let mut seconds = 0;
+        let _finalized = loop {
+            let results: Vec<_> = (1..=o.challenges as u64)
+                .filter_map(|id| env.call(admin(), f.game, &g::CHALLENGE_RESULT, (id,)).unwrap().ok())
+                .collect();
+            if results.len() as u32 >= o.challenges || seconds >= o.max_seconds {
+                break results;
+            }
+            run_for(env, 5);
+            seconds += 5;
+            if seconds % 60 == 0 {
+                let c = env.call(admin(), f.game, &g::COUNTS, ()).unwrap();
+                println!(
+                    "  t+{:>4}s  {} challenges, {} answers, {} finalized",
+                    (env.time_ns() - start) / 1_000_000_000,
+                    c.challenges,
+                    c.submissions,
+                    results.len()
+                );
+            }
+        };
+        // The challenger stops; what is open is answered, judged and paid.
+        env.call(admin(), challenger, &mainer_types::calls::controller::PAUSE, ()).unwrap().expect("paused");
+        run_for(env, 120);
+        let last = env.call(admin(), f.game, &g::COUNTS, ()).unwrap().challenges;
+        let finalized: Vec<_> =
+            (1..=last).filter_map(|id| env.call(admin(), f.game, &g::CHALLENGE_RESULT, (id,)).unwrap().ok()).collect();
+        report(env, f, mainers, &before, &finalized);
+    }
+
+    fn report(
+        env: &SimEnv,
+        f: &Factory,
+        mainers: &[Principal],
+        before: &[u128],
+        finalized: &[mainer_types::game_play::ChallengeResult],
+    ) {
+        println!("\n## The game\n");
+        let payouts = env.call(admin(), f.game, &g::LIST_PAYOUTS, (PageRequest::first(500),)).unwrap().unwrap().items;
+        for r in finalized {
+            let c = env.call(admin(), f.game, &g::CHALLENGE, (r.challenge_id,)).unwrap().unwrap();
+            let origin = env.call(admin(), f.game, &g::CHALLENGE_ORIGIN, (r.challenge_id,)).unwrap().unwrap();
+            println!("### Challenge {}: \"{}\"\n", c.id, c.question);
+            if let Some(e) = &origin.evidence {
+                println!(
+                    "generated by {} from topic {:?}: prompt SHA-256 `{}`, LLM {}\n",
+                    short(&origin.author),
+                    origin.topic_id,
+                    e.prompt_sha256,
+                    short(&e.llm_canister)
+                );
+            }
+            println!("| rank | mAIner | answer | judge | score | reward | payout |");
+            println!("|---:|---|---|---|---:|---:|---|");
+            let subs = env
+                .call(admin(), f.game, &g::SUBMISSIONS_BY_CHALLENGE, (c.id, PageRequest::first(100)))
+                .unwrap()
+                .unwrap()
+                .items;
+            let judged = env
+                .call(admin(), f.game, &g::JUDGEMENTS_BY_CHALLENGE, (c.id, PageRequest::first(100)))
+                .unwrap()
+                .unwrap()
+                .items;
+            let ranking = env
+                .call(admin(), f.game, &g::CHALLENGE_RANKING, (c.id, PageRequest::first(100)))
+                .unwrap()
+                .unwrap()
+                .items;
+            for s in &subs {
+                let j = judged.iter().find(|j| j.mainer == s.mainer);
+                let (judge, score) = match j.map(|j| (&j.judge, &j.outcome)) {
+                    Some((judge, ScoreOutcome::Scored { score })) => (short(judge), score.to_string()),
+                    Some((judge, ScoreOutcome::Unscorable { raw_output })) => {
+                        (short(judge), format!("unscorable: \"{}\"", raw_output.trim()))
+                    }
+                    None => ("-".into(), "-".into()),
+                };
+                let ranked = ranking.iter().find(|r| r.mainer == s.mainer);
+                let payout = payouts.iter().find(|p| p.challenge_id == c.id && p.mainer == s.mainer);
+                println!(
+                    "| {} | {:?} {} | \"{}\" | {judge} | {score} | {} | {} |",
+                    ranked.map_or("-".into(), |r| r.rank.to_string()),
+                    s.role,
+                    short(&s.mainer),
+                    s.answer.replace('\n', " "),
+                    ranked.map_or(0, |r| r.reward),
+                    payout.map_or("-".into(), |p| match &p.state {
+                        PayoutState::Paid { .. } => "paid (top-up)".to_string(),
+                        other => format!("{other:?}"),
+                    }),
+                );
+            }
+            println!("\nreward {} cycles: {} scored, {} unscorable\n", r.reward, r.scored, r.unscorable);
+        }
+        let pool = env.call(admin(), f.game, &g::REWARD_POOL, ()).unwrap().unwrap();
+        println!(
+            "## Reward pool\n\nfunded {}, available {}, owed {}, paid {}\n",
+            pool.funded, pool.available, pool.owed, pool.paid
+        );
+        println!("## mAIners: rewards received\n");
+        println!("| mAIner | earned | paid to it | cycles now − before the game |");
+        println!("|---|---:|---:|---:|");
+        for (m, b) in mainers.iter().zip(before) {
+            let earned = env.call(admin(), f.game, &g::MAINER_EARNINGS, (*m,)).unwrap().map_or(0, |e| e.earned);
+            let paid: u128 = payouts
+                .iter()
+                .filter(|p| p.mainer == *m && matches!(p.state, PayoutState::Paid { .. }))
+                .map(|p| p.amount)
+                .sum();
+            let now = env.cycle_balance(*m) as i128;
+            println!("| {} | {earned} | {paid} | {} |", short(m), now - *b as i128);
+        }
+        println!("\n(a mAIner's balance also pays for its own work while the game runs)");
+    }
 }

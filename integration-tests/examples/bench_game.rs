@@ -4,8 +4,9 @@
 //! and with 1,000 answers, of a payout (the round that sends it and its
 //! reply), and how a judged submission's cost grows with stored history
 //! (challenges of 1,000 answers, each judged and finalized, before
-//! the measurement). The judges are plain principals: the judge
-//! controller's own cost is not here. Prints a Markdown report.
+//! the measurement). The judges are plain principals there; the Judge
+//! controller's own instructions per judged submission are measured apart
+//! (its LLM: the test fixture). Prints a Markdown report.
 //!
 //! `cargo run -p integration-tests --example bench_game -- [STORED ...]`
 //! (default 1000 and 30000 stored judged submissions).
@@ -244,6 +245,53 @@ fn payout_cost(n: u64) -> u64 {
     panic!("the payouts were never paid");
 }
 
+/// The Judge controller's own instructions per judged submission (a lease,
+/// the judge prompt through the LLM protocol with the test fixture as the
+/// LLM, the report), over `n` submissions.
+fn judge_controller_cost(n: u64) -> u64 {
+    use integration_tests::deploy::{add_llm, deploy_test_llm, run_for, test_settings};
+    use mainer_types::controller::{ControllerArgs, ControllerInit};
+    let b = Bench::new(n, 0, 0);
+    let llm = deploy_test_llm(&b.env, 8);
+    #[derive(candid::CandidType)]
+    struct FixtureConfigArg {
+        answer_tokens: Option<u32>,
+        word_prefix: Option<String>,
+    }
+    let cfg = FixtureConfigArg { answer_tokens: Some(3), word_prefix: Some("3".into()) };
+    b.env.update(integration_tests::deploy::admin(), llm, "fixture_configure", Encode!(&cfg).unwrap()).unwrap();
+    let judge = b.env.create_canister(integration_tests::deploy::admin());
+    let init = ControllerInit {
+        role: MainerRole::Judge,
+        game_state: b.game,
+        creator: integration_tests::deploy::admin(),
+        owner: user(4),
+        share_service: None,
+        settings: Some(test_settings()),
+    };
+    b.env
+        .install(
+            integration_tests::deploy::admin(),
+            judge,
+            &wasm("mainer_controller"),
+            Encode!(&ControllerArgs::Init(init)).unwrap(),
+        )
+        .unwrap();
+    add_llm(&b.env, judge, llm);
+    b.env.call(admin(), b.game, &g::REGISTER_GAME_AGENT, (judge, GameAgentKind::Judge)).unwrap().unwrap();
+    let id = b.add_challenge();
+    b.answer(id, n);
+    let before = b.env.simulator().unwrap().execution_totals(judge).0;
+    for _ in 0..10_000 {
+        if b.env.call(admin(), b.game, &g::CHALLENGE_RESULT, (id,)).unwrap().is_ok() {
+            let after = b.env.simulator().unwrap().execution_totals(judge).0;
+            return (after - before) / n;
+        }
+        run_for(&b.env, 1);
+    }
+    panic!("the judge never finished");
+}
+
 fn main() {
     let stored: Vec<u64> = {
         let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
@@ -252,14 +300,20 @@ fn main() {
     let (fin27, normal27) = finalize_cost(27);
     let (fin1000, normal1000) = finalize_cost(1_000);
     let payout = payout_cost(27);
+    let judge = judge_controller_cost(27);
     println!("## Game: judging, finalizing and paying on the game state\n");
-    println!("Instructions of the game state's executions (the judges are plain principals here).\n");
+    println!(
+        "Instructions of the game state's executions (the judges are plain principals), and of a Judge controller's.\n"
+    );
     println!("| what | instructions |\n|---|---:|");
     println!("| a judged submission (`next_to_judge` + `submit_score`), challenge of 27 answers | {normal27} |");
     println!("| the score that finalizes a challenge of 27 answers (ranking, rewards, 27 payout records) | {fin27} |");
     println!("| a judged submission, challenge of 1,000 answers | {normal1000} |");
     println!("| the score that finalizes a challenge of 1,000 answers | {fin1000} |");
     println!("| a payout (a top-up of the mAIner: the round that sends it and its reply), 27 at once | {payout} |");
+    println!(
+        "| the Judge controller's own work per judged submission (lease, judge prompt through the LLM protocol, report; the test fixture as its LLM) | {judge} |"
+    );
     println!(
         "\nA judged submission with history stored before it (challenges of 1,000 answers, each judged and finalized):\n"
     );

@@ -15,6 +15,7 @@ mod budget_api;
 mod calls;
 mod game_roles;
 mod ic;
+mod idle;
 mod inspect;
 mod llm_funding;
 mod memory;
@@ -26,6 +27,7 @@ mod tasks;
 #[cfg(test)]
 mod testing;
 mod timers;
+mod turns;
 mod work;
 
 use candid::Principal;
@@ -35,7 +37,7 @@ use mainer_types::calls::llm as llm_calls;
 use mainer_types::controller::{
     AddLlmRequest, AnswerDelivery, BurnRate, ControllerArgs, ControllerConfigView, ControllerError, ControllerResult,
     ControllerSettings, Counters, CyclesReport, HealthReport, LlmCheck, LlmFunding, LlmStatus, ServiceRequest,
-    ServiceTicket, StepReport, WorkItem, WorkState,
+    ServiceTicket, StepReport, WorkItem,
 };
 use mainer_types::http::{HttpRequest, HttpResponse};
 use mainer_types::llama_cpp::StatusCodeRecordResult;
@@ -384,14 +386,15 @@ fn health() -> HealthReport {
                 cycles.balance, cycles.floor_cycles
             ));
         }
+        let work = s.queue_counts();
         HealthReport {
             role: c.role,
             paused: c.paused || cycles.low_cycles,
             ready: problems.is_empty() && !c.paused,
             problems,
-            queued: s.count_in(|st| *st == WorkState::Queued),
-            in_flight: s.count_in(|st| matches!(st, WorkState::InFlight { .. })),
-            answered: s.count_in(|st| *st == WorkState::Answered),
+            queued: work.queued,
+            in_flight: work.in_flight,
+            answered: work.answered,
             llms: llms.len() as u64,
             healthy_llms,
             cycles: ic_cdk::api::canister_cycle_balance(),

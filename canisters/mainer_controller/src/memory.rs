@@ -23,6 +23,16 @@ pub const COUNTERS: MemoryId = MemoryId::new(5);
 pub const WORK_INDEX: MemoryId = MemoryId::new(6);
 /// The layout version (cell): data of an older version is migrated once.
 pub const SCHEMA: MemoryId = MemoryId::new(7);
+/// The work queue's lanes (schema 2): queued, in flight, answered items.
+pub const QUEUED_LANE: MemoryId = MemoryId::new(8);
+pub const IN_FLIGHT_LANE: MemoryId = MemoryId::new(9);
+pub const ANSWERED_LANE: MemoryId = MemoryId::new(10);
+/// ShareService: agents waiting for a place in a full queue, in turn (`turns.rs`).
+pub const WAITLIST: MemoryId = MemoryId::new(11);
+/// ShareService: each waiting agent's turn.
+pub const WAITLIST_AGENTS: MemoryId = MemoryId::new(12);
+/// ShareService: unfinished items per agent.
+pub const AGENT_ITEMS: MemoryId = MemoryId::new(13);
 /// The cycles budget (`budget.rs`).
 pub const BUDGET: MemoryId = MemoryId::new(20);
 /// A Challenger's or Judge's current task (`game_roles.rs`; cell).

@@ -4,19 +4,24 @@
 use std::io;
 
 use canister_common::metrics::Encoder;
-use mainer_types::controller::WorkState;
 
 use crate::state::State;
 
 pub fn encode(s: &State, now_ns: u64, w: &mut Encoder) -> io::Result<()> {
     let c = s.config();
     w.encode_gauge("controller_paused", c.paused as u8 as f64, "1 while the controller is paused.")?;
+    let work = s.queue_counts();
     w.gauge_vec("controller_work_items", "Unfinished work items, by state.")?
-        .value(&[("state", "queued")], s.count_in(|st| *st == WorkState::Queued) as f64)?
-        .value(&[("state", "in_flight")], s.count_in(|st| matches!(st, WorkState::InFlight { .. })) as f64)?
-        .value(&[("state", "answered")], s.count_in(|st| *st == WorkState::Answered) as f64)?;
+        .value(&[("state", "queued")], work.queued as f64)?
+        .value(&[("state", "in_flight")], work.in_flight as f64)?
+        .value(&[("state", "answered")], work.answered as f64)?;
     w.encode_gauge("controller_history_items", s.history_len() as f64, "Finished work items kept in the history.")?;
     w.encode_gauge("controller_share_agents", s.agent_count() as f64, "ShareAgents served (ShareService).")?;
+    w.encode_gauge(
+        "controller_share_agents_waiting",
+        s.agents_waiting() as f64,
+        "ShareAgents waiting for their turn at a full queue (ShareService).",
+    )?;
 
     let llms = s.llm_statuses(now_ns);
     let healthy = llms.iter().filter(|l| l.healthy).count();

@@ -6,8 +6,9 @@
 //! [`read_state`] / [`mutate_state`] are the only door to the instance.
 //!
 //! Upgrade compatibility: memory ids are never reused and the records keep
-//! their Candid encodings; the index of the work queue (new in schema 1) is
-//! built once from the items of an older release ([`State::migrate`]).
+//! their Candid encodings; the index of the work queue (new in schema 1) and
+//! its lanes (schema 2) are built once from the items of an older release
+//! ([`State::migrate`]).
 
 use std::cell::RefCell;
 
@@ -25,12 +26,21 @@ use serde::Deserialize;
 
 use crate::budget::Budget;
 pub use crate::memory::Memory;
-use crate::memory::{AGENTS, BUDGET, CONFIG, COUNTERS, GAME_TASK, HISTORY, LLMS, QUEUE, SCHEMA, WORK_INDEX};
+use crate::memory::{
+    AGENT_ITEMS, AGENTS, ANSWERED_LANE, BUDGET, CONFIG, COUNTERS, GAME_TASK, HISTORY, IN_FLIGHT_LANE, LLMS, QUEUE,
+    QUEUED_LANE, SCHEMA, WAITLIST, WAITLIST_AGENTS, WORK_INDEX,
+};
 use crate::pool::{LlmSlot, Pool};
-use crate::work::{Fault, WorkQueue};
+use crate::turns::Turns;
+use crate::work::{Fault, QueueCounts, QueueMemories, WorkQueue};
 
-/// Version of the layout: 1 added the work index.
-const SCHEMA_VERSION: u64 = 1;
+/// Version of the layout: 1 added the work index, 2 the queue's lanes and
+/// the count of each agent's items.
+const SCHEMA_VERSION: u64 = 2;
+
+/// ShareService: unfinished items one ShareAgent may hold at a time (its
+/// share of the queue; the agent sends its next challenge when one is done).
+pub const AGENT_SHARE: u64 = 1;
 
 const NANOS: u64 = 1_000_000_000;
 
@@ -66,6 +76,7 @@ pub struct State {
     pool: Pool,
     work: WorkQueue,
     game_task: StableCell<Stored<Option<crate::game_roles::GameTask>>, Memory>,
+    turns: Turns,
 }
 
 impl State {
@@ -78,7 +89,16 @@ impl State {
             schema: StableCell::init(mm.get(SCHEMA), 0),
             budget: StableCell::init(mm.get(BUDGET), Stored(Budget::default())),
             pool: Pool::init(mm.get(LLMS)),
-            work: WorkQueue::init(mm.get(QUEUE), mm.get(HISTORY), mm.get(WORK_INDEX)),
+            work: WorkQueue::init(QueueMemories {
+                queue: mm.get(QUEUE),
+                history: mm.get(HISTORY),
+                index: mm.get(WORK_INDEX),
+                queued: mm.get(QUEUED_LANE),
+                in_flight: mm.get(IN_FLIGHT_LANE),
+                answered: mm.get(ANSWERED_LANE),
+                by_agent: mm.get(AGENT_ITEMS),
+            }),
+            turns: Turns::init(mm.get(WAITLIST), mm.get(WAITLIST_AGENTS)),
             game_task: StableCell::init(mm.get(GAME_TASK), Stored(None)),
         }
     }
@@ -232,7 +252,13 @@ impl State {
 
     /// False if `agent` was not served.
     pub fn remove_agent(&mut self, agent: Principal) -> bool {
+        self.turns.forget(agent);
         self.agents.remove(&agent).is_some()
+    }
+
+    /// Agents waiting for a place in the full queue.
+    pub fn agents_waiting(&self) -> u64 {
+        self.turns.waiting()
     }
 
     pub fn is_agent(&self, p: &Principal) -> bool {
@@ -317,6 +343,12 @@ impl State {
         self.work.answered_due(now_ns)
     }
 
+    /// Unfinished items by state (O(1)).
+    pub fn queue_counts(&self) -> QueueCounts {
+        self.work.counts()
+    }
+
+    #[cfg(test)]
     pub fn count_in(&self, pred: impl Fn(&WorkState) -> bool) -> u64 {
         self.work.count_in(pred)
     }
@@ -385,6 +417,28 @@ impl State {
                 self.count(|c| c.generation_failures += 1);
             }
         }
+    }
+
+    /// ShareService: queues `agent`'s challenge if the agent has less than
+    /// its share in the queue ([`AGENT_SHARE`], else `Busy`) and it is its
+    /// turn for a place ([`Turns`], else `QueueFull`: ask again later).
+    pub fn enqueue_for_agent(
+        &mut self,
+        agent: Principal,
+        challenge: Challenge,
+        now_ns: u64,
+    ) -> Result<WorkItem, ControllerError> {
+        if self.work.items_of_agent(agent) >= AGENT_SHARE {
+            return Err(ControllerError::Busy(format!(
+                "ShareAgent {agent} has {AGENT_SHARE} challenge(s) in the queue already; send the next when it is answered"
+            )));
+        }
+        let capacity = self.settings().max_queue;
+        let free = (capacity as u64).saturating_sub(self.work.len());
+        if !self.turns.admit(agent, free, now_ns) {
+            return Err(ControllerError::QueueFull { capacity });
+        }
+        self.enqueue(challenge, WorkOrigin::Agent(agent), now_ns)
     }
 
     /// The oldest item due and the next usable LLM, if there are both.

@@ -7,7 +7,11 @@
 //! The steps ask the IC for everything through a [`Runtime`] (`ic.rs`), so
 //! their failure branches are unit-tested with a fake (`testing.rs`).
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
 use candid::Principal;
+use canister_common::guard::Guard;
 use mainer_types::MainerRole;
 use mainer_types::calls::{controller, game_state};
 use mainer_types::controller::{
@@ -181,6 +185,7 @@ pub async fn forward<RT: Runtime + Clone + 'static>(rt: &RT) -> StepReport {
         let request = ServiceRequest { challenge: ServiceChallenge::from(&item.challenge) };
         let result = calls::call(rt, service, &controller::ENQUEUE_CHALLENGE, (request,)).await;
         let now = rt.time();
+        let full = matches!(result, Ok(Err(ControllerError::QueueFull { .. } | ControllerError::Busy(_))));
         mutate_state(|s| {
             if s.item(item.id).map(|i| i.state) != Some(WorkState::Queued) {
                 return; // changed meanwhile (e.g. the answer already came back)
@@ -191,14 +196,19 @@ pub async fn forward<RT: Runtime + Clone + 'static>(rt: &RT) -> StepReport {
                     r.finished += 1;
                     r.note(format!("item {} accepted by the ShareService ({} ahead)", item.id, ticket.queued_ahead));
                 }
-                // Refusals that are about the service, not the challenge (full,
-                // paused, not told about us yet) and outages: try later, never give up.
+                // No place for us yet (the service keeps our turn while we
+                // ask again at every round): the base delay, no back-off.
+                Ok(Err(e @ (ControllerError::QueueFull { .. } | ControllerError::Busy(_)))) => {
+                    let why = format!("ShareService busy: {e}");
+                    s.attempt_failed(item.id, why.clone(), WorkState::Queued, now, Fault::Busy);
+                    r.note(format!("item {}: {why}", item.id));
+                }
+                // Refusals that are about the service, not the challenge (paused,
+                // not told about us yet) and outages: try later, never give up.
                 Ok(Err(
-                    e @ (ControllerError::QueueFull { .. }
-                    | ControllerError::Paused
+                    e @ (ControllerError::Paused
                     | ControllerError::Unauthorized(_)
                     | ControllerError::WrongRole { .. }
-                    | ControllerError::Busy(_)
                     | ControllerError::CallFailed { .. }),
                 )) => {
                     let why = format!("ShareService busy or unavailable: {e}");
@@ -218,8 +228,8 @@ pub async fn forward<RT: Runtime + Clone + 'static>(rt: &RT) -> StepReport {
             }
         });
         after_finish(rt, item.id);
-        if r.started >= 32 {
-            break;
+        if full || r.started >= 32 {
+            break; // the service has no place for more now
         }
     }
     r.done()
@@ -235,14 +245,21 @@ pub async fn process<RT: Runtime + Clone + 'static>(rt: &RT) -> StepReport {
     for id in mutate_state(|s| s.reclaim_generations(rt.time(), false)) {
         r.note(format!("item {id}: generation timed out, requeued"));
     }
+    assign_free_llms(rt, &mut r).await;
+    r.done()
+}
+
+/// Gives queued items to free LLMs until either runs out: several items in
+/// flight across the pool, one per LLM.
+async fn assign_free_llms<RT: Runtime + Clone + 'static>(rt: &RT, r: &mut Report) {
     if paused() {
         r.note("paused");
-        return r.done();
+        return;
     }
     let game = read_state(|s| s.config().game_state);
     while let Some((item, llm)) = mutate_state(|s| s.next_assignment(rt.time())) {
         if !still_open(rt, game, item.challenge.id).await {
-            drop_closed(rt, item.id, &mut r);
+            drop_closed(rt, item.id, r);
             after_finish(rt, item.id);
             continue;
         }
@@ -253,7 +270,6 @@ pub async fn process<RT: Runtime + Clone + 'static>(rt: &RT) -> StepReport {
             rt.spawn(generate(rt.clone(), item, llm));
         }
     }
-    r.done()
 }
 
 /// Generates the answer of `item` with `llm` and records the outcome.
@@ -295,26 +311,45 @@ async fn generate<RT: Runtime + Clone + 'static>(rt: RT, item: WorkItem, llm: Pr
         }
     });
     after_finish(&rt, item.id);
+    // Keep the pool busy and the answer moving: the freed LLM takes the next
+    // queued item and the answer is handed on now, not at the next round.
+    let mut r = Report::default();
+    assign_free_llms(&rt, &mut r).await;
+    hand_on_item(&rt, item.id, &mut r).await;
 }
 
 // ----------------------------------------------------------------------
 // Submit (Own, ShareAgent) and deliver (ShareService)
 // ----------------------------------------------------------------------
 
+thread_local! {
+    /// Items whose answer is being handed on (a call in flight): a round and
+    /// the end of a generation never send the same answer twice at once.
+    static HANDING_ON: RefCell<BTreeSet<u64>> = const { RefCell::new(BTreeSet::new()) };
+}
+
 /// Hands every answered item on: to the game state, or back to its ShareAgent.
 pub async fn hand_on<RT: Runtime + Clone + 'static>(rt: &RT) -> StepReport {
     let mut r = Report::default();
-    let (role, game) = read_state(|s| (s.role(), s.config().game_state));
     let due = read_state(|s| s.answered_due(rt.time()));
     for item in due {
-        r.started += 1;
-        let answer = item.answer.clone().expect("an answered item has its answer");
-        match (role, agent_of(&item)) {
-            (MainerRole::ShareService, Some(agent)) => deliver(rt, item, agent, answer, &mut r).await,
-            _ => submit(rt, item, game, answer, &mut r).await,
-        }
+        hand_on_item(rt, item.id, &mut r).await;
     }
     r.done()
+}
+
+/// Hands item `id` on if it is answered and due, and not on its way already.
+async fn hand_on_item<RT: Runtime + Clone + 'static>(rt: &RT, id: u64, r: &mut Report) {
+    let Some(_guard) = Guard::take(&HANDING_ON, id) else { return };
+    let (role, game) = read_state(|s| (s.role(), s.config().game_state));
+    let due = read_state(|s| s.item(id)).filter(|i| i.state == WorkState::Answered && i.next_attempt_ns <= rt.time());
+    let Some(item) = due else { return };
+    r.started += 1;
+    let answer = item.answer.clone().expect("an answered item has its answer");
+    match (role, agent_of(&item)) {
+        (MainerRole::ShareService, Some(agent)) => deliver(rt, item, agent, answer, r).await,
+        _ => submit(rt, item, game, answer, r).await,
+    }
 }
 
 async fn submit<RT: Runtime + Clone + 'static>(
@@ -403,7 +438,7 @@ pub fn accept_from_agent(
         s.work_offered(now);
         let item = match s.find(request.challenge.id, origin) {
             Some(existing) => existing,
-            None => s.enqueue(request.challenge.into_challenge(now), origin, now)?,
+            None => s.enqueue_for_agent(agent, request.challenge.into_challenge(now), now)?,
         };
         Ok(ServiceTicket { item_id: item.id, queued_ahead: s.queued_ahead(item.id) })
     })

@@ -589,13 +589,31 @@ fn a_challenge_that_closed_is_dropped_not_generated() {
 // Submit
 // ----------------------------------------------------------------------
 
-/// An Own controller with item `challenge_id` answered, not yet submitted.
-fn answered(fake: &Fake, challenge_id: u64) -> u64 {
-    let id = queued(challenge_id);
-    run(timers::process_round(fake)).unwrap();
-    fake.run_spawned();
+fn an_answer() -> mainer_types::controller::Answer {
+    mainer_types::controller::Answer {
+        text: "an answer".into(),
+        evidence: mainer_types::game::ClaimedEvidence {
+            prompt_sha256: String::new(),
+            llm_canister: llm(1),
+            model_sha256: None,
+            llm_calls: 2,
+            prompt_tokens: None,
+            generated_tokens: None,
+        },
+    }
+}
+
+/// Item `id` answered, not yet handed on (a generation hands its answer on
+/// at once; these tests look at the hand-on by itself).
+fn set_answered(fake: &Fake, id: u64) -> u64 {
+    mutate_state(|s| s.set_answer(id, an_answer(), fake.time()));
     assert_eq!(item(id).state, WorkState::Answered);
     id
+}
+
+/// An Own controller with item `challenge_id` answered, not yet submitted.
+fn answered(fake: &Fake, challenge_id: u64) -> u64 {
+    set_answered(fake, queued(challenge_id))
 }
 
 #[test]
@@ -667,10 +685,7 @@ fn a_submission_to_a_closed_challenge_is_dropped() {
 fn service_answered(fake: &Fake, challenge_id: u64) -> u64 {
     let request = ServiceRequest { challenge: ServiceChallenge::from(&challenge(challenge_id)) };
     let ticket = tasks::accept_from_agent(agent(), request, 0).unwrap();
-    run(timers::process_round(fake)).unwrap();
-    fake.run_spawned();
-    assert_eq!(item(ticket.item_id).state, WorkState::Answered);
-    ticket.item_id
+    set_answered(fake, ticket.item_id)
 }
 
 #[test]
@@ -735,15 +750,16 @@ fn forward_failures_follow_whose_fault_they_are() {
     fake.w().service_refusals.push_back(ControllerError::QueueFull { capacity: 1 });
     fake.advance(11);
     forward(&fake);
-    assert_eq!((item(id).attempts, item(id).outages), (0, 2), "full: an outage");
+    assert_eq!((item(id).attempts, item(id).outages), (0, 1), "full: our turn is kept, nothing spent");
+    assert_eq!(item(id).next_attempt_ns, fake.time() + 10 * 1_000_000_000, "the base delay: back for our turn");
     fake.w().service_refusals.push_back(ControllerError::InvalidInput("no".into()));
     fake.advance(11);
     forward(&fake);
-    assert_eq!((item(id).attempts, item(id).outages), (1, 2), "refused: an attempt");
+    assert_eq!((item(id).attempts, item(id).outages), (1, 1), "refused: an attempt");
     fake.w().lose_reply_of = Some("enqueue_challenge");
     fake.advance(11);
     forward(&fake);
-    assert_eq!((item(id).state, item(id).outages), (WorkState::Queued, 3), "a lost reply: sent again later");
+    assert_eq!((item(id).state, item(id).outages), (WorkState::Queued, 2), "a lost reply: sent again later");
     fake.advance(11);
     forward(&fake);
     assert!(matches!(item(id).state, WorkState::InFlight { llm: None, .. }));
@@ -751,24 +767,49 @@ fn forward_failures_follow_whose_fault_they_are() {
 }
 
 #[test]
+fn a_full_service_stops_the_forward_round_and_agents_wait_in_turn() {
+    let fake = setup(MainerRole::ShareAgent, 0);
+    let (a, b) = (queued(1), queued(2));
+    fake.w().service_refusals.push_back(ControllerError::QueueFull { capacity: 1 });
+    run(tasks::forward(&fake)).unwrap();
+    assert_eq!(fake.w().service_requests.len(), 1, "no second request to a full service");
+    assert_eq!((item(a).state, item(b).state), (WorkState::Queued, WorkState::Queued));
+}
+
+#[test]
+fn a_service_takes_one_challenge_per_agent_and_lets_waiting_agents_in_in_turn() {
+    let _fake = setup(MainerRole::ShareService, 1);
+    mutate_state(|s| s.update_config(|c| c.settings.max_queue = 2));
+    let other = |n: u8| principal(100 + n);
+    for n in 0..4 {
+        mutate_state(|s| s.add_agent(other(n)));
+    }
+    let ask = |who: Principal, challenge_id: u64, at: u64| {
+        let request = ServiceRequest { challenge: ServiceChallenge::from(&challenge(challenge_id)) };
+        tasks::accept_from_agent(who, request, at)
+    };
+    assert!(ask(other(0), 1, 0).is_ok());
+    assert!(matches!(ask(other(0), 2, 0), Err(ControllerError::Busy(_))), "one at a time per agent");
+    assert!(ask(other(1), 1, 0).is_ok());
+    // Full: 2 then 3 wait, in that order.
+    assert!(matches!(ask(other(2), 1, 1), Err(ControllerError::QueueFull { capacity: 2 })));
+    assert!(matches!(ask(other(3), 1, 2), Err(ControllerError::QueueFull { .. })));
+    assert_eq!(read_state(|s| s.agents_waiting()), 2);
+    // Agent 0's item is delivered: one place; agent 0 (just served) and 3 must let 2 in first.
+    let first = read_state(|s| s.find(1, WorkOrigin::Agent(other(0)))).unwrap();
+    mutate_state(|s| s.delivered(first.id, 3));
+    assert!(matches!(ask(other(0), 2, 4), Err(ControllerError::QueueFull { .. })), "served ones queue up again");
+    assert!(matches!(ask(other(3), 1, 4), Err(ControllerError::QueueFull { .. })));
+    assert!(ask(other(2), 1, 5).is_ok(), "the longest waiting agent takes the place");
+    assert_eq!(read_state(|s| s.agents_waiting()), 2);
+}
+
+#[test]
 fn an_answer_delivered_to_the_agent_is_submitted_once_even_when_repeated() {
     let fake = setup(MainerRole::ShareAgent, 0);
     let id = queued(1);
     run(tasks::forward(&fake)).unwrap();
-    let answer = || {
-        let a = mainer_types::controller::Answer {
-            text: "an answer".into(),
-            evidence: mainer_types::game::ClaimedEvidence {
-                prompt_sha256: String::new(),
-                llm_canister: llm(1),
-                model_sha256: None,
-                llm_calls: 2,
-                prompt_tokens: None,
-                generated_tokens: None,
-            },
-        };
-        AnswerDelivery { challenge_id: 1, outcome: DeliveryOutcome::Answered(a) }
-    };
+    let answer = || AnswerDelivery { challenge_id: 1, outcome: DeliveryOutcome::Answered(an_answer()) };
     tasks::receive_delivery(&fake, answer()).unwrap();
     tasks::receive_delivery(&fake, answer()).unwrap();
     run(tasks::hand_on(&fake)).unwrap();

@@ -1,6 +1,8 @@
 //! The pull and process timers: armed by one function from `init` and
 //! `post_upgrade` (timers do not survive upgrades), re-armed when the
-//! intervals change, never duplicated, and guarded against overlapping runs:
+//! intervals change, never duplicated, and guarded against overlapping runs.
+//! Processing runs at its interval; each pull arms the next one, at the pull
+//! interval or later while pulls find nothing to do (`idle.rs`). Rounds are guarded:
 //! a [`Round`] is held by a [`Guard`] while it runs, released when it ends,
 //! fails or traps (its future is dropped).
 
@@ -14,7 +16,7 @@ use mainer_types::MainerRole;
 
 use crate::ic::{IcRuntime, Runtime};
 use crate::state::read_state;
-use crate::tasks;
+use crate::{idle, tasks};
 
 /// The timer rounds, each of which runs once at a time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -27,6 +29,9 @@ pub enum Round {
 
 thread_local! {
     static TIMERS: RefCell<Vec<TimerId>> = const { RefCell::new(Vec::new()) };
+    /// The next pull: a one-shot timer each pull round sets again, so that
+    /// idle pulls back off (`idle.rs`).
+    static PULL: RefCell<Option<TimerId>> = const { RefCell::new(None) };
     /// Rounds under way in this execution of the canister.
     static RUNNING: RefCell<BTreeSet<Round>> = const { RefCell::new(BTreeSet::new()) };
 }
@@ -37,10 +42,8 @@ pub fn arm() {
     let (role, settings) = read_state(|s| (s.role(), s.settings()));
     let mut ids = Vec::new();
     if matches!(role, MainerRole::Own | MainerRole::ShareAgent) {
-        let every = Duration::from_secs(settings.pull_interval_seconds);
-        ids.push(ic_cdk_timers::set_timer_interval(every, || async {
-            pull_round(&IcRuntime).await;
-        }));
+        idle::reset();
+        schedule_pull(Duration::from_secs(settings.pull_interval_seconds));
     }
     if matches!(role, MainerRole::Own | MainerRole::ShareService) {
         let every = Duration::from_secs(settings.process_interval_seconds);
@@ -70,10 +73,30 @@ fn disarm() {
     for id in TIMERS.with(|t| std::mem::take(&mut *t.borrow_mut())) {
         ic_cdk_timers::clear_timer(id);
     }
+    if let Some(id) = PULL.with(|p| p.borrow_mut().take()) {
+        ic_cdk_timers::clear_timer(id);
+    }
 }
 
 pub fn armed() -> usize {
-    TIMERS.with(|t| t.borrow().len())
+    TIMERS.with(|t| t.borrow().len()) + PULL.with(|p| p.borrow().is_some() as usize)
+}
+
+/// Arms the next pull `after` from now, replacing the one armed before.
+fn schedule_pull(after: Duration) {
+    let id = ic_cdk_timers::set_timer(after, pull_tick());
+    if let Some(old) = PULL.with(|p| p.borrow_mut().replace(id)) {
+        ic_cdk_timers::clear_timer(old);
+    }
+}
+
+async fn pull_tick() {
+    let interval = read_state(|s| s.settings().pull_interval_seconds);
+    // Armed before the round runs, so that a trap in it never stops the pulls.
+    schedule_pull(Duration::from_secs(idle::next_delay_seconds(interval)));
+    if pull_round(&IcRuntime).await {
+        schedule_pull(Duration::from_secs(idle::next_delay_seconds(interval)));
+    }
 }
 
 #[cfg(test)]
@@ -85,11 +108,13 @@ pub fn is_running(round: Round) -> bool {
 pub async fn pull_round<RT: Runtime + Clone + 'static>(rt: &RT) -> bool {
     let Some(_guard) = Guard::take(&RUNNING, Round::Pull) else { return false };
     crate::budget_api::observe(rt.cycle_balance());
-    tasks::pull(rt).await;
+    let pulled = tasks::pull(rt).await.finished > 0;
     if read_state(|s| s.role()) == MainerRole::ShareAgent {
         tasks::forward(rt).await;
         tasks::hand_on(rt).await;
     }
+    let work = read_state(|s| s.queue_counts());
+    idle::observe(pulled || work.queued + work.in_flight + work.answered > 0);
     true
 }
 

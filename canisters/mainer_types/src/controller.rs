@@ -250,6 +250,8 @@ impl ServiceChallenge {
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct ServiceTicket {
     pub item_id: u64,
+    /// At most this many queued items are taken before it (the others
+    /// queued when it is; 0 once it is in flight).
     pub queued_ahead: u64,
 }
 

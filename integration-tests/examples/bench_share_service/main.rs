@@ -7,7 +7,7 @@
 //!   hour: answers, agents served, LLM utilisation, cycles per answer and per
 //!   idle agent-hour.
 //!
-//! `bench_share_service [queue [SIZES...] | scale [AGENTS LLMS MINUTES]]`;
+//! `bench_share_service [queue [SIZES...] | scale [AGENTS LLMS MINUTES QUEUE]]`;
 //! without arguments both parts, with the defaults of the report.
 //! Prints a Markdown report (`scripts/bench.sh`: `benchmarks/share_service.md`).
 
@@ -93,6 +93,7 @@ fn main() {
             agents: numbers.first().copied().unwrap_or(defaults.agents),
             llms: numbers.get(1).copied().unwrap_or(defaults.llms),
             minutes: numbers.get(2).copied().unwrap_or(defaults.minutes),
+            service_queue: numbers.get(3).map_or(defaults.service_queue, |q| *q as u32),
             ..defaults
         };
         scale::run(&scale).print();

@@ -39,6 +39,10 @@ pub struct Outcome {
     agents_all_done: u64,
     minutes_to_all: Option<u64>,
     utilisation: f64,
+    llm_calls: u64,
+    per_llm_min: u64,
+    per_llm_max: u64,
+    served_by_minute: Vec<(u64, u64)>,
     cycles_per_answer: u128,
     agent_cycles_per_answer: u128,
     idle_agent_hour_cycles: u128,
@@ -81,6 +85,15 @@ fn install_controller(
         env.call(admin(), service, &controller_calls::ADD_SHARE_AGENT, (id,)).unwrap().expect("agent added");
     }
     id
+}
+
+/// Agents that submitted at least one answer.
+fn agents_served(env: &SimEnv, agents: &[Principal]) -> u64 {
+    let served = |a: &Principal| {
+        let c: Counters = env.call(admin(), *a, &controller_calls::COUNTERS, ()).unwrap().unwrap();
+        c.submissions > 0
+    };
+    agents.iter().filter(|a| served(a)).count() as u64
 }
 
 fn cycles(env: &SimEnv, ids: &[Principal]) -> u128 {
@@ -128,13 +141,14 @@ pub fn run(scale: &Scale) -> Outcome {
     let agent_cycles_start = cycles(&env, &agents);
 
     let goal = scale.agents * scale.challenges;
-    let mut busy_samples = 0u64;
     let mut minutes_to_all = None;
+    let mut served_by_minute = Vec::new();
     for second in 0..scale.minutes * 60 {
         env.advance_time(Duration::from_secs(1));
         settle(&env);
-        let pool: Vec<LlmStatus> = env.call(admin(), service, &controller_calls::LIST_LLMS, ()).unwrap().unwrap();
-        busy_samples += pool.iter().filter(|l| l.in_flight.is_some()).count() as u64;
+        if second % 600 == 599 {
+            served_by_minute.push(((second + 1) / 60, agents_served(&env, &agents)));
+        }
         if second % 60 == 59 && minutes_to_all.is_none() {
             let counts: mainer_types::game::GameCounts = env.call(admin(), game, &game_calls::COUNTS, ()).unwrap();
             if counts.submissions >= goal {
@@ -147,6 +161,9 @@ pub fn run(scale: &Scale) -> Outcome {
     let answers: u64 = counters.iter().map(|c| c.submissions).sum();
     let agents_served = counters.iter().filter(|c| c.submissions > 0).count() as u64;
     let agents_all_done = counters.iter().filter(|c| c.submissions >= scale.challenges).count() as u64;
+    let pool: Vec<LlmStatus> = env.call(admin(), service, &controller_calls::LIST_LLMS, ()).unwrap().unwrap();
+    let per_llm: Vec<u64> = pool.iter().map(|l| l.answers).collect();
+    let service_counters: Counters = env.call(admin(), service, &controller_calls::COUNTERS, ()).unwrap().unwrap();
     let spent = cycles(&env, &everyone) - cycles_start;
     let agent_spent = cycles(&env, &agents) - agent_cycles_start;
 
@@ -168,7 +185,13 @@ pub fn run(scale: &Scale) -> Outcome {
         agents_served,
         agents_all_done,
         minutes_to_all,
-        utilisation: busy_samples as f64 / (scale.llms * scale.minutes * 60) as f64,
+        // On the simulator a small LLM call takes a round of a few ms; on a
+        // subnet each call takes at least one round, about a second.
+        utilisation: service_counters.llm_calls as f64 / (scale.llms * scale.minutes * 60) as f64,
+        llm_calls: service_counters.llm_calls,
+        per_llm_min: per_llm.iter().copied().min().unwrap_or(0),
+        per_llm_max: per_llm.iter().copied().max().unwrap_or(0),
+        served_by_minute,
         cycles_per_answer: spent / answers.max(1) as u128,
         agent_cycles_per_answer: agent_spent / answers.max(1) as u128,
         idle_agent_hour_cycles: per_agent_hour,
@@ -198,8 +221,12 @@ impl Outcome {
             Some(m) => println!("| minutes until every agent answered every challenge | {m} |"),
             None => println!("| minutes until every agent answered every challenge | not within the run |"),
         }
+        let served: Vec<String> = self.served_by_minute.iter().map(|(m, n)| format!("{n} at {m} min")).collect();
+        println!("| agents served so far, every 10 minutes | {} |", served.join(", "));
+        println!("| answers per LLM (fewest / most) | {} / {} |", self.per_llm_min, self.per_llm_max);
+        println!("| LLM calls | {} |", self.llm_calls);
         println!(
-            "| LLM utilisation (share of seconds an LLM had an answer in flight) | {:.1} % |",
+            "| LLM utilisation on a subnet (LLM calls × ~1 s round each / (LLMs × seconds)) | {:.1} % |",
             self.utilisation * 100.0
         );
         println!("| execution cycles per answer (service, LLMs, agents, game state) | {} |", self.cycles_per_answer);

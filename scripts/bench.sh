@@ -16,7 +16,7 @@ source scripts/common.sh
 
 # Report benchmarks/<name>.md comes from the example bench_<name>.
 FAST=(simulator mainer creator_store creator_copy)   # deterministic, checked
-SLOW=(llm llm_side_by_side creator_jobs economy game)    # deterministic, minutes: full run only
+SLOW=(llm llm_side_by_side creator_jobs economy game share_service)    # deterministic, minutes: full run only
 TIMING=(simulator_speed)                            # wall-clock: full run only, never checked
 
 # The examples are built once, with the same features as the tests (build_host).

@@ -234,7 +234,7 @@ impl Outcome {
         println!("| execution cycles per idle agent-hour | {} |", self.idle_agent_hour_cycles);
         println!("| game-state execution cycles per idle hour (all agents) | {} |", self.idle_game_hour_cycles);
         println!("| game-state messages per idle hour | {} |", self.game_calls_idle);
-        println!("| wall-clock seconds of the run (not compared) | {} |", self.wall_seconds);
+        eprintln!("scale run: {} wall-clock seconds", self.wall_seconds);
         println!();
     }
 }

@@ -7,7 +7,7 @@
 //! q8_0 file, see `benchmarks/llm.md`; the limit is 40B), so it is not split
 //! across calls.
 
-use llm_engine::{ByteSource, GgufFile, Model, Tokenizer};
+use llm_engine::{ByteSource, CacheType, GgufFile, Model, Tokenizer};
 
 /// Positions per conversation without `-c` (llama.cpp's default context),
 /// capped by the model's own context length.
@@ -33,7 +33,7 @@ pub struct ModelFacts {
     pub head_count: u64,
     pub head_count_kv: u64,
     pub feed_forward_length: u64,
-    /// KV-cache bytes one position takes (keys and values, f32, all layers).
+    /// KV-cache bytes one position takes (keys and values, all layers, in the cache type).
     pub kv_bytes_per_position: u64,
 }
 
@@ -45,13 +45,20 @@ pub struct Engine {
     /// (per token, batched), to keep calls under the instruction limit.
     pub step_cost: Option<u64>,
     pub prompt_token_cost: Option<u64>,
+    /// How conversations store their keys and values.
+    pub cache_type: CacheType,
 }
 
 impl Engine {
     /// Parses the file, builds the tokenizer, and copies the weights into the
     /// heap (once: the file stays in stable memory). `ctx_size` 0 or None
     /// means [`DEFAULT_CONTEXT`].
-    pub fn load<S: ByteSource + ?Sized>(source: &S, path: &str, ctx_size: Option<u64>) -> llm_engine::Result<Self> {
+    pub fn load<S: ByteSource + ?Sized>(
+        source: &S,
+        path: &str,
+        ctx_size: Option<u64>,
+        cache_type: CacheType,
+    ) -> llm_engine::Result<Self> {
         if source.len() > MAX_MODEL_BYTES {
             return Err(llm_engine::Error::InvalidArgument(format!(
                 "a model of {} bytes does not fit the heap (at most {MAX_MODEL_BYTES} bytes)",
@@ -81,9 +88,9 @@ impl Engine {
             head_count: c.head_count as u64,
             head_count_kv: c.head_count_kv as u64,
             feed_forward_length: c.feed_forward_length as u64,
-            kv_bytes_per_position: (2 * c.block_count * c.kv_dim() * 4) as u64,
+            kv_bytes_per_position: (2 * c.block_count * c.kv_dim() * cache_type.bytes_per_value()) as u64,
         };
-        Ok(Engine { model, tokenizer, facts, step_cost: None, prompt_token_cost: None })
+        Ok(Engine { model, tokenizer, facts, step_cost: None, prompt_token_cost: None, cache_type })
     }
 
     pub fn session_capacity(&self) -> usize {

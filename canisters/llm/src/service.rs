@@ -10,7 +10,7 @@
 
 use candid::Principal;
 use ic_stable_structures::{Memory, StableCell};
-use llm_engine::Session;
+use llm_engine::{CacheType, Session};
 use mainer_types::llama_args::{self, LlamaArgs};
 use mainer_types::llama_cpp::{
     AccessInputRecord, AccessRecord, AccessRecordResult, ApiError, FileUploadInputRecord, FileUploadRecordResult,
@@ -286,10 +286,14 @@ impl<M: Memory> Service<M> {
             Ok(args) => args,
             Err(e) => return failure(BAD_REQUEST, e.to_string()),
         };
-        let Some(path) = args.model else { return failure(BAD_REQUEST, "load_model needs --model PATH") };
+        let Some(path) = args.model.clone() else { return failure(BAD_REQUEST, "load_model needs --model PATH") };
         // 0 or less: the default context.
         let ctx_size = args.ctx_size.and_then(|c| u64::try_from(c).ok()).filter(|&c| c > 0);
-        let model_args = ModelArgs { path, ctx_size };
+        let f16_cache = match cache_type_flags(&args) {
+            Ok(f16) => f16.then_some(true),
+            Err(message) => return failure(BAD_REQUEST, message),
+        };
+        let model_args = ModelArgs { path, ctx_size, f16_cache };
         match self.load(&model_args, meter) {
             Ok(message) => {
                 self.change_settings(|s| s.model = Some(model_args));
@@ -317,7 +321,8 @@ impl<M: Memory> Service<M> {
             None => return Err((NOT_FOUND, format!("model file {path} was not uploaded"))),
         };
         let before = meter.instructions();
-        let engine = Engine::load(&file, path, model_args.ctx_size)
+        let cache_type = if model_args.f16_cache == Some(true) { CacheType::F16 } else { CacheType::F32 };
+        let engine = Engine::load(&file, path, model_args.ctx_size, cache_type)
             .map_err(|e| (INTERNAL, format!("cannot load model {path}: {e}")))?;
         let load_instructions = meter.instructions().saturating_sub(before);
         let f = &engine.facts;
@@ -379,7 +384,7 @@ impl<M: Memory> Service<M> {
     }
 
     fn fresh_conversation(engine: &Engine, now_ns: u64) -> Result<Conversation, Refusal> {
-        Session::new(&engine.model, engine.session_capacity())
+        Session::with_cache_type(&engine.model, engine.session_capacity(), engine.cache_type)
             .map(|session| Conversation::new(session, now_ns))
             .map_err(|e| Refusal::new(INTERNAL, e.to_string()))
     }
@@ -445,10 +450,11 @@ impl<M: Memory> Service<M> {
             }
         };
         conversation.last_used_ns = now_ns;
-        let (prefixes, capacity) = (&self.prefixes, engine.session_capacity());
+        let (prefixes, capacity, cache_type) = (&self.prefixes, engine.session_capacity(), engine.cache_type);
         let prefix = |model: &llm_engine::Model, input: &[u32]| {
             let bytes = prefixes.longest_match(&model_sha256, input)?;
-            Session::restore(model, &model_id, capacity, &bytes).ok()
+            // A prefix saved with the other cache type is not used.
+            Session::restore(model, &model_id, capacity, &bytes).ok().filter(|s| s.cache_type() == cache_type)
         };
         match conversation.run(engine, &args, &limits, meter, &prefix) {
             Ok(record) => OutputRecordResult::Ok(record),
@@ -597,6 +603,22 @@ impl<M: Memory> Service<M> {
             true => success(format!("Cache file {path} deleted successfully")),
             false => success(format!("Cache file {path} not found. Nothing to delete.")),
         }
+    }
+}
+
+/// `-ctk/--cache-type-k` and `-ctv/--cache-type-v` of `load_model`: whether
+/// the cache is f16 (`f32` and `f16` are supported, and the same for both).
+fn cache_type_flags(args: &LlamaArgs) -> Result<bool, String> {
+    let flag = |short: &str, long: &str| args.other_value(long).or_else(|| args.other_value(short));
+    let parse = |value: Option<&str>| match value {
+        None => Ok(None),
+        Some(v) => CacheType::from_name(v).map(Some).ok_or(format!("unsupported cache type {v:?} (f32 or f16)")),
+    };
+    let (k, v) = (parse(flag("-ctk", "--cache-type-k"))?, parse(flag("-ctv", "--cache-type-v"))?);
+    match (k, v) {
+        (None, None) => Ok(false),
+        (Some(k), Some(v)) if k == v => Ok(k == CacheType::F16),
+        _ => Err("give --cache-type-k and --cache-type-v together, with the same type".into()),
     }
 }
 

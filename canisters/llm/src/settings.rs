@@ -22,6 +22,8 @@ pub struct ModelArgs {
     pub path: String,
     /// `-c`, when given.
     pub ctx_size: Option<u64>,
+    /// `-ctk/-ctv f16`: the KV cache in half precision (absent: f32).
+    pub f16_cache: Option<bool>,
 }
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -176,7 +178,7 @@ mod tests {
             access_level: 1,
             granted: vec![user(3).principal],
             max_tokens: MaxTokensRecord { max_tokens_update: 4, max_tokens_query: 1 },
-            model: Some(ModelArgs { path: "models/model.gguf".into(), ctx_size: Some(128) }),
+            model: Some(ModelArgs { path: "models/model.gguf".into(), ctx_size: Some(128), f16_cache: None }),
         };
         assert_eq!(Settings::from_bytes(s.to_bytes()), s);
     }

@@ -662,3 +662,40 @@ fn a_prompt_prefix_exported_in_chunks_imports_into_another_llm_checked_by_sha256
     let (want, got) = (run(&mut a, &args), run(&mut b, &args));
     assert_eq!((got.output, got.n_prompt_tokens_cached), (want.output, Some(info.tokens)));
 }
+
+#[test]
+fn an_f16_kv_cache_is_a_load_model_option_kept_across_upgrades() {
+    use llm::api::ModelState;
+    use llm_engine::CacheType;
+    let per_position = |s: &Service<VectorMemory>| match s.memory_status(0, 0).model {
+        ModelState::Loaded(info) => info.kv_bytes_per_position,
+        other => panic!("{other:?}"),
+    };
+    let (_, f32_service) = loaded(0, &[]);
+    let (stable, mut s) = loaded(0, &["-ctk", "f16", "--cache-type-v", "f16"]);
+    assert_eq!(per_position(&s) * 2, per_position(&f32_service), "half the bytes per position");
+
+    // The text is the engine's with an f16 cache.
+    let (tokenizer, model) = native();
+    let mut session = Session::with_cache_type(&model, 128, CacheType::F16).unwrap();
+    session.feed(&model, &tokenizer.encode(JOE, true, false)).unwrap();
+    let mut sampler = Sampler::greedy();
+    let mut want = Vec::new();
+    for _ in 0..12 {
+        let t = session.sample_next(&model, &mut sampler).unwrap();
+        want.push(t);
+        session.feed(&model, &[t]).unwrap();
+    }
+    let r = run(&mut s, &["--prompt-cache", "c", "--temp", "0", "-n", "12", "-p", JOE]);
+    assert_eq!(r.output, tokenizer.decode(&want));
+
+    let mut upgraded = stable.service(ConversationLimits::default());
+    assert!(upgraded.begin_reload());
+    upgraded.reload_after_upgrade(&FakeMeter::free());
+    assert_eq!(per_position(&upgraded), per_position(&s), "still f16 after the upgrade");
+
+    for flags in [&["-ctk", "q8_0", "-ctv", "q8_0"][..], &["-ctk", "f16"], &["-ctk", "f16", "-ctv", "f32"]] {
+        let args = [&["--model", MODEL][..], flags].concat();
+        assert_eq!(err(s.load_model(admin(), &input(&args), &FakeMeter::free())).status_code, 400, "{flags:?}");
+    }
+}

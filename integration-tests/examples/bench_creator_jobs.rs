@@ -9,7 +9,7 @@
 //! canisters. `CREATOR_WASM=path` benchmarks another build of the creator.
 
 use candid::Encode;
-use integration_tests::deploy::{admin, run_for};
+use integration_tests::deploy::{admin, run_for, settle};
 use integration_tests::factory::*;
 use integration_tests::{SimEnv, TestEnv, TestEnvExt, user, wasm};
 use mainer_types::MainerRole;
@@ -53,8 +53,11 @@ fn measure(n: u64, creator_wasm: &[u8]) -> Figures {
     // No cycles to spend: every job gives up after its attempts, making nothing.
     upgrade(&env, f.creator, creator_wasm, settings(1 << 99));
     let last = n - 1;
+    // Seeding only: a minute at a time, so every job's back-off (at most
+    // 60 s) is over at each round and a batch gives up in a few rounds.
     while job(&env, f.creator, last).status == JobStatus::Running {
-        run_for(&env, 5);
+        env.advance_time(std::time::Duration::from_secs(60));
+        settle(&env);
     }
     let page: Page<mainer_types::creator::JobView> =
         env.call(admin(), f.creator, &creator_calls::LIST_JOBS, (PageRequest::first(1),)).unwrap().unwrap();

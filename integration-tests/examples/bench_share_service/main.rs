@@ -87,7 +87,12 @@ fn main() {
     } else if part == "all" {
         queue_report(&[16, 1_000, 5_000]);
     }
-    if matches!(part, "all" | "scale") {
+    if part == "all" {
+        let small = scale::Scale::default();
+        let roomy = scale::Scale { service_queue: small.agents as u32, ..scale::Scale::default() };
+        scale::run(&small).print();
+        scale::run(&roomy).print();
+    } else if part == "scale" {
         let defaults = scale::Scale::default();
         let scale = scale::Scale {
             agents: numbers.first().copied().unwrap_or(defaults.agents),

@@ -103,6 +103,7 @@ fn submit_cost_at(stored: u64) -> u64 {
         llm_calls: 5,
         prompt_tokens: Some(20),
         generated_tokens: Some(30),
+        cycles_spent: None,
     };
     let submit = |n: u64, challenge: u64| {
         let req = SubmitRequest {

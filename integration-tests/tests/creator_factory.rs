@@ -424,6 +424,13 @@ fn a_fleet_upgrade_keeps_models_loaded_and_queues_intact() {
         run_for(&*env, 1);
     }
     assert!(controllers.iter().all(|c| submissions_by(&*env, f.game, *c).len() == 2));
+    // The game state heard of v2 from the creator and read it in each mAIner.
+    let known: Vec<String> = env.call(admin(), f.game, &game_calls::KNOWN_MODULES, ()).unwrap().unwrap();
+    assert!(known.contains(&v2.sha256), "{known:?}");
+    for c in &controllers {
+        let info = env.call(admin(), f.game, &game_calls::MAINER_INFO, (*c,)).unwrap().unwrap();
+        assert_eq!(info.module_hash.as_ref(), Some(&v2.sha256));
+    }
 }
 
 fn follow_fleet(env: &dyn TestEnv, f: &Factory, id: u64) -> FleetJobView {

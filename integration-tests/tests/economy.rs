@@ -439,3 +439,56 @@ fn a_controller_funds_its_llm_only_below_the_floor() {
     let report = env.call(buyer(), controller, &controller_calls::CYCLES_REPORT, ()).unwrap().unwrap();
     assert_eq!(report.llm_funded, T / 4, "nothing more: {report:?}");
 }
+
+/// Accounting: what a mAIner spends per answer, its LLM's share included,
+/// is in its `cycles_report`, in the game state's `mainer_info` (sent with
+/// each submission) and in the creator's `list_mainers` (reported hourly).
+#[test]
+fn cycles_per_answer_reach_the_game_state_and_the_creators_list() {
+    use mainer_types::PageRequest;
+    use mainer_types::calls::{controller as controller_calls, game_state as game_calls};
+    let env = new_env();
+    let f = deploy_factory(&*env, None);
+    upload_artefact(&*env, f.creator, ArtefactKind::ControllerWasm, "c.wasm", &wasm("mainer_controller"));
+    upload_artefact(&*env, f.creator, ArtefactKind::LlmWasm, "l.wasm", &wasm("test_llm"));
+    upload_artefact(&*env, f.creator, ArtefactKind::Model, "m.gguf", &stories_model());
+    let j = create_mainer(&*env, f.creator, mainer_request(MainerRole::Own, 1, None, 4)).unwrap();
+    let j = run_until_job_done(&*env, f.creator, j.id, 600);
+    let controller = controller_of(&j);
+    for i in 0..2 {
+        add_challenge(&*env, f.game, &format!("Question {i}"), 4);
+    }
+    for _ in 0..600 {
+        if submissions_by_mainer(&*env, f.game, controller).len() == 2 {
+            break;
+        }
+        run_for(&*env, 1);
+    }
+    assert_eq!(submissions_by_mainer(&*env, f.game, controller).len(), 2);
+    run_for(&*env, 3_601);
+
+    let report = env.call(admin(), controller, &controller_calls::CYCLES_REPORT, ()).unwrap().unwrap();
+    assert!(report.llm_spent > 0, "the LLM's generation is counted: {report:?}");
+    assert_eq!(report.total_spent, report.spent - report.llm_funded + report.llm_spent);
+    assert_eq!(report.cycles_per_answer, Some(report.total_spent / 2));
+    assert!(report.cycles_per_day.is_some_and(|d| d > 0));
+
+    let info = env.call(admin(), f.game, &game_calls::MAINER_INFO, (controller,)).unwrap().unwrap();
+    let reported = info.cycles.expect("sent with the submissions");
+    assert!(reported.spent > 0 && reported.spent <= report.total_spent, "{reported:?} vs {report:?}");
+    assert_eq!(reported.per_answer, Some(reported.spent / 2));
+
+    let page = env.call(admin(), f.creator, &creator_calls::LIST_MAINERS, (PageRequest::first(10),)).unwrap().unwrap();
+    let view = page.items.iter().find(|m| m.controller == controller).unwrap();
+    let listed = view.cycles.clone().expect("reported to the creator within the hour");
+    assert!(listed.per_answer.is_some_and(|c| c > 0), "{listed:?}");
+    assert!(listed.spent >= reported.spent, "reported later than the last submission");
+    // Only mAIners the creator made may report.
+    let forged =
+        mainer_types::game::MainerCyclesReport { spent: 1, per_answer: None, per_day: None, reported_at_ns: 0 };
+    let p = probe::install_probe(&*env, "reporter");
+    let reply = probe::forward(&*env, p, f.creator, "report_cycles", candid::encode_one(&forged).unwrap(), 0, None);
+    let Forwarded::Reply(bytes) = reply else { panic!("{reply:?}") };
+    let r: CreatorResult<()> = candid::decode_one(&bytes).unwrap();
+    assert!(matches!(r, Err(CreatorError::Unauthorized(_))), "{r:?}");
+}

@@ -98,6 +98,7 @@ fn a_page_of_long_answers_fits_in_a_reply_and_the_listing_walks_to_its_end() {
                 llm_calls: 1,
                 prompt_tokens: None,
                 generated_tokens: None,
+                cycles_spent: None,
             },
         };
         env.update_one::<_, GameResult<Submission>>(*m, game, "submit", req).unwrap().unwrap();

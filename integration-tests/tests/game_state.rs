@@ -143,6 +143,7 @@ fn evidence() -> ClaimedEvidence {
         llm_calls: 4,
         prompt_tokens: Some(30),
         generated_tokens: Some(17),
+        cycles_spent: None,
     }
 }
 

@@ -34,6 +34,7 @@ fn big_submit() -> Vec<u8> {
             llm_calls: 1,
             prompt_tokens: None,
             generated_tokens: None,
+            cycles_spent: None,
         },
     };
     Encode!(&req).unwrap()

@@ -11,12 +11,12 @@ use integration_tests::deploy::*;
 use integration_tests::factory::*;
 use integration_tests::{TestEnv, TestEnvExt, new_env, user, wasm};
 use mainer_types::MainerRole;
-use mainer_types::calls::{controller as controller_calls, llm as llm_calls};
+use mainer_types::calls::{controller as controller_calls, game_state as game_calls, llm as llm_calls};
 use mainer_types::controller::{
     AddLlmRequest, BurnRate, ControllerArgs, ControllerError, ControllerSettings, ControllerUpgrade, ServiceRequest,
 };
 use mainer_types::creator::{ArtefactKind, JobStatus};
-use mainer_types::game::Challenge;
+use mainer_types::game::{Challenge, ClaimedEvidence, GameError, Submission, SubmitRequest};
 use mainer_types::llama_cpp::ApiError;
 use probe::Forwarded;
 
@@ -27,6 +27,11 @@ fn stranger() -> Principal {
 /// Refused: by `canister_inspect_message` (ingress) or by the endpoint's own check.
 fn refused<T: std::fmt::Debug>(r: Result<Result<T, ControllerError>, integration_tests::Reject>) -> bool {
     matches!(r, Err(_) | Ok(Err(ControllerError::Unauthorized(_))))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 fn sorted(mut v: Vec<Principal>) -> Vec<Principal> {
@@ -145,4 +150,56 @@ fn a_share_service_answers_only_the_question_the_game_state_has() {
     assert_eq!(send(real).unwrap().item_id, ticket.item_id, "once per challenge");
     let queue = env.call(admin(), service, &controller_calls::QUEUE, (mainer_types::PageRequest::first(10),));
     assert_eq!(queue.unwrap().unwrap().total, 1, "only the real request was queued");
+}
+
+/// The game state takes answers only from code the creator installed. An IC
+/// controller of a mAIner (one of the creator's admins, by mistake or on
+/// purpose) who installs other code in it can forge nothing: once the game
+/// state reads the new module hash (at once if it never checked, else within
+/// the hour its check is kept), the forger's submissions are refused and
+/// nothing is stored.
+#[test]
+fn submissions_from_code_the_creator_did_not_install_are_refused() {
+    let env = new_env();
+    let (f, controller, llm) = own_mainer(&*env);
+    let known: Vec<String> = env.call(admin(), f.game, &game_calls::KNOWN_MODULES, ()).unwrap().unwrap();
+    let controller_wasm = sha256_hex(&wasm("mainer_controller"));
+    assert_eq!(known, vec![controller_wasm.clone()], "the creator reported the module it installed");
+    assert!(env.call(stranger(), f.game, &game_calls::KNOWN_MODULES, ()).map_or(true, |r| r.is_err()));
+
+    // The real mAIner answers: its module hash is read and accepted.
+    let first = add_challenge(&*env, f.game, "Who are you?", 4);
+    for _ in 0..300 {
+        if !submissions_by_mainer(&*env, f.game, controller).is_empty() {
+            break;
+        }
+        run_for(&*env, 1);
+    }
+    let info = env.call(admin(), f.game, &game_calls::MAINER_INFO, (controller,)).unwrap().unwrap();
+    assert_eq!(info.module_hash, Some(controller_wasm));
+    assert_eq!(info.submissions, 1, "answered challenge {}", first.id);
+
+    // An admin installs other code in it (a canister that sends any call).
+    env.reinstall(admin(), controller, &probe::probe_wasm(), probe::init_arg("forger")).unwrap();
+    let second = add_challenge(&*env, f.game, "What is two and two?", 4);
+    let forged = SubmitRequest {
+        challenge_id: second.id,
+        answer: "Four, says the real model (it did not).".into(),
+        evidence: ClaimedEvidence {
+            prompt_sha256: "ab".repeat(32),
+            llm_canister: llm,
+            model_sha256: None,
+            llm_calls: 3,
+            prompt_tokens: None,
+            generated_tokens: None,
+            cycles_spent: None,
+        },
+    };
+    run_for(&*env, 3_601);
+    let reply = probe::forward(&*env, controller, f.game, "submit", Encode!(&forged).unwrap(), 0, None);
+    let Forwarded::Reply(bytes) = reply else { panic!("the game state answers: {reply:?}") };
+    let result = candid::decode_one::<Result<Submission, GameError>>(&bytes).unwrap();
+    let probe_hash = sha256_hex(&probe::probe_wasm());
+    assert_eq!(result, Err(GameError::UnknownModule { mainer: controller, module_hash: Some(probe_hash) }));
+    assert_eq!(submissions_by_mainer(&*env, f.game, controller).len(), 1, "nothing forged was stored");
 }

@@ -216,3 +216,38 @@ fn drain_to(env: &dyn TestEnv, p: Principal, target: u128) -> bool {
         None => false,
     }
 }
+
+/// `canister_info` (canisters only, as on the IC): the module hash, the
+/// controllers and the canister's history, the latest changes last; an
+/// ingress call is refused.
+#[test]
+fn canister_info_reports_the_module_controllers_and_history_to_canisters() {
+    let env = new_env();
+    let p = install_probe(&*env, "asker");
+    let target = install_probe(&*env, "target");
+    env.upgrade(admin(), target, &probe_wasm(), candid::encode_one(None::<InitArg>).unwrap()).unwrap();
+    let info_of = |changes: Option<u64>| -> mgmt::CanisterInfoResult {
+        let arg = Encode!(&mgmt::CanisterInfoArgs { canister_id: target, num_requested_changes: changes }).unwrap();
+        match forward(&*env, p, Principal::management_canister(), "canister_info", arg, 0, None) {
+            Forwarded::Reply(bytes) => candid::decode_one(&bytes).unwrap(),
+            other => panic!("canister_info: {other:?}"),
+        }
+    };
+    let info = info_of(None);
+    let hash = Sha256::digest(probe_wasm()).to_vec();
+    assert_eq!(info.module_hash, Some(hash.clone()));
+    assert_eq!(info.controllers, vec![admin()]);
+    assert_eq!((info.total_num_changes, info.recent_changes.len()), (3, 0), "created, installed, upgraded");
+    let changes = info_of(Some(2)).recent_changes;
+    let deployed = |c: &mgmt::Change| match &c.details {
+        Some(mgmt::ChangeDetails::CodeDeployment(d)) => Some((d.mode.clone(), d.module_hash.clone())),
+        _ => None,
+    };
+    assert_eq!(deployed(&changes[0]), Some((mgmt::CodeDeploymentMode::Install, hash.clone())));
+    assert_eq!(deployed(&changes[1]), Some((mgmt::CodeDeploymentMode::Upgrade, hash)));
+    assert!(matches!(info_of(Some(10)).recent_changes[0].details, Some(mgmt::ChangeDetails::Creation(_))));
+
+    let arg = Encode!(&mgmt::CanisterInfoArgs { canister_id: target, num_requested_changes: None }).unwrap();
+    let err = env.update(admin(), Principal::management_canister(), "canister_info", arg).unwrap_err();
+    assert_eq!(err.code, RejectCode::CanisterReject, "ingress may not ask: {err:?}");
+}

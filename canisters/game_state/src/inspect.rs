@@ -39,7 +39,7 @@ pub fn accepts_about(
     let agent = |kind| state.play.agent_kind(&caller.principal) == Some(kind);
     let registered = || state.mainers.contains_key(&caller.principal);
     let (allowed, max_bytes) = match method {
-        "register_mainer" | "unregister_mainer" => {
+        "register_mainer" | "unregister_mainer" | "report_module" => {
             (admin || state.config().registrars.contains(&caller.principal), SMALL_BYTES)
         }
         "add_challenge" => (admin, MAX_QUESTION_BYTES + ENVELOPE_BYTES),
@@ -92,6 +92,9 @@ mod tests {
             (&mainer, "release_challenge", true),
             (&mainer, "add_challenge", false),
             (&registrar, "register_mainer", true),
+            (&registrar, "report_module", true),
+            (&stranger, "report_module", false),
+            (&registrar, "forget_module", false),
             (&registrar, "submit", false),
             (&admin(), "add_challenge", true),
             (&admin(), "list_challenges", true),

@@ -13,6 +13,7 @@ pub mod finalize;
 pub mod inspect;
 pub mod judging;
 pub mod mainers;
+pub mod modules;
 mod paging;
 pub mod payout_ic;
 pub mod payouts;
@@ -34,8 +35,8 @@ mod testing;
 
 use candid::Principal;
 use mainer_types::game::{
-    Challenge, ChallengeId, GameCounts, GameError, GameStateArgs, MainerInfo, NewChallenge, RegisterMainerRequest,
-    Submission, SubmitRequest,
+    Challenge, ChallengeId, GameCounts, GameError, GameStateArgs, MainerInfo, ModuleReport, NewChallenge,
+    RegisterMainerRequest, Submission, SubmitRequest,
 };
 use mainer_types::{Page, PageRequest};
 
@@ -193,10 +194,49 @@ fn challenge(id: ChallengeId) -> Result<Challenge, GameError> {
     read_state(|s| challenges::get(s, &caller(), id, now()))
 }
 
+/// A registered mAIner's answer. Its module hash is read first when the
+/// cached one is missing or old (see `modules.rs`): the only call here, and
+/// the submission itself is checked and stored after it, in one step.
 #[ic_cdk::update]
-fn submit(req: SubmitRequest) -> Result<Submission, GameError> {
-    let result = mutate_state(|s| submissions::submit(s, &caller(), req, now()));
+async fn submit(req: SubmitRequest) -> Result<Submission, GameError> {
+    let caller = caller();
+    if read_state(|s| modules::needs_fetch(s, &caller, now())) {
+        let args = ic_cdk::management_canister::CanisterInfoArgs {
+            canister_id: caller.principal,
+            num_requested_changes: None,
+        };
+        match ic_cdk::management_canister::canister_info(&args).await {
+            Ok(info) => mutate_state(|s| modules::record(s, caller.principal, info.module_hash, now())),
+            Err(e) => {
+                let refused = Err(GameError::Unavailable(format!("canister_info of {}: {e}", caller.principal)));
+                return logged("submit", refused, |_: &Submission| String::new(), loud);
+            }
+        }
+    }
+    let result = mutate_state(|s| submissions::submit(s, &caller, req, now()));
     logged("submit", result, |s| format!("answer to challenge {} accepted", s.challenge_id), loud)
+}
+
+/// Admins and registrars (the creator): a module installed in mAIners.
+#[ic_cdk::update]
+fn report_module(report: ModuleReport) -> Result<(), GameError> {
+    let hash = hex::encode(&report.module_hash);
+    let result = mutate_state(|s| modules::report(s, &caller(), report));
+    logged("report_module", result, |_| format!("module {hash} known"), loud)
+}
+
+/// Admins retire a module: mAIners running it are refused from then on.
+#[ic_cdk::update]
+fn forget_module(module_hash: Vec<u8>) -> Result<(), GameError> {
+    let hash = hex::encode(&module_hash);
+    let result = mutate_state(|s| modules::forget(s, &caller(), module_hash));
+    logged("forget_module", result, |_| format!("module {hash} retired"), loud)
+}
+
+/// The modules mAIners may run (hex SHA-256), for admins and registrars.
+#[ic_cdk::query]
+fn known_modules() -> Result<Vec<String>, GameError> {
+    read_state(|s| modules::list(s, &caller()))
 }
 
 #[ic_cdk::query]

@@ -86,8 +86,25 @@ impl MainerRecord {
             registered_at_ns: self.registered_at_ns,
             submissions: self.submissions,
             last_submission_ns: self.last_submission_ns,
+            module_hash: None,
+            cycles: None,
         }
     }
+}
+
+/// A mAIner's module hash as `canister_info` gave it (see `modules.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleCheck {
+    /// None: no code installed.
+    pub module_hash: Option<[u8; 32]>,
+    pub checked_at_ns: u64,
+}
+
+/// The cycles a mAIner reported with its latest submission.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CyclesTally {
+    pub spent: u128,
+    pub reported_at_ns: u64,
 }
 
 /// Where a submission's body is in the submission log, and its status
@@ -122,6 +139,15 @@ impl Writer {
     pub(crate) fn opt_u64(&mut self, v: Option<u64>) {
         self.u8(v.is_some() as u8);
         self.u64(v.unwrap_or(0));
+    }
+
+    fn u128(&mut self, v: u128) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+
+    fn opt_hash(&mut self, v: Option<[u8; 32]>) {
+        self.u8(v.is_some() as u8);
+        self.0.extend_from_slice(&v.unwrap_or([0; 32]));
     }
 
     /// Length byte, then the bytes padded to the longest principal.
@@ -160,6 +186,16 @@ impl<'a> Reader<'a> {
     pub(crate) fn opt_u64(&mut self) -> Option<u64> {
         let present = self.u8() != 0;
         let v = self.u64();
+        present.then_some(v)
+    }
+
+    fn u128(&mut self) -> u128 {
+        u128::from_le_bytes(self.take(16).try_into().expect("16 bytes"))
+    }
+
+    fn opt_hash(&mut self) -> Option<[u8; 32]> {
+        let present = self.u8() != 0;
+        let v: [u8; 32] = self.take(32).try_into().expect("32 bytes");
         present.then_some(v)
     }
 
@@ -265,6 +301,50 @@ impl Storable for MainerRecord {
     const BOUND: Bound = Bound::Bounded { max_size: MAINER_RECORD_SIZE, is_fixed_size: true };
 }
 
+const MODULE_CHECK_SIZE: u32 = 1 + 33 + 8;
+
+impl Storable for ModuleCheck {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.clone().into_bytes())
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        let mut w = Writer::new(MODULE_CHECK_SIZE);
+        w.opt_hash(self.module_hash);
+        w.u64(self.checked_at_ns);
+        w.0
+    }
+
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        let mut r = Reader::new(&bytes, "module check");
+        ModuleCheck { module_hash: r.opt_hash(), checked_at_ns: r.u64() }
+    }
+
+    const BOUND: Bound = Bound::Bounded { max_size: MODULE_CHECK_SIZE, is_fixed_size: true };
+}
+
+const CYCLES_TALLY_SIZE: u32 = 1 + 16 + 8;
+
+impl Storable for CyclesTally {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.clone().into_bytes())
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        let mut w = Writer::new(CYCLES_TALLY_SIZE);
+        w.u128(self.spent);
+        w.u64(self.reported_at_ns);
+        w.0
+    }
+
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        let mut r = Reader::new(&bytes, "cycles tally");
+        CyclesTally { spent: r.u128(), reported_at_ns: r.u64() }
+    }
+
+    const BOUND: Bound = Bound::Bounded { max_size: CYCLES_TALLY_SIZE, is_fixed_size: true };
+}
+
 const SUBMISSION_REF_SIZE: u32 = 1 + 8 + 1 + 4;
 
 impl Storable for SubmissionRef {
@@ -356,6 +436,13 @@ mod tests {
             submissions: 0,
             last_submission_ns: None,
         });
+    }
+
+    #[test]
+    fn module_checks_and_cycles_tallies_round_trip() {
+        round_trip(ModuleCheck { module_hash: Some([7; 32]), checked_at_ns: u64::MAX });
+        round_trip(ModuleCheck { module_hash: None, checked_at_ns: 0 });
+        round_trip(CyclesTally { spent: u128::MAX, reported_at_ns: 3 });
     }
 
     #[test]

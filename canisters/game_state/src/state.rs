@@ -9,10 +9,12 @@ use std::collections::BTreeSet;
 use candid::{CandidType, Principal};
 use ic_stable_structures::memory_manager::{MemoryManager, VirtualMemory};
 use ic_stable_structures::{DefaultMemoryImpl, StableBTreeMap, StableBTreeSet, StableCell, StableLog};
-use mainer_types::game::{Challenge, ChallengeId, GameCounts, GameStateInit, GameStateUpgrade, MainerInfo, Submission};
+use mainer_types::game::{
+    Challenge, ChallengeId, GameCounts, GameStateInit, GameStateUpgrade, MainerCyclesReport, MainerInfo, Submission,
+};
 use serde::Deserialize;
 
-pub use crate::records::{Candid, ChallengeBody, ChallengeMeta, MainerRecord, SubmissionRef};
+pub use crate::records::{Candid, ChallengeBody, ChallengeMeta, CyclesTally, MainerRecord, ModuleCheck, SubmissionRef};
 
 pub type Memory = VirtualMemory<DefaultMemoryImpl>;
 
@@ -47,6 +49,13 @@ pub mod memory_ids {
     pub const HANDOUT_EXPIRY: MemoryId = MemoryId::new(11);
     /// (mAIner, challenge id): challenges a mAIner gave back (will not answer).
     pub const RELEASED: MemoryId = MemoryId::new(12);
+    /// The SHA-256 of every module the creator installs in mAIners.
+    pub const KNOWN_MODULES: MemoryId = MemoryId::new(13);
+    /// mAIner -> `ModuleCheck`: its module hash as last read.
+    pub const MODULE_CHECKS: MemoryId = MemoryId::new(14);
+    /// mAIner -> `CyclesTally`: the cycles it reported last.
+    pub const MAINER_CYCLES: MemoryId = MemoryId::new(15);
+    // 20 and up: the game's (`play_state.rs`).
 }
 
 /// Default for `max_answer_bytes`.
@@ -124,6 +133,9 @@ pub struct State {
     pub(crate) released: StableBTreeSet<(Principal, ChallengeId), Memory>,
     /// The game around the challenges: topics, judging, results, rewards, payouts.
     pub(crate) play: crate::play_state::PlayState,
+    pub(crate) known_modules: StableBTreeSet<[u8; 32], Memory>,
+    pub(crate) module_checks: StableBTreeMap<Principal, ModuleCheck, Memory>,
+    pub(crate) mainer_cycles: StableBTreeMap<Principal, CyclesTally, Memory>,
 }
 
 impl State {
@@ -145,6 +157,9 @@ impl State {
             handout_expiry: StableBTreeSet::init(mm.get(HANDOUT_EXPIRY)),
             released: StableBTreeSet::init(mm.get(RELEASED)),
             play: crate::play_state::PlayState::init(mm),
+            known_modules: StableBTreeSet::init(mm.get(KNOWN_MODULES)),
+            module_checks: StableBTreeMap::init(mm.get(MODULE_CHECKS)),
+            mainer_cycles: StableBTreeMap::init(mm.get(MAINER_CYCLES)),
         };
         let by_load = state
             .open_challenges
@@ -260,8 +275,14 @@ impl State {
         self.submissions.get(&(id, mainer)).map(|r| self.submission_at(r))
     }
 
+    /// The registration with what was checked and reported about it.
     pub fn mainer(&self, mainer: &Principal) -> Option<MainerInfo> {
-        self.mainers.get(mainer).map(|r| r.info(*mainer))
+        let record = self.mainers.get(mainer)?;
+        let registered_at_ns = record.registered_at_ns;
+        let mut info = record.info(*mainer);
+        info.module_hash = self.module_checks.get(mainer).and_then(|c| c.module_hash).map(hex::encode);
+        info.cycles = self.mainer_cycles.get(mainer).map(|t| cycles_report(&t, info.submissions, registered_at_ns));
+        Some(info)
     }
 
     pub fn handout(&self, mainer: &Principal) -> Option<(ChallengeId, u64)> {
@@ -297,6 +318,20 @@ impl State {
             self.save_meta(id, Some(&old), new);
         }
         Some((id, at))
+    }
+}
+
+/// Per answer over the answers submitted, per day over the time since it
+/// registered (at least an hour, so a new mAIner's figure is not blown up).
+pub fn cycles_report(t: &CyclesTally, submissions: u64, registered_at_ns: u64) -> MainerCyclesReport {
+    const HOUR_NS: u128 = 3_600_000_000_000;
+    const DAY_NS: u128 = 24 * HOUR_NS;
+    let elapsed = (t.reported_at_ns.saturating_sub(registered_at_ns) as u128).max(HOUR_NS);
+    MainerCyclesReport {
+        spent: t.spent,
+        per_answer: (submissions > 0).then(|| t.spent / submissions as u128),
+        per_day: Some(t.spent.saturating_mul(DAY_NS) / elapsed),
+        reported_at_ns: t.reported_at_ns,
     }
 }
 

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::access::{Caller, require_admin, require_admin_or_mainer};
 use crate::challenges::refresh;
 use crate::paging::page_of;
-use crate::state::{State, min_principal};
+use crate::state::{CyclesTally, State, min_principal};
 
 fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
@@ -43,6 +43,7 @@ pub fn submit(state: &mut State, caller: &Caller, req: SubmitRequest, now_ns: u6
     let me = caller.principal;
     // The record itself, not `require_registered`'s view: it is rewritten below.
     let mut mainer = state.mainers.get(&me).ok_or(GameError::NotRegistered(me))?;
+    crate::modules::require_known_module(state, &me, now_ns)?;
     let max = state.config().max_answer_bytes;
     let bytes = req.answer.len() as u64;
     if bytes > max {
@@ -100,6 +101,9 @@ pub fn submit(state: &mut State, caller: &Caller, req: SubmitRequest, now_ns: u6
     mainer.submissions += 1;
     mainer.last_submission_ns = Some(now_ns);
     state.mainers.insert(me, mainer);
+    if let Some(spent) = claimed.cycles_spent {
+        state.mainer_cycles.insert(me, CyclesTally { spent, reported_at_ns: now_ns });
+    }
     Ok(submission)
 }
 

@@ -51,6 +51,7 @@ pub fn evidence() -> ClaimedEvidence {
         llm_calls: 3,
         prompt_tokens: Some(20),
         generated_tokens: Some(12),
+        cycles_spent: None,
     }
 }
 

@@ -7,11 +7,14 @@
 //! - the cycles spent per answer: the balance at the first timer round plus
 //!   the top-ups the creator reported, less the balance now (a top-up made
 //!   straight with `deposit_cycles` is not reported and lowers the figure;
-//!   cycles reserved for calls in flight raise it while they are out).
+//!   cycles reserved for calls in flight raise it while they are out), plus
+//!   what its LLMs spent: their balances as the funding checks read them,
+//!   first less latest (what the controller gave them is in both its own
+//!   spending and their balances, so it cancels out).
 //!
 //! The pure rules are [`Budget`]'s; [`observe`] samples the balance.
 
-use candid::CandidType;
+use candid::{CandidType, Principal};
 use mainer_types::controller::{BurnRate, ControllerError, LlmFunding};
 use serde::Deserialize;
 
@@ -44,6 +47,17 @@ pub struct Budget {
     pub llm_funding: Option<LlmFunding>,
     /// Cycles given to LLMs below the funding floor.
     pub llm_funded: Option<u128>,
+    /// When the first sample was taken (`opt`: older releases lack it).
+    pub first_sample_ns: Option<u64>,
+    /// Each LLM's balance at the first and the latest funding check.
+    pub llm_balances: Option<Vec<LlmBalance>>,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct LlmBalance {
+    pub llm: Principal,
+    pub first: u128,
+    pub last: u128,
 }
 
 impl Default for Budget {
@@ -57,14 +71,17 @@ impl Default for Budget {
             burn_per_day: None,
             llm_funding: None,
             llm_funded: None,
+            first_sample_ns: None,
+            llm_balances: None,
         }
     }
 }
 
 impl Budget {
     /// Takes a balance sample; returns whether LowCycles changed.
-    pub fn observe(&mut self, balance: u128) -> bool {
+    pub fn observe(&mut self, balance: u128, now_ns: u64) -> bool {
         self.first_balance.get_or_insert(balance);
+        self.first_sample_ns.get_or_insert(now_ns);
         self.last_balance = Some(balance);
         let was = self.low_cycles;
         if balance < self.floor_cycles {
@@ -83,8 +100,43 @@ impl Budget {
         }
     }
 
+    /// Notes an LLM's balance as a funding check read it.
+    pub fn observe_llm(&mut self, llm: Principal, balance: u128) {
+        let all = self.llm_balances.get_or_insert_with(Vec::new);
+        match all.iter_mut().find(|b| b.llm == llm) {
+            Some(b) => b.last = balance,
+            None => all.push(LlmBalance { llm, first: balance, last: balance }),
+        }
+    }
+
+    /// What the LLMs spent since their first check (net of what they were given).
+    pub fn llm_spent(&self) -> u128 {
+        let all = self.llm_balances.as_deref().unwrap_or_default();
+        let first: u128 = all.iter().map(|b| b.first).fold(0, u128::saturating_add);
+        let last: u128 = all.iter().map(|b| b.last).fold(0, u128::saturating_add);
+        // Funding moved cycles from our balance to theirs: it is in `spent()`
+        // and in their `last`, so the total subtracts it once.
+        first.saturating_sub(last)
+    }
+
+    /// The controller's spending and its LLMs', as one figure.
+    pub fn total_spent(&self) -> u128 {
+        let all = self.llm_balances.as_deref().unwrap_or_default();
+        let first: u128 = all.iter().map(|b| b.first).fold(0, u128::saturating_add);
+        let last: u128 = all.iter().map(|b| b.last).fold(0, u128::saturating_add);
+        self.spent().saturating_add(first).saturating_sub(last)
+    }
+
     pub fn cycles_per_answer(&self, answers: u64) -> Option<u128> {
-        (answers > 0).then(|| self.spent() / answers as u128)
+        (answers > 0).then(|| self.total_spent() / answers as u128)
+    }
+
+    /// Spending per day since the first sample (at least an hour of it).
+    pub fn cycles_per_day(&self, now_ns: u64) -> Option<u128> {
+        const HOUR_NS: u128 = 3_600_000_000_000;
+        let since = self.first_sample_ns?;
+        let elapsed = (now_ns.saturating_sub(since) as u128).max(HOUR_NS);
+        Some(self.total_spent().saturating_mul(24 * HOUR_NS) / elapsed)
     }
 
     /// The pull interval that spends about `per_day` cycles a day.
@@ -119,10 +171,10 @@ mod tests {
     #[test]
     fn a_low_balance_pauses_and_a_top_up_resumes_with_a_margin() {
         let mut b = Budget { floor_cycles: 1_000, ..Budget::default() };
-        assert!(!b.observe(2_000));
-        assert!(b.observe(900) && b.low_cycles, "below the floor");
-        assert!(!b.observe(1_050) && b.low_cycles, "not yet a tenth above");
-        assert!(b.observe(1_100) && !b.low_cycles, "topped up");
+        assert!(!b.observe(2_000, 1));
+        assert!(b.observe(900, 2) && b.low_cycles, "below the floor");
+        assert!(!b.observe(1_050, 3) && b.low_cycles, "not yet a tenth above");
+        assert!(b.observe(1_100, 4) && !b.low_cycles, "topped up");
         b.received = 500;
         assert_eq!(b.spent(), 2_000 + 500 - 1_100);
     }
@@ -132,8 +184,8 @@ mod tests {
         let mut b = Budget::default();
         // 20 B per answer (assumed), 1.728 T a day: one answer every 1000 s.
         assert_eq!(b.pull_interval(1_728_000_000_000, 0), 1_000);
-        b.observe(100_000_000_000);
-        b.observe(60_000_000_000);
+        b.observe(100_000_000_000, 1);
+        b.observe(60_000_000_000, 2);
         assert_eq!(b.pull_interval(1_728_000_000_000, 1), 2_000, "measured: 40 B an answer");
         assert_eq!(b.pull_interval(MAX_BURN_PER_DAY, 1), MIN_PULL_SECONDS);
         assert_eq!(b.pull_interval(MIN_BURN_PER_DAY, 0), 172_800);
@@ -142,5 +194,25 @@ mod tests {
         assert!(per_day(&BurnRate::CyclesPerDay(0)).is_err(), "no division by zero");
         assert!(per_day(&BurnRate::CyclesPerDay(u128::MAX)).is_err());
         assert!(per_day(&BurnRate::Medium).is_ok());
+    }
+
+    #[test]
+    fn spending_counts_the_llms_and_funding_once() {
+        const HOUR: u64 = 3_600_000_000_000;
+        let llm = Principal::from_slice(&[1]);
+        let mut b = Budget::default();
+        b.observe(10_000, 0);
+        b.observe_llm(llm, 5_000);
+        // The LLM spends 3,000 of its own; then we give it 2,000 (our
+        // balance drops by that and by 500 of our own spending).
+        b.observe(7_500, HOUR);
+        b.observe_llm(llm, 4_000);
+        assert_eq!(b.spent(), 2_500);
+        assert_eq!(b.llm_spent(), 1_000, "net of what it was given");
+        assert_eq!(b.total_spent(), 500 + 3_000);
+        assert_eq!(b.cycles_per_answer(2), Some(1_750));
+        assert_eq!(b.cycles_per_day(2 * HOUR), Some(3_500 * 12));
+        assert_eq!(b.cycles_per_day(1), Some(3_500 * 24), "at least an hour");
+        assert_eq!(Budget::default().cycles_per_day(5), None);
     }
 }

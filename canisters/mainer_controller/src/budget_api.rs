@@ -8,10 +8,10 @@ use crate::budget::{MAX_BURN_PER_DAY, per_day};
 use crate::state::{mutate_state, read_state};
 
 /// Samples the balance (every timer round); logs a LowCycles change.
-pub fn observe(balance: u128) {
+pub fn observe(balance: u128, now_ns: u64) {
     mutate_state(|s| {
         s.update_budget(|b| {
-            if b.observe(balance) {
+            if b.observe(balance, now_ns) {
                 if b.low_cycles {
                     canister_common::warn!("LowCycles: balance {balance} below the floor {}; paused", b.floor_cycles);
                 } else {
@@ -22,7 +22,7 @@ pub fn observe(balance: u128) {
     });
 }
 
-pub fn report(balance: u128) -> CyclesReport {
+pub fn report(balance: u128, now_ns: u64) -> CyclesReport {
     read_state(|s| {
         let b = s.budget();
         let answers = s.answers_handed_on();
@@ -31,6 +31,9 @@ pub fn report(balance: u128) -> CyclesReport {
             floor_cycles: b.floor_cycles,
             low_cycles: b.low_cycles,
             spent: b.spent(),
+            llm_spent: b.llm_spent(),
+            total_spent: b.total_spent(),
+            cycles_per_day: b.cycles_per_day(now_ns),
             received: b.received,
             answers,
             cycles_per_answer: b.cycles_per_answer(answers),
@@ -74,6 +77,16 @@ pub fn set_llm_funding(f: LlmFunding) -> Result<(), ControllerError> {
     }
     mutate_state(|s| s.update_budget(|b| b.llm_funding = Some(f)));
     Ok(())
+}
+
+/// Records an LLM's balance read by a funding check.
+pub fn note_llm_balance(llm: candid::Principal, balance: u128) {
+    mutate_state(|s| s.update_budget(|b| b.observe_llm(llm, balance)));
+}
+
+/// The controller's and its LLMs' spending so far (for submissions).
+pub fn total_spent() -> u128 {
+    read_state(|s| s.budget().total_spent())
 }
 
 /// Records cycles given to an LLM.

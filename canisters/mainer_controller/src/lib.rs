@@ -13,6 +13,7 @@ mod access;
 mod budget;
 mod budget_api;
 mod calls;
+mod cycles_push;
 mod game_roles;
 mod ic;
 mod idle;
@@ -287,7 +288,7 @@ fn set_burn_rate(rate: BurnRate) -> ControllerResult<u64> {
 fn set_cycles_floor(floor: u128) -> ControllerResult<()> {
     access::require_admin(&msg_caller())?;
     budget_api::set_floor(floor)?;
-    budget_api::observe(ic_cdk::api::canister_cycle_balance());
+    budget_api::observe(ic_cdk::api::canister_cycle_balance(), ic_cdk::api::time());
     Ok(())
 }
 
@@ -297,7 +298,7 @@ fn set_cycles_floor(floor: u128) -> ControllerResult<()> {
 fn note_top_up(amount: u128) -> ControllerResult<()> {
     access::require_creator(&msg_caller())?;
     budget_api::note_top_up(amount);
-    budget_api::observe(ic_cdk::api::canister_cycle_balance());
+    budget_api::observe(ic_cdk::api::canister_cycle_balance(), ic_cdk::api::time());
     Ok(())
 }
 
@@ -312,7 +313,7 @@ fn set_llm_funding(funding: LlmFunding) -> ControllerResult<()> {
 #[query]
 fn cycles_report() -> ControllerResult<CyclesReport> {
     access::require_admin(&msg_caller())?;
-    Ok(budget_api::report(ic_cdk::api::canister_cycle_balance()))
+    Ok(budget_api::report(ic_cdk::api::canister_cycle_balance(), ic_cdk::api::time()))
 }
 
 // ----------------------------------------------------------------------
@@ -379,7 +380,7 @@ fn health() -> HealthReport {
                 problems.push(format!("work has waited {waited} s with no answer submitted or delivered"));
             }
         }
-        let cycles = budget_api::report(ic_cdk::api::canister_cycle_balance());
+        let cycles = budget_api::report(ic_cdk::api::canister_cycle_balance(), ic_cdk::api::time());
         if cycles.low_cycles {
             problems.push(format!(
                 "LowCycles: the balance {} is below the floor {}; paused until topped up",

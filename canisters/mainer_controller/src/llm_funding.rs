@@ -46,12 +46,14 @@ pub async fn maybe_fund<RT: Runtime>(rt: &RT) {
                 continue;
             }
         };
+        budget_api::note_llm_balance(llm, balance);
         if !should_fund(balance, funding.floor, funding.amount, rt.cycle_balance(), budget_api::floor()) {
             continue;
         }
         match rt.deposit_cycles(llm, funding.amount).await {
             Ok(()) => {
                 budget_api::note_llm_funded(funding.amount);
+                budget_api::note_llm_balance(llm, balance.saturating_add(funding.amount));
                 canister_common::info!("LLM {llm} had {balance} cycles: gave it {}", funding.amount);
             }
             Err(e) => canister_common::warn!("funding LLM {llm}: {e}"),

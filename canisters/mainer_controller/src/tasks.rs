@@ -304,6 +304,8 @@ async fn generate<RT: Runtime + Clone + 'static>(rt: RT, item: WorkItem, llm: Pr
                     llm_calls: generation.calls,
                     prompt_tokens: generation.prompt_tokens,
                     generated_tokens: generation.generated_tokens,
+                    // Filled in by whoever submits (a ShareAgent: its own).
+                    cycles_spent: None,
                 };
                 s.generated(item.id, llm, Answer { text: generation.text, evidence }, current, now);
             }
@@ -359,7 +361,8 @@ async fn submit<RT: Runtime + Clone + 'static>(
     answer: Answer,
     r: &mut Report,
 ) {
-    let request = SubmitRequest { challenge_id: item.challenge.id, answer: answer.text, evidence: answer.evidence };
+    let evidence = ClaimedEvidence { cycles_spent: Some(crate::budget_api::total_spent()), ..answer.evidence };
+    let request = SubmitRequest { challenge_id: item.challenge.id, answer: answer.text, evidence };
     let result = calls::call(rt, game, &game_state::SUBMIT, (request,)).await;
     let id = item.id;
     let now = rt.time();

@@ -87,6 +87,10 @@ pub struct World {
     pub llm_refuses: bool,
     /// The controller's balance (None: plenty).
     pub balance: Option<u128>,
+    /// What the controller told the creator (`report_cycles`).
+    pub cycles_reports: Vec<mainer_types::game::MainerCyclesReport>,
+    /// The cycles figure each submission carried.
+    pub submitted_cycles: Vec<Option<u128>>,
     /// What the creator says of each LLM's balance (`llm_cycles`; default 5 T).
     pub llm_balances: BTreeMap<Principal, u128>,
     /// `deposit_cycles` made: (to, amount).
@@ -198,6 +202,10 @@ impl Fake {
                 w.released.push(candid::decode_one(arg).unwrap());
                 encode(Ok::<(), GameError>(()))
             }
+            "report_cycles" => {
+                w.cycles_reports.push(candid::decode_one(arg).unwrap());
+                encode(Ok::<(), mainer_types::creator::CreatorError>(()))
+            }
             // The creator reads an LLM's balance for its controller.
             "llm_cycles" => {
                 let llm: Principal = candid::decode_one(arg).unwrap();
@@ -219,6 +227,7 @@ impl Fake {
                     return encode(Err::<Submission, _>(GameError::ChallengeClosed(r.challenge_id)));
                 }
                 w.submitted.push(r.challenge_id);
+                w.submitted_cycles.push(r.evidence.cycles_spent);
                 encode(Ok::<_, GameError>(Submission {
                     challenge_id: r.challenge_id,
                     mainer: principal(0),
@@ -599,6 +608,7 @@ fn an_answer() -> mainer_types::controller::Answer {
             llm_calls: 2,
             prompt_tokens: None,
             generated_tokens: None,
+            cycles_spent: None,
         },
     }
 }
@@ -878,7 +888,36 @@ fn llms_are_funded_only_below_the_floor_once_per_check() {
     fake.w().balance = Some(crate::budget_api::floor() + 1_000);
     run(crate::llm_funding::maybe_fund(&fake)).unwrap();
     assert_eq!(fake.w().deposits.len(), 1, "it would take the controller below its own floor");
-    assert_eq!(crate::budget_api::report(0).llm_funded, 2_000);
+    assert_eq!(crate::budget_api::report(0, 0).llm_funded, 2_000);
+}
+
+/// What a mAIner spends (its own and its LLM's spending, funding counted
+/// once) goes to the game state with each submission and to the creator
+/// once an hour.
+#[test]
+fn cycles_spent_with_the_llms_share_reach_the_game_state_and_hourly_the_creator() {
+    const HOUR: u64 = 3_600 * SEC;
+    let fake = setup(MainerRole::Own, 1);
+    fake.w().balance = Some(10_000_000_000_000);
+    fake.w().llm_balances.insert(llm(1), 5_000_000_000_000);
+    queued(1);
+    fake.process_round();
+    assert_eq!(fake.w().cycles_reports.len(), 1, "the first round reports");
+    // The controller spent 1 B and its LLM 3 B by the next round.
+    fake.w().balance = Some(9_999_000_000_000);
+    fake.w().llm_balances.insert(llm(1), 4_997_000_000_000);
+    fake.advance(601);
+    queued(2);
+    fake.process_round();
+    assert_eq!(fake.w().submitted, vec![1, 2]);
+    assert_eq!(fake.w().submitted_cycles.last(), Some(&Some(4_000_000_000)), "its own and its LLM's");
+    assert_eq!(fake.w().cycles_reports.len(), 1, "not again within the hour");
+    fake.w().now += HOUR;
+    fake.process_round();
+    let report = fake.w().cycles_reports.last().cloned().unwrap();
+    assert_eq!(fake.w().cycles_reports.len(), 2);
+    assert_eq!((report.spent, report.per_answer), (4_000_000_000, Some(2_000_000_000)));
+    assert!(report.per_day.is_some_and(|d| d > 0));
 }
 
 #[test]

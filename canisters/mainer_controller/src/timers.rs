@@ -107,7 +107,8 @@ pub fn is_running(round: Round) -> bool {
 /// Own: pull; ShareAgent: pull, forward, submit. False if a pull round runs already.
 pub async fn pull_round<RT: Runtime + Clone + 'static>(rt: &RT) -> bool {
     let Some(_guard) = Guard::take(&RUNNING, Round::Pull) else { return false };
-    crate::budget_api::observe(rt.cycle_balance());
+    crate::budget_api::observe(rt.cycle_balance(), rt.time());
+    crate::cycles_push::maybe_report(rt).await;
     let pulled = tasks::pull(rt).await.finished > 0;
     if read_state(|s| s.role()) == MainerRole::ShareAgent {
         tasks::forward(rt).await;
@@ -122,8 +123,9 @@ pub async fn pull_round<RT: Runtime + Clone + 'static>(rt: &RT) -> bool {
 /// process round runs already.
 pub async fn process_round<RT: Runtime + Clone + 'static>(rt: &RT) -> bool {
     let Some(_guard) = Guard::take(&RUNNING, Round::Process) else { return false };
-    crate::budget_api::observe(rt.cycle_balance());
+    crate::budget_api::observe(rt.cycle_balance(), rt.time());
     crate::llm_funding::maybe_fund(rt).await;
+    crate::cycles_push::maybe_report(rt).await;
     tasks::process(rt).await;
     tasks::hand_on(rt).await;
     true

@@ -546,6 +546,7 @@ pub(crate) mod tests {
                 llm_calls: 1,
                 prompt_tokens: None,
                 generated_tokens: None,
+                cycles_spent: None,
             },
         }
     }

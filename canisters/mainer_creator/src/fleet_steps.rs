@@ -185,6 +185,8 @@ async fn upgrade<RT: Runtime>(rt: &RT, id: Principal, job: &FleetJob) -> Result<
     }
     let arg = match job.kind {
         FleetKind::UpgradeControllers => {
+            // Reported first, so its submissions are accepted once it runs.
+            crate::steps::report_module(rt, &job.wasm_sha256, Some(id)).await?;
             candid::encode_one(Some(ControllerArgs::Upgrade(ControllerUpgrade::default()))).expect("encodes")
         }
         _ => candid::encode_args(()).expect("encodes"),

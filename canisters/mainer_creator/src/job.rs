@@ -225,6 +225,7 @@ impl Job {
             llms: self.llms.iter().filter_map(|s| s.canister).collect(),
             job: self.id,
             ready: self.status == JobStatus::Done,
+            cycles: None,
         })
     }
 }

@@ -149,6 +149,14 @@ fn list_mainers(page: PageRequest) -> CreatorResult<Page<MainerView>> {
     Ok(read_state(|s| s.mainers_page(page)))
 }
 
+/// A controller this creator made reports its cycles (see the controller's
+/// `cycles_push.rs`); shown by `list_mainers`.
+#[update]
+fn report_cycles(report: mainer_types::game::MainerCyclesReport) -> CreatorResult<()> {
+    let caller = msg_caller();
+    mutate_state(|s| s.record_cycles(caller, report))
+}
+
 #[update]
 fn set_game_state(game_state: Principal) -> CreatorResult<()> {
     access::require_admin(&msg_caller())?;

@@ -39,6 +39,10 @@ pub const USER_ORDERS: MemoryId = MemoryId::new(16);
 pub const REFUNDS_DUE: MemoryId = MemoryId::new(17);
 /// ShareService controller -> ShareAgents made for it.
 pub const SHARE_SERVICES: MemoryId = MemoryId::new(18);
+/// Controller canister -> the job that made it (schema 2).
+pub const CONTROLLER_JOBS: MemoryId = MemoryId::new(19);
+/// Controller canister -> the cycles it reported last (`report_cycles`).
+pub const MAINER_CYCLES: MemoryId = MemoryId::new(20);
 // The artefact store (store.rs).
 pub const UPLOADS: MemoryId = MemoryId::new(10);
 pub const ARTEFACTS: MemoryId = MemoryId::new(11);

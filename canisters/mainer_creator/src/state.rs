@@ -18,6 +18,7 @@ use ic_stable_structures::{StableBTreeMap, StableBTreeSet, StableCell};
 use mainer_types::MainerRole;
 use mainer_types::creator::{CreatorError, JobStatus, JobView, MainerView, Step};
 use mainer_types::economy::{Books, EconomySettings};
+use mainer_types::game::MainerCyclesReport;
 use mainer_types::{Page, PageRequest};
 
 use crate::config::Config;
@@ -29,7 +30,8 @@ use crate::memory::{self, Memory, Stored};
 use crate::store::Store;
 
 /// Version of the index layout; data of an older version is indexed once.
-const SCHEMA_VERSION: u64 = 1;
+/// 2: the controller -> job index.
+const SCHEMA_VERSION: u64 = 2;
 
 pub struct State {
     config: StableCell<Stored<Option<Config>>, Memory>,
@@ -51,6 +53,10 @@ pub struct State {
     refunds_due: StableBTreeSet<u64, Memory>,
     /// Finished ShareService controllers -> ShareAgents made for them.
     share_services: StableBTreeMap<Principal, u32, Memory>,
+    /// Controller canister -> its job.
+    controller_jobs: StableBTreeMap<Principal, u64, Memory>,
+    /// Controller canister -> its latest cycles report.
+    mainer_cycles: StableBTreeMap<Principal, Stored<MainerCyclesReport>, Memory>,
     pub store: Store<Memory>,
     /// Wasm modules (by SHA-256) whose chunks are in the creator's own chunk
     /// store. Heap only: after an upgrade they are uploaded again (upload is
@@ -114,6 +120,8 @@ impl State {
             user_orders: StableBTreeMap::init(m(memory::USER_ORDERS)),
             refunds_due: StableBTreeSet::init(m(memory::REFUNDS_DUE)),
             share_services: StableBTreeMap::init(m(memory::SHARE_SERVICES)),
+            controller_jobs: StableBTreeMap::init(m(memory::CONTROLLER_JOBS)),
+            mainer_cycles: StableBTreeMap::init(m(memory::MAINER_CYCLES)),
             store: Store::init(m(memory::UPLOADS), m(memory::ARTEFACTS), m(memory::BLOBS), m(memory::FREE_REGIONS)),
         }
     }
@@ -212,9 +220,13 @@ impl State {
         {
             self.share_services.insert(service, 0);
         }
+        if let Some(old) = old.as_ref().and_then(|o| o.controller).filter(|c| Some(*c) != new.controller) {
+            self.controller_jobs.remove(&old);
+        }
         match new.controller {
             Some(c) => {
                 self.mainer_jobs.insert(id, c);
+                self.controller_jobs.insert(c, id);
             }
             None => {
                 self.mainer_jobs.remove(&id);
@@ -298,8 +310,27 @@ impl State {
             .skip(page.offset as usize)
             .take(limit)
             .filter_map(|id| self.job(id).and_then(|j| j.mainer_view()))
+            .map(|mut m| {
+                m.cycles = self.mainer_cycles.get(&m.controller).map(|r| r.0);
+                m
+            })
             .collect();
         page_of(items, self.mainer_jobs.len(), page)
+    }
+
+    /// The job that made controller canister `controller`.
+    pub fn job_of_controller(&self, controller: &Principal) -> Option<u64> {
+        self.controller_jobs.get(controller)
+    }
+
+    /// Keeps a controller's cycles report; refused for canisters this
+    /// creator did not make.
+    pub fn record_cycles(&mut self, controller: Principal, report: MainerCyclesReport) -> Result<(), CreatorError> {
+        if self.job_of_controller(&controller).is_none() {
+            return Err(CreatorError::Unauthorized(format!("{controller} is no mAIner of this creator")));
+        }
+        self.mainer_cycles.insert(controller, Stored(report));
+        Ok(())
     }
 
     /// The job that made LLM `llm`.

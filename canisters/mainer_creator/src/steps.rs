@@ -223,8 +223,26 @@ async fn install_controller<RT: Runtime>(rt: &RT, job: &Job) -> Result<Step, Ste
         settings: job.plan.controller_settings.clone(),
     };
     let arg = candid::encode_one(ControllerArgs::Init(init)).expect("init args encode");
+    // The game state accepts submissions only from code we installed.
+    report_module(rt, &job.plan.controller_wasm, None).await?;
     install(rt, controller(job)?, &job.plan.controller_wasm, arg).await?;
     Ok(Step::Register)
+}
+
+/// Tells the game state that mAIners may run `wasm_sha256` (idempotent);
+/// `mainer`: the one about to be upgraded to it.
+pub async fn report_module<RT: Runtime>(
+    rt: &RT,
+    wasm_sha256: &str,
+    mainer: Option<Principal>,
+) -> Result<(), StepError> {
+    let module_hash = hex::decode(wasm_sha256).map_err(|_| fatal("the wasm's SHA-256 is not hex"))?;
+    let game = read_state(|s| s.config().game_state);
+    let report = mainer_types::game::ModuleReport { module_hash, mainer };
+    match call(rt, game, &game_calls::REPORT_MODULE, (report,)).await? {
+        Ok(()) => Ok(()),
+        Err(e) => Err(retry(format!("report_module: {e}"))),
+    }
 }
 
 async fn install_llm<RT: Runtime>(rt: &RT, job: &Job, target: Target) -> Result<Step, StepError> {

@@ -90,6 +90,8 @@ pub struct World {
     pub draining: BTreeSet<Principal>,
     /// LLMs generating an answer for their controller.
     pub busy: BTreeSet<Principal>,
+    /// What the game state was told about modules (`report_module`).
+    pub modules_reported: Vec<mainer_types::game::ModuleReport>,
     spawned: Vec<Pin<Box<dyn Future<Output = ()>>>>,
 }
 
@@ -290,6 +292,10 @@ impl Runtime for Fake {
             }
             "remove_llm" | "add_share_agent" => encode(Ok::<(), mainer_types::controller::ControllerError>(())),
             "register_mainer" => encode(Err::<MainerInfo, _>(GameError::AlreadyRegistered(canister))),
+            "report_module" => {
+                self.w().modules_reported.push(candid::decode_one(&arg).unwrap());
+                encode(Ok::<(), GameError>(()))
+            }
             "grant_access" if callee.grant_access => {
                 let who: Principal = candid::decode_one(&arg).unwrap();
                 let mut w = self.w();
@@ -579,6 +585,32 @@ fn a_job_makes_its_canisters_once_and_finishes() {
     assert_eq!(fake.calls("create_canister"), 2);
     assert_eq!(read_state(|s| s.job_of_llm(&llm).map(|j| j.id)), Some(0));
     assert_eq!(read_state(|s| s.all_controllers()), vec![controller]);
+    // The game state heard of the controller's module before it was installed.
+    let wasm = read_state(|s| s.job(0)).unwrap().plan.controller_wasm;
+    let w = fake.w();
+    let report = mainer_types::game::ModuleReport { module_hash: hex::decode(&wasm).unwrap(), mainer: None };
+    assert!(w.modules_reported.contains(&report));
+    let first = |prefix: String| w.log.iter().position(|l| l.starts_with(&prefix)).unwrap();
+    assert!(first("report_module".into()) < first(format!("install_code {controller}")), "{:?}", w.log);
+}
+
+/// A fleet upgrade of controllers tells the game state of the new module,
+/// naming the mAIner, before it installs it (else its submissions would be
+/// refused as unknown code).
+#[test]
+fn a_controller_upgrade_reports_the_new_module_first() {
+    let fake = Fake::new();
+    let (_, controller, _) = made_mainer(&fake);
+    let v2 = setup(&[(ArtefactKind::ControllerWasm, vec![8; 1000])]).remove(0);
+    let id = fleet(FleetKind::UpgradeControllers, &v2, vec![controller], 1);
+    let job = fleet_rounds(&fake, id);
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
+    let w = fake.w();
+    let report = mainer_types::game::ModuleReport { module_hash: hex::decode(&v2).unwrap(), mainer: Some(controller) };
+    let reported_at = w.log.iter().rposition(|l| l.starts_with("report_module")).unwrap();
+    let installed_at = w.log.iter().rposition(|l| l.starts_with(&format!("install_code {controller}"))).unwrap();
+    assert_eq!(w.modules_reported.last(), Some(&report));
+    assert!(reported_at < installed_at, "{:?}", w.log);
 }
 
 /// The owner (here `owner()`) is an IC controller of nothing; the controller

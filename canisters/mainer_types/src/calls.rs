@@ -145,6 +145,10 @@ pub mod game_state {
         OWNER_RESULTS: query("owner_results") => (Principal, PageRequest), GameResult<Page<RankedAnswer>>;
         OWNER_EARNINGS: query("owner_earnings") => (Principal,), GameResult<Earnings>;
         LEADERBOARD: query("leaderboard") => (LeaderboardRequest,), GameResult<Page<LeaderboardEntry>>;
+        /// The creator reports a module it installs in a mAIner (idempotent).
+        REPORT_MODULE: idempotent_update("report_module") => (ModuleReport,), GameResult<()>;
+        FORGET_MODULE: idempotent_update("forget_module") => (Vec<u8>,), GameResult<()>;
+        KNOWN_MODULES: query("known_modules") => (), GameResult<Vec<String>>;
     }
 }
 
@@ -212,6 +216,8 @@ pub mod creator {
         RETRY_JOB: update("retry_job") => (u64,), CreatorResult<JobView>;
         RUN_JOBS_NOW: update("run_jobs_now") => (), CreatorResult<u32>;
         LIST_MAINERS: query("list_mainers") => (PageRequest,), CreatorResult<Page<MainerView>>;
+        /// A controller this creator made reports its cycles (hourly).
+        REPORT_CYCLES: idempotent_update("report_cycles") => (crate::game::MainerCyclesReport,), CreatorResult<()>;
         SET_GAME_STATE: idempotent_update("set_game_state") => (Principal,), CreatorResult<()>;
         GAME_STATE: query("game_state") => (), Principal;
         UPGRADE_CONTROLLERS: update("upgrade_controllers") => (UpgradeControllersRequest,), CreatorResult<FleetJobView>;

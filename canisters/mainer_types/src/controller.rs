@@ -371,10 +371,18 @@ pub struct CyclesReport {
     /// The balance at the first timer round plus the reported top-ups, less
     /// the balance now.
     pub spent: u128,
+    /// What its LLMs spent since their first funding check, net of what
+    /// they were given (0 for a ShareAgent: its service's LLMs are not its).
+    pub llm_spent: u128,
+    /// `spent` less what went to the LLMs, plus what the LLMs spent.
+    pub total_spent: u128,
+    /// `total_spent` per day since the first timer round (at least an hour).
+    pub cycles_per_day: Option<u128>,
     /// Top-ups the creator reported.
     pub received: u128,
     /// Answers submitted or delivered.
     pub answers: u64,
+    /// `total_spent` per answer.
     pub cycles_per_answer: Option<u128>,
     pub burn_per_day: Option<u128>,
     pub pull_interval_seconds: u64,

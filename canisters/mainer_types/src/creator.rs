@@ -192,6 +192,9 @@ pub struct MainerView {
     pub llms: Vec<Principal>,
     pub job: u64,
     pub ready: bool,
+    /// What the controller reported last (`report_cycles`, hourly): its
+    /// cycles spent with its LLMs', per answer and per day.
+    pub cycles: Option<crate::game::MainerCyclesReport>,
 }
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]

@@ -77,6 +77,10 @@ pub struct ClaimedEvidence {
     pub llm_calls: u32,
     pub prompt_tokens: Option<u64>,
     pub generated_tokens: Option<u64>,
+    /// The mAIner's cycles spent so far (its controller and its share of its
+    /// LLMs), as of this submission: the game state keeps the latest figure
+    /// per mAIner for `mainer_info`.
+    pub cycles_spent: Option<u128>,
 }
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -138,6 +142,31 @@ pub struct MainerInfo {
     pub registered_at_ns: u64,
     pub submissions: u64,
     pub last_submission_ns: Option<u64>,
+    /// The mAIner's module hash (hex) as the game state last read it with
+    /// `canister_info`, if it has checked it.
+    pub module_hash: Option<String>,
+    /// What the mAIner reported with its latest submission.
+    pub cycles: Option<MainerCyclesReport>,
+}
+
+/// A mAIner's cycles as it reports them: spent so far, per answer and per
+/// day (over the time since it registered).
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct MainerCyclesReport {
+    pub spent: u128,
+    pub per_answer: Option<u128>,
+    pub per_day: Option<u128>,
+    pub reported_at_ns: u64,
+}
+
+/// A module (the SHA-256 of a wasm as installed) the creator installs in
+/// mAIners, reported before it installs it; `mainer`: the one it is about
+/// to upgrade, whose cached module hash the game state then reads again.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ModuleReport {
+    #[serde(with = "serde_bytes")]
+    pub module_hash: Vec<u8>,
+    pub mainer: Option<Principal>,
 }
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -213,6 +242,15 @@ pub enum GameError {
     /// The challenge has not been finalized yet.
     NotFinalized(ChallengeId),
     PayoutNotFound(u64),
+    /// The calling mAIner runs code the creator did not install (hex hash;
+    /// None: no code), so its submissions are refused.
+    UnknownModule {
+        mainer: Principal,
+        module_hash: Option<String>,
+    },
+    /// The game state could not check something it needs (e.g. the caller's
+    /// module hash): a transient failure, try again.
+    Unavailable(String),
 }
 
 impl std::fmt::Display for GameError {
@@ -239,6 +277,12 @@ impl std::fmt::Display for GameError {
             GameError::ScoreOutOfRange { score, min, max } => write!(f, "score {score} is not in {min}..={max}"),
             GameError::NotFinalized(id) => write!(f, "challenge {id} is not finalized yet"),
             GameError::PayoutNotFound(id) => write!(f, "payout {id} does not exist"),
+            GameError::UnknownModule { mainer, module_hash } => write!(
+                f,
+                "{mainer} runs a module the creator did not install ({})",
+                module_hash.as_deref().unwrap_or("no module")
+            ),
+            GameError::Unavailable(why) => write!(f, "unavailable, try again: {why}"),
         }
     }
 }

@@ -90,7 +90,15 @@ pub struct Canister {
     pub callbacks: BTreeMap<u64, Callback>,
     pub instructions_executed: u64,
     pub cycles_burned_executing: u128,
+    /// The canister history `canister_info` reports: the latest
+    /// [`HISTORY_KEPT`] changes, and how many there were in all.
+    pub history: std::collections::VecDeque<ic_management_canister_types::Change>,
+    pub total_changes: u64,
 }
+
+/// Changes the IC keeps in a canister's history (it may keep more; at least
+/// the 20 most recent).
+pub const HISTORY_KEPT: usize = 20;
 
 impl Canister {
     pub fn new(controllers: Vec<Principal>, cycles: u128, freezing_threshold_seconds: u64) -> Self {
@@ -121,6 +129,8 @@ impl Canister {
             callbacks: BTreeMap::new(),
             instructions_executed: 0,
             cycles_burned_executing: 0,
+            history: Default::default(),
+            total_changes: 0,
         }
     }
 

@@ -1,5 +1,6 @@
 //! The management canister `aaaaa-aa`: canister creation, code installation
-//! (plain and chunked), settings, status, start/stop/delete, cycles, raw_rand.
+//! (plain and chunked), settings, status, start/stop/delete, cycles, raw_rand,
+//! `canister_info` with the canister history.
 
 use candid::{CandidType, Decode, Encode, Nat, Principal};
 use ic_management_canister_types as mgmt;
@@ -171,6 +172,9 @@ impl Simulator {
                 Ok(false) => return,
                 Err(r) => Err(r),
             },
+            "canister_info" if !from_canister => {
+                Err(reject(RejectCode::CanisterReject, "IC0406", "canister_info can only be called by canisters"))
+            }
             "create_canister" if !from_canister => Err(reject(
                 RejectCode::CanisterReject,
                 "IC0406",
@@ -236,6 +240,18 @@ impl Simulator {
                 self.install(sender, args.canister_id, &args.wasm_module, args.arg, args.mode.into())?;
                 Ok(encode(&()))
             }
+            "canister_info" => {
+                let args: mgmt::CanisterInfoArgs = decode(method, payload)?;
+                let c = self.canisters.get(&args.canister_id).ok_or_else(|| not_found(args.canister_id))?;
+                let wanted = args.num_requested_changes.unwrap_or(0) as usize;
+                let skip = c.history.len().saturating_sub(wanted);
+                Ok(encode(&mgmt::CanisterInfoResult {
+                    total_num_changes: c.total_changes,
+                    recent_changes: c.history.iter().skip(skip).cloned().collect(),
+                    module_hash: c.module_hash.map(|h| h.to_vec()),
+                    controllers: c.controllers.clone(),
+                }))
+            }
             "install_chunked_code" => {
                 let args: mgmt::InstallChunkedCodeArgs = decode(method, payload)?;
                 self.install_chunked(sender, args)?;
@@ -245,6 +261,7 @@ impl Simulator {
                 let args: mgmt::UninstallCodeArgs = decode(method, payload)?;
                 self.controlled(sender, args.canister_id)?;
                 self.uninstall(args.canister_id, "Canister has been uninstalled.");
+                self.record_change(args.canister_id, sender, mgmt::ChangeDetails::CodeUninstall);
                 Ok(encode(&()))
             }
             "upload_chunk" => {
@@ -305,6 +322,11 @@ impl Simulator {
                 self.apply_settings(args.canister_id, &args.settings)?;
                 let c = self.canisters.get_mut(&args.canister_id).unwrap();
                 c.version += 1;
+                if args.settings.controllers.is_some() {
+                    let controllers = c.controllers.clone();
+                    let details = mgmt::ChangeDetails::ControllersChange(mgmt::ControllersChangeRecord { controllers });
+                    self.record_change(args.canister_id, sender, details);
+                }
                 Ok(encode(&()))
             }
             "canister_status" => {
@@ -418,6 +440,10 @@ impl Simulator {
             self.canisters.remove(&id);
             return Err(r);
         }
+        let controllers = self.canisters[&id].controllers.clone();
+        let details =
+            mgmt::ChangeDetails::Creation(mgmt::CreationRecord { controllers, environment_variables_hash: None });
+        self.record_change(id, creator, details);
         Ok(id)
     }
 
@@ -703,8 +729,20 @@ impl Simulator {
             c.certified_data = old_certified;
             return Err(trap_reject(id, &trap));
         }
-        c.module_hash = Some(Sha256::digest(wasm).into());
+        let module_hash: [u8; 32] = Sha256::digest(wasm).into();
+        c.module_hash = Some(module_hash);
         c.version += 1;
+        let deployment = match (upgrade, old_instance.is_some()) {
+            (true, _) => mgmt::CodeDeploymentMode::Upgrade,
+            (false, true) => mgmt::CodeDeploymentMode::Reinstall,
+            (false, false) => mgmt::CodeDeploymentMode::Install,
+        };
+        let details = mgmt::ChangeDetails::CodeDeployment(mgmt::CodeDeploymentRecord {
+            mode: deployment,
+            module_hash: module_hash.to_vec(),
+        });
+        self.record_change(id, sender, details);
+        let c = self.canisters.get_mut(&id).unwrap();
         if !upgrade && old_instance.is_some() {
             // Reinstall: the old code's open calls can no longer be answered.
             let owed = c.drop_call_contexts();
@@ -722,6 +760,27 @@ impl Simulator {
         // The instructions were counted by `apply_outcome` for each stage.
         c.cycles += prepaid - cost;
         c.cycles_burned_executing += cost;
+    }
+
+    /// Appends to the canister's history, as `canister_info` reports it.
+    fn record_change(&mut self, id: Principal, sender: Principal, details: mgmt::ChangeDetails) {
+        let now = self.time_ns;
+        let origin = if self.canisters.contains_key(&sender) {
+            mgmt::ChangeOrigin::FromCanister(mgmt::FromCanisterRecord { canister_id: sender, canister_version: None })
+        } else {
+            mgmt::ChangeOrigin::FromUser(mgmt::FromUserRecord { user_id: sender })
+        };
+        let Some(c) = self.canisters.get_mut(&id) else { return };
+        c.total_changes += 1;
+        c.history.push_back(mgmt::Change {
+            timestamp_nanos: now,
+            canister_version: c.version,
+            origin,
+            details: Some(details),
+        });
+        if c.history.len() > crate::canister::HISTORY_KEPT {
+            c.history.pop_front();
+        }
     }
 
     pub(crate) fn uninstall(&mut self, id: Principal, why: &str) {

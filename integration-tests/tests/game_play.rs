@@ -144,6 +144,7 @@ fn claimed() -> ClaimedEvidence {
         llm_calls: 2,
         prompt_tokens: Some(10),
         generated_tokens: Some(16),
+        cycles_spent: None,
     }
 }
 

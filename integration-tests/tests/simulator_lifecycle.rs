@@ -240,7 +240,7 @@ fn canister_info_reports_the_module_controllers_and_history_to_canisters() {
     assert_eq!((info.total_num_changes, info.recent_changes.len()), (3, 0), "created, installed, upgraded");
     let changes = info_of(Some(2)).recent_changes;
     let deployed = |c: &mgmt::Change| match &c.details {
-        Some(mgmt::ChangeDetails::CodeDeployment(d)) => Some((d.mode.clone(), d.module_hash.clone())),
+        Some(mgmt::ChangeDetails::CodeDeployment(d)) => Some((d.mode, d.module_hash.clone())),
         _ => None,
     };
     assert_eq!(deployed(&changes[0]), Some((mgmt::CodeDeploymentMode::Install, hash.clone())));

@@ -36,6 +36,7 @@ pub fn validate_llm_evidence(e: &LlmEvidence) -> GameResult<()> {
         llm_calls: e.llm_calls,
         prompt_tokens: e.prompt_tokens,
         generated_tokens: e.generated_tokens,
+        cycles_spent: None,
     })
 }
 

@@ -32,6 +32,7 @@ fn order(env: &SimEnv, creator: Principal, kind: OrderKind) -> (OrderView, Quote
         kind,
         payment: Payment::CyclesLedger { created_at_time: None },
         controller_settings: Some(test_settings()),
+        keep_funds_on_failure: None,
     };
     let books: Books = env.call(admin(), creator, &creator_calls::BOOKS, ()).unwrap().unwrap();
     let before = env.cycle_balance(creator);

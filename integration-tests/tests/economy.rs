@@ -74,6 +74,7 @@ impl World {
             kind,
             payment: Payment::CyclesLedger { created_at_time: at },
             controller_settings: Some(test_settings()),
+            keep_funds_on_failure: None,
         };
         self.env.call(who, self.f.creator, &creator_calls::ORDER_MAINER, (req,)).unwrap()
     }
@@ -194,8 +195,12 @@ fn refused_payments_are_typed_and_charge_nothing() {
     let r = w.order(buyer(), OrderKind::ShareAgent { share_service: None }, None);
     assert_eq!(r.unwrap_err(), CreatorError::NoShareServiceWithRoom);
     // The anonymous principal's ingress is refused at inspection already.
-    let req =
-        OrderRequest { kind, payment: Payment::CyclesLedger { created_at_time: None }, controller_settings: None };
+    let req = OrderRequest {
+        kind,
+        payment: Payment::CyclesLedger { created_at_time: None },
+        controller_settings: None,
+        keep_funds_on_failure: None,
+    };
     let r = env.call(Principal::anonymous(), w.f.creator, &creator_calls::ORDER_MAINER, (req,));
     assert!(r.as_ref().is_err_and(|e| e.error_code == Some("IC0406")), "{r:?}");
     assert_eq!(w.balance(buyer()), before - FEE, "only the second approval's fee");
@@ -225,6 +230,7 @@ fn concurrent_calls_of_one_order_charge_once() {
         kind,
         payment: Payment::CyclesLedger { created_at_time: Some(at) },
         controller_settings: Some(test_settings()),
+        keep_funds_on_failure: None,
     };
     let arg = creator_calls::ORDER_MAINER.encode((req,)).unwrap();
     let a = env.submit(buyer(), w.f.creator, "order_mainer", arg.clone()).unwrap();
@@ -285,7 +291,12 @@ fn a_canister_pays_with_attached_cycles_and_tops_up() {
     env.add_cycles(wallet, 20 * T);
     let kind = OrderKind::Own { llm_count: 1 };
     let q = w.quote(kind.clone());
-    let req = OrderRequest { kind, payment: Payment::AttachedCycles, controller_settings: Some(test_settings()) };
+    let req = OrderRequest {
+        kind,
+        payment: Payment::AttachedCycles,
+        controller_settings: Some(test_settings()),
+        keep_funds_on_failure: None,
+    };
     let arg = creator_calls::ORDER_MAINER.encode((req,)).unwrap();
     let send = |cycles: u128| -> CreatorResult<OrderView> {
         match probe::forward(env, wallet, w.f.creator, "order_mainer", arg.clone(), cycles, None) {

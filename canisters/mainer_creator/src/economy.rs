@@ -28,6 +28,10 @@ pub struct Funds {
     pub spent: u128,
     pub fee: u128,
     pub refund: Option<Refund>,
+    /// The payer asked to keep the unspent cycles with the job when it
+    /// fails, for `retry_job` (or a later `refund_order`); `opt`: older
+    /// records lack it and are refunded at once.
+    pub keep_on_failure: Option<bool>,
 }
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -51,6 +55,14 @@ impl Funds {
             let amount = self.unspent();
             let status = if amount == 0 { RefundStatus::Done { at_ns: 0 } } else { RefundStatus::Due };
             self.refund = Some(Refund { amount, status, attempts: 0, last_error: None, next_attempt_ns: 0 });
+        }
+    }
+
+    /// What a job that gives up does with its funds: refunds them at once
+    /// unless the payer asked to keep them for a retry.
+    pub fn on_failure(&mut self) {
+        if self.keep_on_failure != Some(true) {
+            self.refund_unspent();
         }
     }
 
@@ -121,6 +133,17 @@ pub fn order_name(domain: &str, payer: Principal, created_at_time: u64) -> [u8; 
     h.finalize().into()
 }
 
+/// An admin's verdict on a refund whose outcome was lost (`Unknown`): it
+/// arrived (done), or it did not (due again, sent by the refund timer).
+pub fn settle(refund: &mut Refund, arrived: bool, now_ns: u64) -> Result<(), String> {
+    if refund.status != RefundStatus::Unknown {
+        return Err(format!("only a refund whose outcome is unknown is settled; this one is {:?}", refund.status));
+    }
+    refund.status = if arrived { RefundStatus::Done { at_ns: now_ns } } else { RefundStatus::Due };
+    refund.next_attempt_ns = 0;
+    Ok(())
+}
+
 pub fn refund_view(r: &Refund) -> RefundView {
     RefundView { amount: r.amount, status: r.status.clone(), attempts: r.attempts, last_error: r.last_error.clone() }
 }
@@ -159,6 +182,7 @@ mod tests {
             spent: 30,
             fee: 5,
             refund: None,
+            keep_on_failure: None,
         };
         f.refund_unspent();
         assert_eq!(f.refund.as_ref().map(|r| (r.amount, r.status.clone())), Some((70, RefundStatus::Due)));
@@ -167,6 +191,32 @@ mod tests {
         f.refund_unspent();
         assert_eq!(f.refund.as_ref().map(|r| r.amount), Some(70), "not made due again");
         assert!(f.refund_open(), "in flight is still open");
+    }
+
+    #[test]
+    fn kept_funds_wait_for_a_retry_and_an_unknown_refund_is_settled_once() {
+        let mut f = Funds {
+            kind: OrderKind::Own { llm_count: 1 },
+            payer: Payer::Ledger(Principal::anonymous()),
+            paid: 100,
+            spent: 30,
+            fee: 5,
+            refund: None,
+            keep_on_failure: Some(true),
+        };
+        f.on_failure();
+        assert!(f.refund.is_none(), "kept for retry_job");
+        f.keep_on_failure = None;
+        f.on_failure();
+        let r = f.refund.as_mut().unwrap();
+        assert!(settle(r, true, 9).is_err(), "a due refund is not settled by hand");
+        r.status = RefundStatus::Unknown;
+        settle(r, false, 9).unwrap();
+        assert_eq!(r.status, RefundStatus::Due, "did not arrive: sent again");
+        r.status = RefundStatus::Unknown;
+        settle(r, true, 9).unwrap();
+        assert_eq!(r.status, RefundStatus::Done { at_ns: 9 });
+        assert!(settle(r, true, 10).is_err(), "settled once");
     }
 
     #[test]

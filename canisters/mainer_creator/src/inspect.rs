@@ -21,8 +21,16 @@ const FLEET_REQUEST_BYTES: usize = 512 * 1024;
 const CHUNK_ENVELOPE_BYTES: usize = 1024;
 
 /// Whether an ingress update to `method` from `caller` (`controller`: an IC
-/// controller of the creator) with `arg_bytes` of argument is worth running.
-pub fn accepts(config: &Config, caller: &Principal, controller: bool, method: &str, arg_bytes: usize) -> bool {
+/// controller of the creator; `ordered`: the caller has placed orders) with
+/// `arg_bytes` of argument is worth running.
+pub fn accepts(
+    config: &Config,
+    caller: &Principal,
+    controller: bool,
+    ordered: bool,
+    method: &str,
+    arg_bytes: usize,
+) -> bool {
     let admin = controller || config.admins.contains(caller);
     let (allowed, max_bytes) = match method {
         "create_mainer" => (admin || config.allowed_creators.contains(caller), MAINER_REQUEST_BYTES),
@@ -30,6 +38,8 @@ pub fn accepts(config: &Config, caller: &Principal, controller: bool, method: &s
         // check the payment); only the anonymous principal can own nothing.
         "order_mainer" => (*caller != Principal::anonymous(), MAINER_REQUEST_BYTES),
         "top_up" => (*caller != Principal::anonymous(), SMALL_BYTES),
+        // An order's owner retries its failed job or takes back its kept funds.
+        "retry_job" | "refund_order" => (admin || ordered, SMALL_BYTES),
         "upload_chunk" => (admin, MAX_ARTEFACT_CHUNK_BYTES as usize + CHUNK_ENVELOPE_BYTES),
         "upgrade_controllers" | "upgrade_llms" => (admin, FLEET_REQUEST_BYTES),
         // Every other update (uploads, jobs, fleet, settings) and queries
@@ -53,6 +63,7 @@ mod tests {
             Config { admins: vec![p(1)], game_state: p(9), allowed_creators: vec![p(2)], settings: Default::default() };
         let (admin, allowed, stranger, controller) = (p(1), p(2), p(3), p(4));
         for (caller, is_controller, method, bytes, expected) in [
+            (stranger, false, "refund_order", 10, false),
             (stranger, false, "upload_chunk", 100, false),
             (stranger, false, "start_upload", 100, false),
             (stranger, false, "create_mainer", 100, false),
@@ -76,10 +87,14 @@ mod tests {
             (controller, true, "delete_artefact", 100, true),
         ] {
             assert_eq!(
-                accepts(&config, &caller, is_controller, method, bytes),
+                accepts(&config, &caller, is_controller, false, method, bytes),
                 expected,
                 "{method} from {caller} ({bytes} bytes)"
             );
         }
+        // Someone who placed orders may retry them or take back their funds.
+        assert!(accepts(&config, &stranger, false, true, "retry_job", 10));
+        assert!(accepts(&config, &stranger, false, true, "refund_order", 10));
+        assert!(!accepts(&config, &stranger, false, true, "set_economy", 10));
     }
 }

@@ -145,9 +145,10 @@ impl Job {
         if fatal || self.attempts >= MAX_STEP_ATTEMPTS {
             canister_common::error!("job {}: failed after {} attempts: {error}", self.id, self.attempts);
             self.status = JobStatus::Failed { reason: error };
-            // A paid job that cannot finish owes back what it has not spent.
+            // A paid job that cannot finish owes back what it has not spent
+            // (unless its payer asked to keep it for a retry).
             if let Some(funds) = &mut self.funds {
-                funds.refund_unspent();
+                funds.on_failure();
             }
         } else {
             // 2, 4, 8, ... seconds, at most a minute.

@@ -87,7 +87,11 @@ fn inspect_message() {
     let caller = ic_cdk::api::msg_caller();
     let controller = ic_cdk::api::is_controller(&caller);
     canister_common::inspect::accept_if(|method, bytes| {
-        read_state(|s| inspect::accepts(&s.config(), &caller, controller, method, bytes))
+        read_state(|s| {
+            // Owners retry or take back their own failed orders.
+            let ordered = matches!(method, "retry_job" | "refund_order") && s.has_orders(caller);
+            inspect::accepts(&s.config(), &caller, controller, ordered, method, bytes)
+        })
     });
 }
 

@@ -159,7 +159,16 @@ async fn order_mainer(req: OrderRequest) -> CreatorResult<OrderView> {
     let quote = economy::quote(&eco, &req.kind, rt.create_canister_fee()).map_err(invalid)?;
     let (plan, llm_count) = order_plan(&eco, &req, caller)?;
     check_limits(&eco, caller)?;
-    let funds = |payer, paid| Funds { kind: req.kind.clone(), payer, paid, spent: 0, fee: quote.fee, refund: None };
+    let keep_on_failure = req.keep_funds_on_failure;
+    let funds = |payer, paid| Funds {
+        kind: req.kind.clone(),
+        payer,
+        paid,
+        spent: 0,
+        fee: quote.fee,
+        refund: None,
+        keep_on_failure,
+    };
     match req.payment {
         Payment::AttachedCycles => {
             let attached = ic_cdk::api::msg_cycles_available();
@@ -190,6 +199,44 @@ async fn order_mainer(req: OrderRequest) -> CreatorResult<OrderView> {
             Ok(place(plan, llm_count, funds(Payer::Ledger(caller), paid), Some((caller, t)), LEDGER_FEE))
         }
     }
+}
+
+/// Admins, and the owner or payer of a paid job.
+pub fn require_order_party(caller: &Principal, id: u64) -> CreatorResult<()> {
+    if access::is_admin(caller) {
+        return Ok(());
+    }
+    let party = read_state(|s| s.job(id)).and_then(|j| {
+        let payer = match j.funds?.payer {
+            Payer::Ledger(p) | Payer::Canister(p) => p,
+        };
+        Some(j.plan.owner == *caller || payer == *caller)
+    });
+    if party == Some(true) {
+        Ok(())
+    } else {
+        Err(CreatorError::Unauthorized("the order's owner or payer, or an admin".into()))
+    }
+}
+
+/// The owner of a failed order that kept its funds (`keep_funds_on_failure`)
+/// takes them back: refunded once, like any refund (and the job can no
+/// longer be retried).
+#[update]
+fn refund_order(job: u64) -> CreatorResult<OrderView> {
+    require_order_party(&msg_caller(), job)?;
+    let j = mutate_state(|s| s.refund_kept(job))?;
+    Ok(j.order_view().expect("a paid job has an order view"))
+}
+
+/// Admins: a refund whose outcome was lost in an upgrade (`Unknown`), once
+/// checked on the ledger or the receiver: `arrived` marks it done, else it
+/// is sent again.
+#[update]
+fn settle_refund(job: u64, arrived: bool) -> CreatorResult<OrderView> {
+    access::require_admin(&msg_caller())?;
+    let j = mutate_state(|s| s.settle_refund(job, arrived, ic_cdk::api::time()))?;
+    Ok(j.order_view().expect("a paid job has an order view"))
 }
 
 /// A mAIner's controller (or an admin): the cycle balance of one of its LLMs,

@@ -257,6 +257,48 @@ impl State {
             .expect("the job exists"))
     }
 
+    /// Refunds what a failed job kept for a retry (once: after this it
+    /// cannot be retried).
+    pub fn refund_kept(&mut self, id: u64) -> Result<Job, CreatorError> {
+        let job = self.job(id).ok_or_else(|| CreatorError::NotFound(format!("job {id}")))?;
+        let Some(funds) = &job.funds else {
+            return Err(CreatorError::InvalidInput(format!("job {id} was not paid for")));
+        };
+        if !matches!(job.status, JobStatus::Failed { .. }) {
+            return Err(CreatorError::InvalidInput(format!("job {id} has not failed")));
+        }
+        if funds.refund.is_some() {
+            return Err(CreatorError::InvalidInput(format!("job {id} is refunded already")));
+        }
+        Ok(self.update_job(id, |j| j.funds.as_mut().expect("paid").refund_unspent()).expect("the job exists"))
+    }
+
+    /// An admin settles a refund whose outcome was unknown (see
+    /// `economy::settle`); the books count it once.
+    pub fn settle_refund(&mut self, id: u64, arrived: bool, now_ns: u64) -> Result<Job, CreatorError> {
+        let job = self.job(id).ok_or_else(|| CreatorError::NotFound(format!("job {id}")))?;
+        let mut refund = job
+            .funds
+            .and_then(|f| f.refund)
+            .ok_or_else(|| CreatorError::InvalidInput(format!("job {id} has no refund")))?;
+        crate::economy::settle(&mut refund, arrived, now_ns).map_err(CreatorError::InvalidInput)?;
+        let amount = refund.amount;
+        let job = self
+            .update_job(id, |j| {
+                if let Some(f) = j.funds.as_mut() {
+                    f.refund = Some(refund);
+                }
+            })
+            .expect("the job exists");
+        self.book(|b| {
+            b.refunds_unknown = b.refunds_unknown.saturating_sub(1);
+            if arrived {
+                b.refunded = b.refunded.saturating_add(amount);
+            }
+        });
+        Ok(job)
+    }
+
     /// Running jobs due at `now_ns` for which `free` holds, at most `max`,
     /// oldest first. Looks at the running index only.
     pub fn due_jobs(&self, now_ns: u64, max: usize, free: impl Fn(u64) -> bool) -> Vec<u64> {
@@ -407,6 +449,11 @@ impl State {
     }
 
     /// The jobs of `owner`'s orders, oldest first.
+    /// Whether `owner` has placed an order (one B-tree lookup).
+    pub fn has_orders(&self, owner: Principal) -> bool {
+        self.user_orders.range((owner, 0u64)..).next().is_some_and(|e| e.key().0 == owner)
+    }
+
     pub fn orders_of(&self, owner: Principal) -> Vec<Job> {
         let from = (owner, 0u64);
         self.user_orders

@@ -823,6 +823,7 @@ fn a_failed_paid_job_refunds_its_unspent_cycles_once() {
         spent: 0,
         fee: 7,
         refund: None,
+        keep_on_failure: None,
     });
     mutate_state(|s| {
         let mut e = s.economy();
@@ -874,6 +875,7 @@ fn a_refund_in_flight_at_an_upgrade_becomes_unknown() {
             last_error: None,
             next_attempt_ns: 0,
         }),
+        keep_on_failure: None,
     });
     mutate_state(|s| s.insert_job(job));
     assert_eq!(read_state(|s| s.refunds_due()), vec![0]);
@@ -882,6 +884,64 @@ fn a_refund_in_flight_at_an_upgrade_becomes_unknown() {
     assert_eq!(refund.status, RefundStatus::Unknown);
     assert!(read_state(|s| s.refunds_due()).is_empty());
     assert_eq!(read_state(|s| s.books()).refunds_unknown, 1);
+
+    // An admin checked the payer: it never arrived, so it is due again, once.
+    mutate_state(|s| s.settle_refund(0, false, 5)).unwrap();
+    let refund = read_state(|s| s.job(0)).unwrap().funds.unwrap().refund.unwrap();
+    assert_eq!(refund.status, RefundStatus::Due);
+    assert_eq!(read_state(|s| s.refunds_due()), vec![0], "back in the open-refunds index");
+    assert_eq!(read_state(|s| s.books()).refunds_unknown, 0);
+    assert!(mutate_state(|s| s.settle_refund(0, true, 6)).is_err(), "only an unknown refund is settled");
+    assert_eq!(read_state(|s| s.books()).refunded, 0, "booked when it is sent");
+}
+
+/// A payer who asked to keep the funds of a failed order gets no refund at
+/// once: the job can be retried with them, or they are refunded on request,
+/// once.
+#[test]
+fn a_failed_order_that_keeps_its_funds_is_retried_or_refunded_on_request() {
+    use crate::economy::Funds;
+    use mainer_types::economy::{OrderKind, Payer, RefundStatus};
+    let fake = Fake::new();
+    let shas = setup(&[
+        (ArtefactKind::ControllerWasm, vec![1; 1000]),
+        (ArtefactKind::LlmWasm, vec![2; 1000]),
+        (ArtefactKind::Model, vec![3; 5000]),
+    ]);
+    let paid = 1_000_000_000_000;
+    let mut job = Job::new(0, own_plan(&shas[0], &shas[1], &shas[2], 5000), 1, 0);
+    job.funds = Some(Funds {
+        kind: OrderKind::Own { llm_count: 1 },
+        payer: Payer::Canister(owner()),
+        paid,
+        spent: 0,
+        fee: 7,
+        refund: None,
+        keep_on_failure: Some(true),
+    });
+    mutate_state(|s| s.insert_job(job));
+    fake.w().corrupt_uploads = true;
+    let job = finish_job(&fake, 0);
+    assert!(matches!(job.status, JobStatus::Failed { .. }));
+    assert!(job.funds.as_ref().unwrap().refund.is_none(), "kept for a retry");
+    assert!(read_state(|s| s.refunds_due()).is_empty());
+
+    // Retried with its funds: it fails again (still corrupt), then the owner takes them back.
+    mutate_state(|s| s.retry_job(0)).unwrap();
+    let job = finish_job(&fake, 0);
+    assert!(matches!(job.status, JobStatus::Failed { .. }));
+    let spent = job.funds.as_ref().unwrap().spent;
+    mutate_state(|s| s.refund_kept(0)).unwrap();
+    assert!(mutate_state(|s| s.refund_kept(0)).is_err(), "refunded once");
+    assert!(mutate_state(|s| s.retry_job(0)).is_err(), "a refunded job is not retried");
+    for _ in 0..10 {
+        fake.w().now += 10_000_000_000;
+        fake.round();
+    }
+    let refund = read_state(|s| s.job(0)).unwrap().funds.unwrap().refund.unwrap();
+    assert!(matches!(refund.status, RefundStatus::Done { .. }), "{refund:?}");
+    assert_eq!(fake.w().sent.iter().filter(|(to, _)| *to == owner()).map(|(_, a)| *a).sum::<u128>(), paid - spent);
+    assert_eq!(read_state(|s| s.books()).refunded, paid - spent);
 }
 
 #[test]

@@ -214,6 +214,8 @@ pub mod creator {
         JOB: query("job") => (u64,), CreatorResult<JobView>;
         LIST_JOBS: query("list_jobs") => (PageRequest,), CreatorResult<Page<JobView>>;
         RETRY_JOB: update("retry_job") => (u64,), CreatorResult<JobView>;
+        REFUND_ORDER: update("refund_order") => (u64,), CreatorResult<OrderView>;
+        SETTLE_REFUND: update("settle_refund") => (u64, bool), CreatorResult<OrderView>;
         RUN_JOBS_NOW: update("run_jobs_now") => (), CreatorResult<u32>;
         LIST_MAINERS: query("list_mainers") => (PageRequest,), CreatorResult<Page<MainerView>>;
         /// A controller this creator made reports its cycles (hourly).

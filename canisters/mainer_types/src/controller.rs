@@ -329,7 +329,7 @@ pub struct HealthReport {
     pub waiting_since_ns: Option<u64>,
     /// Paused by itself: the balance fell below its floor (resumes after a top-up).
     pub low_cycles: bool,
-    /// Cycles this controller spent per answer handed on (its own side).
+    /// Cycles spent per answer handed on: this controller and its LLMs (see `CyclesReport`).
     pub cycles_per_answer: Option<u128>,
 }
 

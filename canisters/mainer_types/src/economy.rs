@@ -38,6 +38,10 @@ pub struct OrderRequest {
     pub payment: Payment,
     /// The controller's settings (default: the controller's defaults).
     pub controller_settings: Option<ControllerSettings>,
+    /// If the job fails, keep its unspent cycles with it for `retry_job`
+    /// (the owner may retry, or ask for them with `refund_order`) instead of
+    /// refunding them at once (the default).
+    pub keep_funds_on_failure: Option<bool>,
 }
 
 /// The price of one kind of mAIner.

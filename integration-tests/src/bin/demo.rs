@@ -255,6 +255,7 @@ mod paid {
             kind,
             payment: Payment::CyclesLedger { created_at_time: None },
             controller_settings: Some(test_settings()),
+            keep_funds_on_failure: None,
         };
         let o = env
             .call(who, f.creator, &creator_calls::ORDER_MAINER, (req,))

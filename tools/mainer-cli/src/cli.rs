@@ -132,6 +132,38 @@ pub enum Command {
     },
     /// The creator's books and its prices (admins).
     Books,
+    /// The whole fleet on one screen: mAIners by role and state, work, LLMs, cycles, jobs, the
+    /// game, and what is wrong.
+    Status,
+    /// A canister's log (its `/logs`, JSON; controllers of the canister only, as `log_visibility` says).
+    Logs {
+        canister: String,
+        /// Only these priorities, e.g. ERROR,WARN.
+        #[arg(long)]
+        priority: Option<String>,
+        /// Only the latest N records.
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// A canister's metrics (its `/metrics`, Prometheus text).
+    Metrics { canister: String },
+    /// Pauses every ready mAIner made by the creator (or those of one role).
+    Pause {
+        #[arg(long)]
+        role: Option<RoleArg>,
+    },
+    /// Resumes every ready mAIner made by the creator (or those of one role).
+    Resume {
+        #[arg(long)]
+        role: Option<RoleArg>,
+    },
+}
+
+/// Fleet-wide switches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FleetSwitch {
+    Pause,
+    Resume,
 }
 
 #[derive(Args, Debug)]

@@ -21,9 +21,9 @@ pub mod error;
 pub mod fmt;
 pub mod json;
 
-use cli::{ChallengeCmd, Cli, Command};
+use cli::{ChallengeCmd, Cli, Command, FleetSwitch};
 use client::CanisterClient;
-use commands::{economy, factory, game, upload};
+use commands::{economy, factory, game, status, upload};
 use ctx::{Ctx, Retry};
 use error::{CliError, exit};
 use mainer_types::calls::creator as creator_calls;
@@ -109,6 +109,11 @@ fn dispatch(ctx: &mut Ctx, command: &Command) -> Result<(), CliError> {
         Command::BurnRate { mainer, rate } => economy::burn_rate(ctx, mainer, rate),
         Command::Cycles { mainer } => economy::cycles(ctx, mainer),
         Command::Books => economy::books(ctx),
+        Command::Status => status::status(ctx),
+        Command::Logs { canister, priority, limit } => status::logs(ctx, canister, priority.as_deref(), *limit),
+        Command::Metrics { canister } => status::metrics(ctx, canister),
+        Command::Pause { role } => status::switch(ctx, FleetSwitch::Pause, *role),
+        Command::Resume { role } => status::switch(ctx, FleetSwitch::Resume, *role),
     }
 }
 

@@ -111,6 +111,33 @@ fn an_operator_runs_the_factory_with_the_cli() {
     let run = ok(mainer(&admin, &f, &["challenge", "list"]));
     assert!(run.out.contains("1   Open    2"), "{}", run.out);
 
+    // The fleet on one screen, a canister's metrics and log, and fleet-wide pause and resume.
+    let run = ok(mainer(&admin, &f, &["status"]));
+    assert!(run.out.contains("3 (Own 1, ShareService 1, ShareAgent 1)"), "{}", run.out);
+    assert!(run.out.contains("ready 3, paused 0"), "{}", run.out);
+    assert!(run.out.contains("running 0, done 3, failed 0"), "{}", run.out);
+    assert!(run.out.contains("1 challenges (1 open), 2 submissions"), "{}", run.out);
+    let run = ok(mainer(&admin, &f, &["--json", "status"]));
+    let json: serde_json::Value = serde_json::from_str(&run.out).unwrap();
+    assert_eq!((json["mainers"].as_u64(), json["jobs_done"].as_u64()), (Some(3), Some(3)), "{}", run.out);
+    let run = ok(mainer(&admin, &f, &["metrics", &own.to_text()]));
+    assert!(run.out.contains("controller_paused 0"), "{}", run.out);
+    let run = ok(mainer(&admin, &f, &["logs", &f.creator.to_text(), "--limit", "5"]));
+    assert!(run.out.contains("\"entries\""), "{}", run.out);
+    let run = ok(mainer(&admin, &f, &["pause", "--role", "own"]));
+    assert!(run.out.contains("pause: 1 mAIners, 0 refused"), "{}", run.out);
+    let run = ok(mainer(&admin, &f, &["status"]));
+    assert!(run.out.contains("ready 2, paused 1"), "{}", run.out);
+    ok(mainer(&admin, &f, &["resume"]));
+    let run = ok(mainer(&admin, &f, &["status"]));
+    assert!(run.out.contains("ready 3, paused 0"), "{}", run.out);
+    // A stranger sees no fleet and switches nothing.
+    let stranger = SimClient { env: &env, sender: integration_tests::user(9) };
+    assert_ne!(mainer(&stranger, &f, &["status"]).code, 0);
+    assert_ne!(mainer(&stranger, &f, &["pause"]).code, 0);
+    let run = ok(mainer(&admin, &f, &["status"]));
+    assert!(run.out.contains("ready 3, paused 0"), "{}", run.out);
+
     // A new controller wasm for the whole fleet, two at a time.
     let mut wasm = std::fs::read(wasm_dir().join("mainer_controller.wasm")).unwrap();
     wasm.extend_from_slice(&[0, 3, 2, b'v', b'2']); // a custom section: another version

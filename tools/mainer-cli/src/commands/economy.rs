@@ -94,6 +94,7 @@ pub fn order(ctx: &mut Ctx, a: &OrderArgs) -> Result<(), CliError> {
         kind,
         payment: Payment::CyclesLedger { created_at_time: a.created_at },
         controller_settings: None,
+        keep_funds_on_failure: None,
     };
     let o: OrderView = ctx.creator_call(&creator_calls::ORDER_MAINER, (req,))?;
     if a.follow {

@@ -1,4 +1,5 @@
 pub mod economy;
 pub mod factory;
 pub mod game;
+pub mod status;
 pub mod upload;

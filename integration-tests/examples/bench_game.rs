@@ -135,6 +135,7 @@ impl Bench {
             llm_calls: 2,
             prompt_tokens: Some(10),
             generated_tokens: Some(16),
+            cycles_spent: None,
         };
         let req = || {
             candid::encode_one(SubmitRequest { challenge_id: id, answer: answer.clone(), evidence: claimed.clone() })

@@ -82,6 +82,7 @@ fn answered_with(env: &dyn TestEnv, game: Principal, n: u8, answer: &str) -> u64
             llm_calls: 1,
             prompt_tokens: None,
             generated_tokens: None,
+            cycles_spent: None,
         };
         let req = SubmitRequest { challenge_id: c.id, answer: format!("{answer}, says {i}."), evidence };
         env.call(m, game, &g::SUBMIT, (req,)).unwrap().unwrap();

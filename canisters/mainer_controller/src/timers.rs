@@ -63,8 +63,9 @@ pub fn arm() {
 /// Challenger and Judge: one task's step. False if a game round runs already.
 pub async fn game_round<RT: Runtime + Clone + 'static>(rt: &RT) -> bool {
     let Some(_guard) = Guard::take(&RUNNING, Round::Game) else { return false };
-    crate::budget_api::observe(rt.cycle_balance());
+    crate::budget_api::observe(rt.cycle_balance(), rt.time());
     crate::llm_funding::maybe_fund(rt).await;
+    crate::cycles_push::maybe_report(rt).await;
     crate::game_roles::game_round(rt).await;
     true
 }

@@ -113,7 +113,7 @@ fn an_operator_runs_the_factory_with_the_cli() {
 
     // The fleet on one screen, a canister's metrics and log, and fleet-wide pause and resume.
     let run = ok(mainer(&admin, &f, &["status"]));
-    assert!(run.out.contains("3 (Own 1, ShareService 1, ShareAgent 1)"), "{}", run.out);
+    assert!(run.out.contains("3 (Own 1, ShareService 1, ShareAgent 1, Challenger 0, Judge 0)"), "{}", run.out);
     assert!(run.out.contains("ready 3, paused 0"), "{}", run.out);
     assert!(run.out.contains("running 0, done 3, failed 0"), "{}", run.out);
     assert!(run.out.contains("1 challenges (1 open), 2 submissions"), "{}", run.out);

@@ -24,6 +24,9 @@ pub struct FleetStatus {
     pub own: u64,
     pub share_services: u64,
     pub share_agents: u64,
+    /// The game's own roles (Challenger, Judge).
+    pub challengers: u64,
+    pub judges: u64,
     pub ready: u64,
     pub paused: u64,
     pub low_cycles: u64,
@@ -60,6 +63,8 @@ pub fn summarize(
             MainerRole::Own => s.own += 1,
             MainerRole::ShareService => s.share_services += 1,
             MainerRole::ShareAgent => s.share_agents += 1,
+            MainerRole::Challenger => s.challengers += 1,
+            MainerRole::Judge => s.judges += 1,
         }
         if let Some(c) = m.cycles.as_ref().and_then(|c| c.per_answer) {
             per_answer.push(c);
@@ -119,7 +124,10 @@ pub fn status(ctx: &mut Ctx) -> Result<(), CliError> {
     row(
         &mut t,
         "mAIners",
-        format!("{} (Own {}, ShareService {}, ShareAgent {})", s.mainers, s.own, s.share_services, s.share_agents),
+        format!(
+            "{} (Own {}, ShareService {}, ShareAgent {}, Challenger {}, Judge {})",
+            s.mainers, s.own, s.share_services, s.share_agents, s.challengers, s.judges
+        ),
     );
     row(
         &mut t,

@@ -173,17 +173,22 @@ mod tests {
         assert!(validate(&bad).is_err());
     }
 
-    #[test]
-    fn a_refund_is_made_due_once_for_what_was_not_spent() {
-        let mut f = Funds {
+    /// 100 paid, 30 spent.
+    fn funds(keep_on_failure: Option<bool>) -> Funds {
+        Funds {
             kind: OrderKind::Own { llm_count: 1 },
             payer: Payer::Ledger(Principal::anonymous()),
             paid: 100,
             spent: 30,
             fee: 5,
             refund: None,
-            keep_on_failure: None,
-        };
+            keep_on_failure,
+        }
+    }
+
+    #[test]
+    fn a_refund_is_made_due_once_for_what_was_not_spent() {
+        let mut f = funds(None);
         f.refund_unspent();
         assert_eq!(f.refund.as_ref().map(|r| (r.amount, r.status.clone())), Some((70, RefundStatus::Due)));
         f.refund.as_mut().unwrap().status = RefundStatus::InFlight;
@@ -195,15 +200,7 @@ mod tests {
 
     #[test]
     fn kept_funds_wait_for_a_retry_and_an_unknown_refund_is_settled_once() {
-        let mut f = Funds {
-            kind: OrderKind::Own { llm_count: 1 },
-            payer: Payer::Ledger(Principal::anonymous()),
-            paid: 100,
-            spent: 30,
-            fee: 5,
-            refund: None,
-            keep_on_failure: Some(true),
-        };
+        let mut f = funds(Some(true));
         f.on_failure();
         assert!(f.refund.is_none(), "kept for retry_job");
         f.keep_on_failure = None;

@@ -802,29 +802,35 @@ fn upgrades_skip_targets_that_run_the_wasm_and_share_one_chunk_upload() {
     assert_eq!(fake.calls("install"), installs);
 }
 
-/// A paid job that cannot finish owes back what it did not spend: sent
-/// once, retried while the refund call fails, booked once.
-#[test]
-fn a_failed_paid_job_refunds_its_unspent_cycles_once() {
-    use crate::economy::Funds;
-    use mainer_types::economy::{OrderKind, Payer, RefundStatus};
-    let fake = Fake::new();
+/// Job 0: an Own mAIner with one LLM over freshly stored artefacts, paid
+/// `paid` cycles by `payer` (fee 7); `keep`: its `keep_on_failure`.
+fn paid_own_job(payer: mainer_types::economy::Payer, paid: u128, keep: Option<bool>) -> Job {
     let shas = setup(&[
         (ArtefactKind::ControllerWasm, vec![1; 1000]),
         (ArtefactKind::LlmWasm, vec![2; 1000]),
         (ArtefactKind::Model, vec![3; 5000]),
     ]);
-    let paid = 1_000_000_000_000;
     let mut job = Job::new(0, own_plan(&shas[0], &shas[1], &shas[2], 5000), 1, 0);
-    job.funds = Some(Funds {
-        kind: OrderKind::Own { llm_count: 1 },
-        payer: Payer::Ledger(owner()),
+    job.funds = Some(crate::economy::Funds {
+        kind: mainer_types::economy::OrderKind::Own { llm_count: 1 },
+        payer,
         paid,
         spent: 0,
         fee: 7,
         refund: None,
-        keep_on_failure: None,
+        keep_on_failure: keep,
     });
+    job
+}
+
+/// A paid job that cannot finish owes back what it did not spend: sent
+/// once, retried while the refund call fails, booked once.
+#[test]
+fn a_failed_paid_job_refunds_its_unspent_cycles_once() {
+    use mainer_types::economy::{Payer, RefundStatus};
+    let fake = Fake::new();
+    let paid = 1_000_000_000_000;
+    let job = paid_own_job(Payer::Ledger(owner()), paid, None);
     mutate_state(|s| {
         let mut e = s.economy();
         e.cycles_ledger = Some(canister_id(998));
@@ -900,25 +906,10 @@ fn a_refund_in_flight_at_an_upgrade_becomes_unknown() {
 /// once.
 #[test]
 fn a_failed_order_that_keeps_its_funds_is_retried_or_refunded_on_request() {
-    use crate::economy::Funds;
-    use mainer_types::economy::{OrderKind, Payer, RefundStatus};
+    use mainer_types::economy::{Payer, RefundStatus};
     let fake = Fake::new();
-    let shas = setup(&[
-        (ArtefactKind::ControllerWasm, vec![1; 1000]),
-        (ArtefactKind::LlmWasm, vec![2; 1000]),
-        (ArtefactKind::Model, vec![3; 5000]),
-    ]);
     let paid = 1_000_000_000_000;
-    let mut job = Job::new(0, own_plan(&shas[0], &shas[1], &shas[2], 5000), 1, 0);
-    job.funds = Some(Funds {
-        kind: OrderKind::Own { llm_count: 1 },
-        payer: Payer::Canister(owner()),
-        paid,
-        spent: 0,
-        fee: 7,
-        refund: None,
-        keep_on_failure: Some(true),
-    });
+    let job = paid_own_job(Payer::Canister(owner()), paid, Some(true));
     mutate_state(|s| s.insert_job(job));
     fake.w().corrupt_uploads = true;
     let job = finish_job(&fake, 0);

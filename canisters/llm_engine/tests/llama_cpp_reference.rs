@@ -7,12 +7,16 @@ mod common;
 use std::collections::BTreeMap;
 
 use llm_engine::synthetic::{SyntheticSpec, build};
-use llm_engine::{GgufFile, Model, Sampler, Session, Tokenizer};
+use llm_engine::{CacheType, GgufFile, Model, Sampler, Session, Tokenizer};
 
 type Record = BTreeMap<String, String>;
 
 fn records() -> Vec<Record> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/llama_cpp_reference.txt");
+    records_from("llama_cpp_reference.txt")
+}
+
+fn records_from(file: &str) -> Vec<Record> {
+    let path = format!("{}/testdata/{file}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(path).expect("reference file");
     text.split("\n\n")
         .map(|block| {
@@ -126,4 +130,65 @@ fn matches_llama_cpp() {
         }
     }
     assert_eq!(generations, 5 + 3 * 3);
+}
+
+/// Largest absolute difference between two logit vectors.
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}
+
+/// Greedy tokens after `prompt`.
+fn greedy(model: &Model, session: &mut Session, n: usize) -> Vec<u32> {
+    let mut sampler = Sampler::greedy();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let token = session.sample_next(model, &mut sampler).unwrap();
+        out.push(token);
+        session.feed(model, &[token]).unwrap();
+    }
+    out
+}
+
+/// The `-ctk/-ctv f16` cache against llama.cpp's default F16 cache
+/// (testdata/llama_cpp_reference_f16_cache.txt, the stories model): the
+/// prompt's last logits and the greedy continuation, and how far an F16
+/// cache moves the logits from an F32 one on either side.
+#[test]
+fn the_f16_cache_follows_llama_cpps_default_f16_cache() {
+    let f16 = records_from("llama_cpp_reference_f16_cache.txt");
+    let f32_records = records();
+    let (tokenizer, model) = load_model(&f32_records, "stories260K");
+    let mut same_tokens = 0;
+    for r in &f16 {
+        let text = unescape(&r["text"]);
+        let prompt = tokenizer.encode(&text, true, false);
+        assert_eq!(prompt, numbers::<u32>(&r["tokens"]), "tokenizing {text:?}");
+        let want: Vec<f32> = numbers(&r["logits"]);
+        let llama_f32: Vec<f32> = f32_records
+            .iter()
+            .find(|x| x["model"] == "stories260K" && x["kind"] == "generate" && x["text"] == r["text"])
+            .map(|x| numbers(&x["logits"]))
+            .expect("the same prompt in the F32 reference");
+        let ctx = model.config().context_length;
+        let mut ours16 = Session::with_cache_type(&model, ctx, CacheType::F16).unwrap();
+        ours16.feed(&model, &prompt).unwrap();
+        let mut ours32 = Session::new(&model, ctx).unwrap();
+        ours32.feed(&model, &prompt).unwrap();
+        let (got16, got32) = (ours16.logits(&model).unwrap(), ours32.logits(&model).unwrap());
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let diff = max_diff(&got16, &want);
+        println!(
+            "{text:?}: ours f16 vs llama.cpp f16 {:.2e}; f16 vs f32 cache: ours {:.2e}, llama.cpp {:.2e} (scale {scale:.2})",
+            diff,
+            max_diff(&got16, &got32),
+            max_diff(&want, &llama_f32)
+        );
+        assert!(diff <= 1e-3 * scale, "{text:?}: logits differ by {diff} (scale {scale})");
+        let expected: Vec<u32> = numbers(&r["generated"]);
+        let generated = greedy(&model, &mut ours16, expected.len());
+        same_tokens += generated.iter().zip(&expected).take_while(|(a, b)| a == b).count();
+        assert_eq!(generated, expected, "continuing {text:?} with an f16 cache");
+    }
+    assert_eq!(f16.len(), 5);
+    println!("{same_tokens} greedy tokens equal to llama.cpp's with its f16 cache");
 }

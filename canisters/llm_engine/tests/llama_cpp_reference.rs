@@ -176,11 +176,11 @@ fn the_f16_cache_follows_llama_cpps_default_f16_cache() {
         ours32.feed(&model, &prompt).unwrap();
         let (got16, got32) = (ours16.logits(&model).unwrap(), ours32.logits(&model).unwrap());
         let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let diff = max_diff(&got16, &want);
+        let diff = max_diff(got16, &want);
         println!(
             "{text:?}: ours f16 vs llama.cpp f16 {:.2e}; f16 vs f32 cache: ours {:.2e}, llama.cpp {:.2e} (scale {scale:.2})",
             diff,
-            max_diff(&got16, &got32),
+            max_diff(got16, got32),
             max_diff(&want, &llama_f32)
         );
         assert!(diff <= 1e-3 * scale, "{text:?}: logits differ by {diff} (scale {scale})");

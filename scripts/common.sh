@@ -1,6 +1,11 @@
 # Shared by the scripts (sourced, not run): where cargo puts its outputs, and
 # the one host build that tests, demo, CLI and local network all share.
 
+# No incremental-compilation caches (gigabytes a fresh clone gains nothing
+# from), for every script alike: the setting is part of cargo's fingerprints,
+# so a script without it would rebuild the workspace's crates after one with it.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 # Cargo's target directory: CARGO_TARGET_DIR, else `build.target-dir` of a
 # cargo config, else ./target (what `cargo metadata` reports).
 cargo_target_dir() {

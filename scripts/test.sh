@@ -5,8 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/common.sh
-# A fresh clone gains nothing from incremental-compilation caches (gigabytes).
-export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 scripts/build.sh
 echo "==> formatting check"
